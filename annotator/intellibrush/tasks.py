@@ -1,0 +1,1 @@
+"""Celery tasks of IntelliBrush (SAM embeddings on the gpu queue)."""

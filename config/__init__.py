@@ -1,0 +1,4 @@
+"""The Django project package: settings, URLs, ASGI app and the Celery app."""
+from config.celery_app import app as celery_app
+
+__all__ = ["celery_app"]

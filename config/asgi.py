@@ -1,0 +1,25 @@
+"""ASGI entry point: Django for HTTP, Channels for websockets.
+
+Websocket routes come from each app's `routing.websocket_urlpatterns`; connections are
+authenticated by session cookie or by `?token=<api token>` and origin-checked."""
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from common.websocket import TokenOrSessionAuthMiddlewareStack  # noqa: E402
+from config.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            TokenOrSessionAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

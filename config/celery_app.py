@@ -1,0 +1,18 @@
+"""The Celery application. Queues: `default` (imports, exports, thumbnails, video
+frames), `gpu` (training, SAM embeddings; one task per GPU), `inference` (deployed
+models kept hot). Routing lives in settings.CELERY_TASK_ROUTES."""
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("tessera")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue("default"), Queue("gpu"), Queue("inference")]
+# Task modules outside the `<app>.tasks` convention are listed here explicitly.
+app.conf.imports = ["annotator.intellibrush.tasks"]
+app.autodiscover_tasks()
+
+QUEUES = ("default", "gpu", "inference")

@@ -1,0 +1,10 @@
+"""Websocket URL patterns gathered from the apps."""
+from importlib import import_module
+
+websocket_urlpatterns = []
+for _app in ("training",):
+    try:
+        websocket_urlpatterns += import_module(f"{_app}.routing").websocket_urlpatterns
+    except ModuleNotFoundError as exc:  # the app has no websocket routes (yet)
+        if exc.name != f"{_app}.routing":
+            raise

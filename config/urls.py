@@ -1,0 +1,25 @@
+"""URL map: the versioned JSON API under /api/v1/, its schema and docs, the admin,
+and the single-page frontend for everything else."""
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from common.views import frontend_index
+
+api_v1 = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("common.urls")),
+    path("", include("projects.urls")),
+    path("", include("annotator.urls")),
+    path("", include("training.urls")),
+    path("", include("deployments.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+]
+# Media is never served directly: files are read through API views that check
+# project membership (e.g. /api/v1/assets/{id}/file/).
+urlpatterns.append(re_path(r"^(?!api/|admin/|media/|static/|ws/).*$", frontend_index))

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from projects import apis
+
+urlpatterns = [
+    path("projects/", apis.ProjectListCreateApi.as_view(), name="project-list"),
+    path("projects/<int:project_id>/", apis.ProjectDetailApi.as_view(), name="project-detail"),
+    path("projects/<int:project_id>/members/", apis.MemberListCreateApi.as_view(), name="member-list"),
+    path("projects/<int:project_id>/members/<int:member_id>/", apis.MemberDetailApi.as_view(),
+         name="member-detail"),
+    path("projects/<int:project_id>/classes/", apis.ClassListCreateApi.as_view(), name="class-list"),
+    path("projects/<int:project_id>/classes/<int:class_id>/", apis.ClassDetailApi.as_view(),
+         name="class-detail"),
+    path("projects/<int:project_id>/assets/", apis.AssetListUploadApi.as_view(), name="asset-list"),
+    path("assets/<int:asset_id>/", apis.AssetDetailApi.as_view(), name="asset-detail"),
+    path("assets/<int:asset_id>/file/", apis.AssetFileApi.as_view(), name="asset-file"),
+    path("assets/<int:asset_id>/thumbnail/", apis.AssetThumbnailApi.as_view(), name="asset-thumbnail"),
+    path("videos/<int:video_id>/", apis.VideoDetailApi.as_view(), name="video-detail"),
+    path("jobs/<int:job_id>/", apis.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<int:job_id>/download/", apis.JobDownloadApi.as_view(), name="job-download"),
+]

@@ -1,0 +1,88 @@
+"""Checks on uploaded files before anything is stored. Django-free.
+
+Each check raises `UploadRejected(code, message)`; the caller turns it into a per-file
+error. Images are opened from their header first, so pixel limits are enforced before
+any pixel is decoded (a 30000x30000 PNG is refused without allocating 2.7 GB)."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"}
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".webm", ".mkv"}
+
+
+class UploadRejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes  # bytes to store (re-encoded only when EXIF rotation had to be applied)
+    format: str
+    width: int
+    height: int
+    extension: str
+
+
+def looks_like_video(name: str, head: bytes) -> bool:
+    """MP4/MOV carry an `ftyp` box at byte 4; WebM/Matroska start with the EBML magic."""
+    lowered = name.lower()
+    if any(lowered.endswith(ext) for ext in VIDEO_EXTENSIONS):
+        return True
+    return head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> CheckedImage:
+    if not data:
+        raise UploadRejected("empty_file", "The file is empty (0 bytes).")
+    if len(data) > max_bytes:
+        raise UploadRejected(
+            "file_too_large", f"The file is {len(data)} bytes; the limit is {max_bytes} bytes."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format
+            width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UploadRejected(
+            "too_many_pixels", "The image declares more pixels than allowed (decompression bomb)."
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise UploadRejected(
+            "not_an_image", "The file is not an image that can be read (PNG, JPEG, WebP, BMP, TIFF)."
+        ) from None
+    if fmt not in IMAGE_FORMATS:
+        raise UploadRejected("unsupported_format", f"Image format {fmt} is not supported.")
+    if width * height > max_pixels or max(width, height) > max_side:
+        raise UploadRejected(
+            "too_many_pixels",
+            f"The image is {width}x{height} ({width * height} pixels); the limits are "
+            f"{max_pixels} pixels and {max_side} pixels per side.",
+        )
+    try:
+        image.load()  # decodes every pixel: truncated or corrupt data fails here
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UploadRejected("corrupt_image", f"The image data is corrupt or truncated ({exc}).") from None
+
+    if _has_rotation(image):
+        # Browsers honour EXIF orientation; store upright pixels so masks line up.
+        transposed = ImageOps.exif_transpose(image)
+        out = io.BytesIO()
+        transposed.save(out, format="PNG")
+        width, height = transposed.size
+        return CheckedImage(out.getvalue(), "PNG", width, height, ".png")
+    extension = {"JPEG": ".jpg", "TIFF": ".tif"}.get(fmt, f".{fmt.lower()}")
+    return CheckedImage(data, fmt, width, height, extension)
+
+
+def _has_rotation(image: Image.Image) -> bool:
+    return image.getexif().get(0x0112, 1) not in (1, None)

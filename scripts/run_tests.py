@@ -1,0 +1,35 @@
+"""`make test`: run the whole test suite.
+
+Uses DATABASE_URL / REDIS_URL when set (as CI does: PostgreSQL and Redis); otherwise
+SQLite and the embedded redis-server. Extra arguments go to pytest."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config.embedded import ensure_redis_url  # noqa: E402
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    var_dir = ROOT / "var" / "test-run"
+    os.environ.setdefault("TESSERA_VAR_DIR", str(var_dir))
+    os.environ.setdefault("TESSERA_MEDIA_ROOT", str(var_dir / "media"))
+    os.environ.setdefault("TESSERA_CACHE_PREFIX", "tessera-test")
+    os.environ.setdefault("TESSERA_CHANNELS_PREFIX", "asgi-test")
+    redis_proc = ensure_redis_url(var_dir)
+    try:
+        return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

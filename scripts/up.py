@@ -1,0 +1,45 @@
+"""`make run`: bring the whole platform up on one machine.
+
+Starts the embedded Redis when REDIS_URL is unset, applies migrations, creates the demo
+user and project, then runs web + workers from platform/Procfile under honcho, which
+stops them all on Ctrl-C."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config.embedded import ensure_redis_url  # noqa: E402
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("TESSERA_PORT", "8000")
+    os.environ.setdefault("TESSERA_HOST", "127.0.0.1")
+    var_dir = Path(os.environ.get("TESSERA_VAR_DIR", ROOT / "var"))
+    redis_proc = ensure_redis_url(var_dir, int(os.environ.get("TESSERA_REDIS_PORT", "0")) or None)
+    python = sys.executable
+    try:
+        subprocess.run([python, "manage.py", "migrate", "--noinput"], check=True)
+        subprocess.run([python, "manage.py", "seed_demo"], check=True)
+        print(f"\nTessera on http://{os.environ['TESSERA_HOST']}:{os.environ['TESSERA_PORT']}/ "
+              f"(API docs at /api/v1/docs/, Redis at {os.environ['REDIS_URL']})\n", flush=True)
+        bin_dir = str(Path(python).parent)
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        return subprocess.call([python, "-m", "honcho", "-f", "platform/Procfile", "-d", str(ROOT),
+                                "start"])
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Walks every project-scoped API endpoint (found from the URL resolver, so new ones are
+covered automatically) as a stranger and as a viewer trying to write, and expects refusal.
+
+An endpoint whose URL takes an id this test cannot build fails loudly: add a builder to
+`BUILDERS` so the object really exists when the stranger knocks."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from projects import services
+from projects.models import Job, Membership, Role
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+WRITE_METHODS = ("post", "put", "patch", "delete")
+# URL kwargs -> how to build the object for the project under test.
+BUILDERS: dict[str, Callable] = {
+    "project_id": lambda p: p.id,
+    "asset_id": lambda p: factories.asset_create(p, seed=901).id,
+    "class_id": lambda p: factories.label_class_create(p, name="cls").id,
+    "member_id": lambda p: Membership.objects.filter(project=p).first().id,
+    "job_id": lambda p: services.job_create(project=p, user=None, kind="test").id,
+    "video_id": lambda p: _video(p),
+}
+UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "health",
+            "schema", "docs", "project-list"}
+
+
+def _video(project):
+    from projects.models import Video
+
+    return Video.objects.create(project=project, name="v.mp4", file="videos/v.mp4", sha256="x").id
+
+
+def _iter_patterns(resolvers, prefix=""):
+    for entry in resolvers:
+        if isinstance(entry, URLResolver):
+            yield from _iter_patterns(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry
+
+
+def api_endpoints():
+    found = []
+    for route, pattern in _iter_patterns(get_resolver().url_patterns):
+        view_class = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls", None)
+        if not route.startswith("api/v1/") or view_class is None or pattern.name in UNSCOPED:
+            continue
+        kwargs = re.findall(r"<(?:\w+:)?(\w+)>", route)
+        methods = [m for m in ("get", *WRITE_METHODS) if hasattr(view_class, m)]
+        found.append((route, kwargs, methods))
+    return found
+
+
+def _url(route: str, ids: dict) -> str:
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m.group(1)]), route)
+
+
+def test_every_scoped_endpoint_refuses_strangers_and_viewer_writes(client_for):
+    endpoints = api_endpoints()
+    assert len(endpoints) >= 10  # the walk really found the API
+    project = factories.project_create(viewer_user=Role.VIEWER)
+    stranger = client_for(factories.user_create("stranger"))
+    viewer = client_for(Membership.objects.get(project=project, role=Role.VIEWER).user)
+    missing = sorted({k for _, kwargs, _ in endpoints for k in kwargs} - BUILDERS.keys())
+    assert not missing, f"add builders for URL kwargs {missing} to tests/test_permissions.py"
+
+    ids = {k: build(project) for k, build in BUILDERS.items()}
+    checked = 0
+    for route, _, methods in endpoints:
+        url = _url(route, ids)
+        for method in methods:
+            response = getattr(stranger, method)(url, {}, format="json")
+            assert response.status_code in (401, 403, 404), (method, url, response.status_code)
+            checked += 1
+            if method in WRITE_METHODS and route != "api/v1/projects/":
+                response = getattr(viewer, method)(url, {}, format="json")
+                assert response.status_code in (401, 403, 404, 405), (method, url, response.status_code)
+    assert checked >= 20
+    assert Job.objects.filter(project=project).count() >= 1  # builders ran against real rows
+
+
+def test_anonymous_requests_are_refused(api):
+    project = factories.project_create()
+    for url in (f"/api/v1/projects/{project.id}/", f"/api/v1/projects/{project.id}/assets/",
+                "/api/v1/projects/"):
+        assert api.get(url).status_code in (401, 403)
