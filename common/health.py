@@ -60,7 +60,7 @@ def check_storage() -> dict:
                 raise RuntimeError("storage returned different bytes than were written")
     finally:
         default_storage.delete(name)
-    return {"backend": type(default_storage).__name__}
+    return {"backend": type(default_storage._wrapped).__name__}
 
 
 def health_report() -> dict:
