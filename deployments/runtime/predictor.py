@@ -1,0 +1,259 @@
+"""Predictors: one interface, three runtimes (PyTorch eager, ONNX Runtime fp32, ONNX Runtime int8).
+
+Typical use::
+
+    predictor = create_predictor("/path/to/artifact", runtime="onnxruntime", device="cpu")
+    class_maps = predictor.predict_batch([image_rgb_uint8, ...])       # list of (H, W) uint8
+    payloads = predictor.predict_encoded([image], polygons=True)        # RLE per class, see encoding
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .artifact import ArtifactMeta, SemanticLogitsModel, load_model, read_meta
+from .encoding import encode_class_map
+from .processing import check_image, postprocess, preprocess
+
+RUNTIMES = ("pytorch", "onnxruntime", "onnxruntime-int8")
+DEVICES = ("cpu", "cuda")
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The requested runtime or device cannot run on this machine (message says why)."""
+
+
+class Predictor(ABC):
+    """Semantic segmentation of RGB images into class maps.
+
+    Subclasses implement :meth:`forward` (a preprocessed NCHW float32 batch -> logits);
+    this class does the contract's preprocessing and postprocessing around it.
+    """
+
+    runtime: str
+    device: str
+
+    def __init__(self, meta: ArtifactMeta) -> None:
+        self.meta = meta
+
+    @abstractmethod
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 at ``meta.resolution`` -> (N, K+1, h, w) float32 logits."""
+
+    def class_maps_from_logits(self, logits: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Upsample + argmax (numpy); runtimes with a faster path override it."""
+        return postprocess(logits, sizes)
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Class maps for a batch of images.
+
+        Args:
+            images: RGB uint8 arrays (H_i, W_i, 3), any sizes (grey/RGBA accepted).
+
+        Returns:
+            uint8 class maps (H_i, W_i): 0 background, i+1 = project class index i.
+        """
+        if not images:
+            return []
+        checked = [check_image(image) for image in images]
+        batch = preprocess(checked, self.meta.resolution, self.meta.mean, self.meta.std)
+        logits = self.forward(batch)
+        return self.class_maps_from_logits(logits, [image.shape[:2] for image in checked])
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Class map for one image (see :meth:`predict_batch`)."""
+        return self.predict_batch([image])[0]
+
+    def predict_encoded(
+        self, images: Sequence[np.ndarray], *, polygons: bool = False, png: bool = False
+    ) -> list[dict[str, Any]]:
+        """Predictions as API payloads (COCO RLE per class, area, optional polygons/PNG)."""
+        return [
+            encode_class_map(class_map, self.meta.classes, polygons=polygons, png=png)
+            for class_map in self.predict_batch(images)
+        ]
+
+
+class TorchPredictor(Predictor):
+    """Eager PyTorch (or a TorchScript module): ``logits_fn(pixel_values) -> logits``."""
+
+    runtime = "pytorch"
+
+    def __init__(
+        self,
+        logits_fn: Callable[[torch.Tensor], torch.Tensor],
+        meta: ArtifactMeta,
+        device: str = "cpu",
+        *,
+        half: bool = False,
+    ) -> None:
+        super().__init__(meta)
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeUnavailable("device 'cuda' requested but torch.cuda.is_available() is False")
+        self.device = device
+        self.half = half and device == "cuda"
+        if isinstance(logits_fn, torch.nn.Module):
+            logits_fn = logits_fn.to(device).eval()
+            if self.half:
+                logits_fn = logits_fn.half()
+        self.logits_fn = logits_fn
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, meta: ArtifactMeta, device: str = "cpu", **kwargs: Any) -> TorchPredictor:
+        """Wrap a transformers model of ``meta.family``."""
+        return cls(SemanticLogitsModel(model), meta, device, **kwargs)
+
+    def _logits(self, batch: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(batch).to(self.device)
+        if self.half:
+            tensor = tensor.half()
+        with torch.inference_mode():
+            return self.logits_fn(tensor).float()
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        return self._logits(batch).cpu().numpy()
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        # Same contract as the base class, but upsampling and argmax stay on the device.
+        if not images:
+            return []
+        checked = [check_image(image) for image in images]
+        batch = preprocess(checked, self.meta.resolution, self.meta.mean, self.meta.std)
+        logits = self._logits(batch)
+        maps = []
+        with torch.inference_mode():
+            for i, image in enumerate(checked):
+                up = torch.nn.functional.interpolate(
+                    logits[i : i + 1], size=image.shape[:2], mode="bilinear", align_corners=False
+                )
+                maps.append(up[0].argmax(dim=0).to(torch.uint8).cpu().numpy())
+        return maps
+
+
+def _ort_providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise RuntimeUnavailable(
+                "device 'cuda' requested but onnxruntime has no CUDAExecutionProvider "
+                f"(available: {available}); install onnxruntime-gpu"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def ort_session(onnx_path: str | Path, device: str = "cpu", threads: int | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` for ``onnx_path`` on ``device``.
+
+    ``threads`` sets intra-op threads (default: ``TESSERA_INFERENCE_THREADS`` or ORT's own).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    threads = threads or int(os.environ.get("TESSERA_INFERENCE_THREADS", "0") or 0)
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(onnx_path), sess_options=options, providers=_ort_providers(device))
+
+
+class OnnxPredictor(Predictor):
+    """ONNX Runtime session over an exported model (fp32, fp16 or int8)."""
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        meta: ArtifactMeta,
+        device: str = "cpu",
+        *,
+        threads: int | None = None,
+        runtime: str = "onnxruntime",
+    ) -> None:
+        super().__init__(meta)
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        self.device = device
+        self.runtime = runtime
+        self.onnx_path = Path(onnx_path)
+        self.session = ort_session(onnx_path, device, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self._lock = threading.Lock()  # sessions are thread-safe, but one run at a time keeps cores for it
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            (logits,) = self.session.run(None, {self.input_name: batch})
+        return np.asarray(logits, dtype=np.float32)
+
+
+def create_predictor(
+    artifact_dir: str | Path,
+    runtime: str = "pytorch",
+    device: str = "cpu",
+    *,
+    cache_dir: str | Path | None = None,
+    calibration_images: Sequence[np.ndarray] | None = None,
+    threads: int | None = None,
+) -> Predictor:
+    """Load an artifact into a ready predictor.
+
+    Args:
+        artifact_dir: trained artifact directory (model/ + tessera.json).
+        runtime: ``"pytorch"``, ``"onnxruntime"`` or ``"onnxruntime-int8"``.
+        device: ``"cpu"`` or ``"cuda"``.
+        cache_dir: where ONNX exports are written and reused (default ``<artifact>/exports``).
+        calibration_images: for ``onnxruntime-int8``: RGB images to calibrate static QDQ
+            quantization; without them dynamic (weight-only) quantization is used.
+        threads: intra-op threads for ONNX Runtime / torch.
+
+    Raises:
+        ValueError: unknown runtime or device.
+        RuntimeUnavailable: the device is not present, or the model cannot be exported
+            to ONNX (the message carries the exporter's reason).
+    """
+    from . import export
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    artifact_dir = Path(artifact_dir)
+    if runtime == "pytorch":
+        if threads:
+            torch.set_num_threads(threads)
+        model, meta = load_model(artifact_dir)
+        return TorchPredictor.from_model(model, meta, device)
+
+    meta = read_meta(artifact_dir)
+    cache = Path(cache_dir) if cache_dir else artifact_dir / "exports"
+    cache.mkdir(parents=True, exist_ok=True)
+    fp32 = cache / "model.onnx"
+    if not fp32.exists():
+        model, meta = load_model(artifact_dir)
+        try:
+            export.export_onnx(model, meta, fp32)
+        except export.ExportError as exc:
+            raise RuntimeUnavailable(str(exc)) from exc
+    path = fp32
+    if runtime == "onnxruntime-int8":
+        if calibration_images:
+            path = cache / "model.int8-static.onnx"
+            if not path.exists():
+                export.quantize_onnx_static(fp32, path, meta, calibration_images)
+        else:
+            path = cache / "model.int8-dynamic.onnx"
+            if not path.exists():
+                export.quantize_onnx_dynamic(fp32, path)
+    return OnnxPredictor(path, meta, device, threads=threads, runtime=runtime)

@@ -1,0 +1,136 @@
+"""Pre- and postprocessing shared by every runtime (and copied into the bundle).
+
+Everything here is plain numpy so that the ONNX Runtime path, the PyTorch path and the
+standalone bundle resize and normalise identically:
+
+* preprocessing: RGB uint8 (H, W, 3) -> resize to the artifact ``resolution`` with
+  bilinear interpolation (half-pixel centres, no antialias: the same convention as
+  ``torch.nn.functional.interpolate(..., mode="bilinear", align_corners=False)``),
+  scale to 0..1, normalise by ``mean``/``std``, stack to NCHW float32;
+* postprocessing: logits (K+1, h, w) -> bilinear upsample to the original (H, W) ->
+  argmax -> class map uint8 (H, W) where 0 is background and i+1 is class index i.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _axis_weights(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and weights for a 1-D bilinear resize from ``src`` to ``dst`` samples.
+
+    Returns ``(lo, hi, frac)`` each of length ``dst``: output sample ``j`` is
+    ``(1 - frac[j]) * in[lo[j]] + frac[j] * in[hi[j]]``. Half-pixel centres with the
+    source coordinate clamped at 0, matching PyTorch's ``align_corners=False``.
+    """
+    scale = src / dst
+    coord = (np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5
+    coord = np.maximum(coord, 0.0)
+    lo = np.minimum(np.floor(coord).astype(np.int64), src - 1)
+    hi = np.minimum(lo + 1, src - 1)
+    frac = (coord - lo).astype(np.float32)
+    return lo, hi, frac
+
+
+def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of the two leading spatial axes.
+
+    Args:
+        array: (H, W) or (H, W, C) array, any real dtype.
+        height, width: output size.
+
+    Returns:
+        float32 array of shape (height, width) or (height, width, C).
+    """
+    data = np.asarray(array, dtype=np.float32)
+    src_h, src_w = data.shape[:2]
+    if (src_h, src_w) == (height, width):
+        return data.copy()
+    lo, hi, frac = _axis_weights(src_h, height)
+    shape = (-1,) + (1,) * (data.ndim - 1)
+    f = frac.reshape(shape)
+    data = data[lo] * (1.0 - f) + data[hi] * f
+    lo, hi, frac = _axis_weights(src_w, width)
+    shape = (1, -1) + (1,) * (data.ndim - 2)
+    f = frac.reshape(shape)
+    return data[:, lo] * (1.0 - f) + data[:, hi] * f
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate one input image and return it as RGB uint8 (H, W, 3).
+
+    Accepts (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8 arrays.
+
+    Raises:
+        ValueError: for any other shape or dtype, or an empty image.
+    """
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"image must be (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError("image is empty")
+    return arr[:, :, :3]
+
+
+def preprocess(
+    images: Sequence[np.ndarray],
+    resolution: Sequence[int],
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> np.ndarray:
+    """Turn RGB images of any size into the model's input batch.
+
+    Args:
+        images: N arrays, each RGB uint8 (H_i, W_i, 3) (grey and RGBA are accepted).
+        resolution: model input size ``[height, width]``.
+        mean, std: per-channel RGB normalisation on the 0..1 scale.
+
+    Returns:
+        float32 array (N, 3, height, width).
+    """
+    height, width = int(resolution[0]), int(resolution[1])
+    mean_arr = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
+    std_arr = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
+    batch = np.empty((len(images), 3, height, width), dtype=np.float32)
+    for i, image in enumerate(images):
+        resized = resize_bilinear(check_image(image), height, width) / 255.0
+        batch[i] = ((resized - mean_arr) / std_arr).transpose(2, 0, 1)
+    return batch
+
+
+def logits_to_class_map(logits: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Upsample one image's logits to its original size and take the argmax.
+
+    Args:
+        logits: float array (K+1, h, w), channel 0 = background.
+        height, width: the original image size.
+
+    Returns:
+        uint8 class map (height, width), values 0..K.
+    """
+    num_channels = logits.shape[0]
+    if num_channels > 256:
+        raise ValueError("more than 255 classes do not fit a uint8 class map")
+    upsampled = resize_bilinear(np.ascontiguousarray(logits.transpose(1, 2, 0)), height, width)
+    return np.argmax(upsampled, axis=2).astype(np.uint8)
+
+
+def postprocess(logits: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """Class maps for a batch.
+
+    Args:
+        logits: float array (N, K+1, h, w).
+        sizes: N original sizes ``(height, width)``.
+
+    Returns:
+        N uint8 class maps, the i-th of shape ``sizes[i]``.
+    """
+    if logits.shape[0] != len(sizes):
+        raise ValueError(f"{logits.shape[0]} logits for {len(sizes)} images")
+    return [logits_to_class_map(logits[i], h, w) for i, (h, w) in enumerate(sizes)]
