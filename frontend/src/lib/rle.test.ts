@@ -24,7 +24,7 @@ interface Case {
   rects?: [number, number, number, number][];
 }
 
-const cases = (fixtures as { cases: Case[] }).cases;
+const cases = (fixtures as unknown as { cases: Case[] }).cases;
 
 /** Row-major H x W mask of a fixture case, rebuilt from its stored form. */
 function rowMajorMask(c: Case): Uint8Array {

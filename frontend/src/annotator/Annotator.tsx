@@ -1,0 +1,1013 @@
+import { useQueryClient } from "@tanstack/react-query";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
+import { Link, useNavigate, useSearchParams } from "react-router";
+import { api, ApiError } from "../api/client";
+import type { Asset, AssetStatus, LabelClass, Page } from "../api/types";
+import type { BoxBitmap } from "../lib/rle";
+import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
+import { Autosaver, type SaveState } from "./autosave";
+import { requestProposal, type Proposal } from "./intellibrush";
+import { KeyboardHelp } from "./KeyboardHelp";
+import type { MaskDocument, MaskObject } from "./maskDocument";
+import { drawBitmapCanvas, MaskRenderer, packColor } from "./renderer";
+import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
+
+export type Tool = "brush" | "eraser" | "polygon" | "fill" | "intellibrush";
+
+const TOOLS: { id: Tool; label: string; key: string }[] = [
+  { id: "brush", label: "Brush", key: "B" },
+  { id: "eraser", label: "Eraser", key: "E" },
+  { id: "polygon", label: "Polygon", key: "P" },
+  { id: "fill", label: "Fill", key: "F" },
+  { id: "intellibrush", label: "IntelliBrush", key: "I" },
+];
+
+const ASSET_PAGE_SIZE = 60;
+
+interface Props {
+  projectId: number;
+  asset: Asset;
+  image: HTMLImageElement;
+  classes: LabelClass[];
+  initialDoc: () => MaskDocument;
+}
+
+interface Stroke {
+  kind: "paint" | "erase" | "pan" | "box";
+  lastX: number;
+  lastY: number;
+  startSX: number;
+  startSY: number;
+  target: number;
+  moved: boolean;
+  button: number;
+}
+
+/** Debug and test hook: lets browser tests map image coordinates to the page and read state. */
+declare global {
+  interface Window {
+    __tessera?: {
+      imageToPage: (x: number, y: number) => [number, number];
+      masks: () => unknown;
+      saveState: () => SaveState;
+      view: () => View;
+      benchmarkFlushMs: () => number[];
+      proposal: () => Proposal | null;
+    };
+  }
+}
+
+export function Annotator({ projectId, asset, image, classes, initialDoc }: Props) {
+  const [doc] = useState(initialDoc);
+  const navigate = useNavigate();
+  const qc = useQueryClient();
+  const [params] = useSearchParams();
+  const [tool, setTool] = useState<Tool>("brush");
+  const [brushSize, setBrushSize] = useState(24);
+  const [opacity, setOpacity] = useState(0.6);
+  const [classIdx, setClassIdx] = useState(0);
+  const [selected, setSelected] = useState<number | null>(null);
+  const [newObjectNext, setNewObjectNext] = useState(false);
+  const [hiddenClasses, setHiddenClasses] = useState<Set<number>>(() => new Set());
+  const [hiddenObjects, setHiddenObjects] = useState<Set<number>>(() => new Set());
+  const [masksHidden, setMasksHidden] = useState(false);
+  const [, setTick] = useState(0);
+  const [saveState, setSaveState] = useState<SaveState>("saved");
+  const [saveError, setSaveError] = useState<string | null>(null);
+  const [help, setHelp] = useState(false);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [zoomPct, setZoomPct] = useState(100);
+  const [polygon, setPolygon] = useState<[number, number][]>([]);
+  const [ibPoints, setIbPoints] = useState<[number, number, number][]>([]);
+  const [ibBox, setIbBox] = useState<[number, number, number, number] | null>(null);
+  const [proposal, setProposal] = useState<Proposal | null>(null);
+  const [ibBusy, setIbBusy] = useState(false);
+  const [status, setStatus] = useState<AssetStatus>(asset.status);
+
+  const viewportRef = useRef<HTMLDivElement>(null);
+  const stageRef = useRef<HTMLDivElement>(null);
+  const overlayRef = useRef<HTMLCanvasElement>(null);
+  const proposalRef = useRef<HTMLCanvasElement>(null);
+  const uiRef = useRef<HTMLCanvasElement>(null);
+  const rendererRef = useRef<MaskRenderer | null>(null);
+  const viewRef = useRef<View>({ scale: 1, tx: 0, ty: 0 });
+  const cursorRef = useRef<[number, number] | null>(null);
+  const strokeRef = useRef<Stroke | null>(null);
+  const spaceRef = useRef(false);
+  const ibAbort = useRef<AbortController | null>(null);
+
+  const currentClass: LabelClass | undefined = classes[classIdx];
+  const classById = useMemo(() => new Map(classes.map((c) => [c.id, c])), [classes]);
+  const colors = useMemo(() => new Map(classes.map((c) => [c.id, packColor(c.color)])), [classes]);
+
+  const isVisible = useCallback(
+    (o: MaskObject) => !masksHidden && !hiddenClasses.has(o.classId) && !hiddenObjects.has(o.id),
+    [masksHidden, hiddenClasses, hiddenObjects],
+  );
+
+  // ---- autosave ------------------------------------------------------------------------------
+  const saver = useMemo(
+    () =>
+      new Autosaver({
+        version: () => doc.version,
+        payload: () => ({ masks: doc.toApi() }),
+        save: async (body) => {
+          await api(`/assets/${asset.id}/masks/`, { method: "PUT", body });
+        },
+        isTransient: (e) => !(e instanceof ApiError) || e.transient,
+        onChange: (s, e) => {
+          setSaveState(s);
+          setSaveError(e ? (e instanceof Error ? e.message : String(e)) : null);
+        },
+      }),
+    [doc, asset.id],
+  );
+  useEffect(() => () => saver.dispose(), [saver]);
+  useEffect(() => {
+    const warn = (e: BeforeUnloadEvent) => {
+      if (saver.hasUnsaved) {
+        void saver.flush();
+        e.preventDefault();
+      }
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [saver]);
+
+  // ---- rendering -----------------------------------------------------------------------------
+  useLayoutEffect(() => {
+    const r = new MaskRenderer(overlayRef.current!, doc, {
+      colorOf: (id) => colors.get(id) ?? 0xffff00ff,
+      isVisible: () => true,
+    });
+    rendererRef.current = r;
+    return () => r.dispose();
+    // The renderer lives as long as the document; style updates below.
+  }, [doc]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  useEffect(() => {
+    rendererRef.current?.setStyle({ colorOf: (id) => colors.get(id) ?? 0xffff00ff, isVisible });
+  }, [colors, isVisible]);
+
+  useEffect(() => {
+    const offDoc = doc.subscribe((c) => {
+      rendererRef.current?.invalidate(c.dirty);
+      if (c.structural) setTick((t) => t + 1);
+      saver.changed();
+      drawUi();
+    });
+    const offHist = doc.history.subscribe(() => setTick((t) => t + 1));
+    return () => {
+      offDoc();
+      offHist();
+    };
+  }); // re-subscribe each render so drawUi sees current state
+
+  const drawUi = () => {
+    const c = uiRef.current;
+    const vp = viewportRef.current;
+    if (!c || !vp) return;
+    const dpr = window.devicePixelRatio || 1;
+    const w = vp.clientWidth;
+    const h = vp.clientHeight;
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+      c.width = Math.round(w * dpr);
+      c.height = Math.round(h * dpr);
+    }
+    const ctx = c.getContext("2d")!;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const v = viewRef.current;
+    const sel = selected !== null ? doc.get(selected) : undefined;
+    if (sel && !sel.isEmptyBox) {
+      const [x0, y0] = imageToScreen(v, sel.box.x0, sel.box.y0);
+      const [x1, y1] = imageToScreen(v, sel.box.x1, sel.box.y1);
+      ctx.setLineDash([4, 4]);
+      ctx.strokeStyle = "#ffffff";
+      ctx.strokeRect(x0 - 0.5, y0 - 0.5, x1 - x0 + 1, y1 - y0 + 1);
+      ctx.setLineDash([]);
+    }
+    if (polygon.length > 0) {
+      ctx.strokeStyle = currentClass?.color ?? "#ffffff";
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      polygon.forEach(([x, y], i) => {
+        const [sx, sy] = imageToScreen(v, x, y);
+        if (i === 0) ctx.moveTo(sx, sy);
+        else ctx.lineTo(sx, sy);
+      });
+      if (cursorRef.current) ctx.lineTo(...cursorRef.current);
+      ctx.stroke();
+      ctx.fillStyle = "#ffffff";
+      for (const [x, y] of polygon) {
+        const [sx, sy] = imageToScreen(v, x, y);
+        ctx.fillRect(sx - 3, sy - 3, 6, 6);
+      }
+      ctx.lineWidth = 1;
+    }
+    for (const [x, y, label] of ibPoints) {
+      const [sx, sy] = imageToScreen(v, x + 0.5, y + 0.5);
+      ctx.beginPath();
+      ctx.arc(sx, sy, 6, 0, Math.PI * 2);
+      ctx.fillStyle = label ? "#22c55e" : "#ef4444";
+      ctx.fill();
+      ctx.strokeStyle = "#ffffff";
+      ctx.stroke();
+    }
+    const box = strokeRef.current?.kind === "box" && cursorRef.current ? null : ibBox;
+    const st = strokeRef.current;
+    if (st?.kind === "box" && st.moved && cursorRef.current) {
+      ctx.strokeStyle = "#22c55e";
+      ctx.strokeRect(st.startSX, st.startSY, cursorRef.current[0] - st.startSX, cursorRef.current[1] - st.startSY);
+    } else if (box) {
+      const [x0, y0] = imageToScreen(v, box[0], box[1]);
+      const [x1, y1] = imageToScreen(v, box[2], box[3]);
+      ctx.strokeStyle = "#22c55e";
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    }
+    const cur = cursorRef.current;
+    if (cur && (tool === "brush" || tool === "eraser")) {
+      ctx.beginPath();
+      ctx.arc(cur[0], cur[1], Math.max(1, (brushSize / 2) * v.scale), 0, Math.PI * 2);
+      ctx.strokeStyle = "#000000";
+      ctx.lineWidth = 3;
+      ctx.stroke();
+      ctx.strokeStyle = tool === "eraser" ? "#ffffff" : currentClass?.color ?? "#ffffff";
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+      ctx.lineWidth = 1;
+    }
+  };
+
+  const applyView = (v: View) => {
+    viewRef.current = v;
+    const s = stageRef.current;
+    if (s) {
+      s.style.transform = `translate(${v.tx}px, ${v.ty}px) scale(${v.scale})`;
+      s.classList.toggle("pixelated", v.scale >= 2);
+    }
+    setZoomPct(Math.round(v.scale * 100));
+    drawUi();
+  };
+
+  const fit = () => {
+    const vp = viewportRef.current;
+    if (vp) applyView(fitView(doc.width, doc.height, vp.clientWidth, vp.clientHeight));
+  };
+
+  useLayoutEffect(() => {
+    fit();
+    const vp = viewportRef.current!;
+    const ro = new ResizeObserver(() => drawUi());
+    ro.observe(vp);
+    const onWheel = (e: WheelEvent) => {
+      e.preventDefault();
+      const r = vp.getBoundingClientRect();
+      applyView(zoomAt(viewRef.current, e.clientX - r.left, e.clientY - r.top, wheelFactor(e.deltaY)));
+    };
+    vp.addEventListener("wheel", onWheel, { passive: false });
+    vp.focus();
+    return () => {
+      ro.disconnect();
+      vp.removeEventListener("wheel", onWheel);
+    };
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
+
+  useEffect(() => drawUi());
+
+  // Proposal layer.
+  useEffect(() => {
+    const c = proposalRef.current;
+    if (!c) return;
+    if (!proposal?.bitmap) {
+      c.width = 0;
+      c.height = 0;
+      c.hidden = true;
+      return;
+    }
+    c.hidden = false;
+    drawBitmapCanvas(c, proposal.bitmap, packColor(currentClass?.color ?? "#ffffff", 170));
+  }, [proposal, currentClass]);
+
+  // Test/debug hook.
+  useEffect(() => {
+    window.__tessera = {
+      imageToPage: (x, y) => {
+        const r = viewportRef.current!.getBoundingClientRect();
+        const [sx, sy] = imageToScreen(viewRef.current, x, y);
+        return [r.left + sx, r.top + sy];
+      },
+      masks: () => doc.toApi(),
+      saveState: () => saver.state,
+      view: () => viewRef.current,
+      benchmarkFlushMs: () => rendererRef.current?.flushTimes.slice() ?? [],
+      proposal: () => proposal,
+    };
+    return () => {
+      delete window.__tessera;
+    };
+  });
+
+  // ---- editing helpers -----------------------------------------------------------------------
+  const requireClass = (): LabelClass | null => {
+    if (!currentClass) {
+      setNotice("Add a class on the project's Classes page first.");
+      return null;
+    }
+    return currentClass;
+  };
+
+  /** Inside an edit: the object the next pixels go to (the selected one, or a new one). */
+  const targetObject = (cls: LabelClass): number => {
+    const sel = selected !== null ? doc.get(selected) : undefined;
+    if (sel && sel.classId === cls.id && !newObjectNext) return sel.id;
+    const id = doc.createObject(cls.id);
+    setSelected(id);
+    setNewObjectNext(false);
+    return id;
+  };
+
+  const toImage = (e: { clientX: number; clientY: number }): [number, number, number, number] => {
+    const r = viewportRef.current!.getBoundingClientRect();
+    const sx = e.clientX - r.left;
+    const sy = e.clientY - r.top;
+    const [ix, iy] = screenToImage(viewRef.current, sx, sy);
+    return [ix, iy, sx, sy];
+  };
+
+  const clampPixel = (ix: number, iy: number): [number, number] => [
+    Math.min(doc.width - 1, Math.max(0, Math.floor(ix))),
+    Math.min(doc.height - 1, Math.max(0, Math.floor(iy))),
+  ];
+
+  const inImage = (ix: number, iy: number) => ix >= 0 && iy >= 0 && ix < doc.width && iy < doc.height;
+
+  const fetchProposal = async (points: [number, number, number][], box: [number, number, number, number] | null) => {
+    ibAbort.current?.abort();
+    if (points.length === 0 && !box) {
+      setProposal(null);
+      return;
+    }
+    const ctl = new AbortController();
+    ibAbort.current = ctl;
+    setIbBusy(true);
+    try {
+      const p = await requestProposal(asset.id, { points, box: box ?? undefined }, ctl.signal);
+      if (!ctl.signal.aborted) {
+        setProposal(p);
+        if (p.message) setNotice(p.message);
+      }
+    } catch (e) {
+      if ((e as Error).name !== "AbortError") setNotice(`IntelliBrush: ${(e as Error).message}`);
+    } finally {
+      if (ibAbort.current === ctl) setIbBusy(false);
+    }
+  };
+
+  const acceptProposal = () => {
+    const cls = requireClass();
+    if (!cls || !proposal?.bitmap) return;
+    doc.begin("IntelliBrush");
+    const id = doc.createObject(cls.id);
+    doc.paint(id, proposal.bitmap as BoxBitmap);
+    doc.commit();
+    setSelected(doc.get(id) ? id : null);
+    discardIntelliBrush();
+  };
+
+  const discardIntelliBrush = () => {
+    ibAbort.current?.abort();
+    setIbBusy(false);
+    setIbPoints([]);
+    setIbBox(null);
+    setProposal(null);
+  };
+
+  const closePolygon = () => {
+    const cls = requireClass();
+    if (!cls) return;
+    const stamp = polygonStamp(polygon, doc.width, doc.height);
+    setPolygon([]);
+    if (!stamp) return;
+    doc.begin("Polygon");
+    const id = targetObject(cls);
+    doc.paint(id, stamp);
+    doc.commit();
+    if (!doc.get(id)) setSelected(null);
+  };
+
+  const undo = () => {
+    if (strokeRef.current) return;
+    doc.undo();
+    if (selected !== null && !doc.get(selected)) setSelected(null);
+  };
+  const redo = () => {
+    if (strokeRef.current) return;
+    doc.redo();
+  };
+
+  // ---- pointer -------------------------------------------------------------------------------
+  const onPointerDown = (e: ReactPointerEvent<HTMLDivElement>) => {
+    const vp = viewportRef.current!;
+    vp.focus({ preventScroll: true });
+    const [ix, iy, sx, sy] = toImage(e);
+    const base = { lastX: ix, lastY: iy, startSX: sx, startSY: sy, target: 0, moved: false, button: e.button };
+    if (e.button === 1 || spaceRef.current) {
+      e.preventDefault();
+      vp.setPointerCapture(e.pointerId);
+      strokeRef.current = { ...base, kind: "pan", lastX: sx, lastY: sy };
+      return;
+    }
+    if (tool === "intellibrush") {
+      if (e.button !== 0 && e.button !== 2) return;
+      vp.setPointerCapture(e.pointerId);
+      strokeRef.current = { ...base, kind: "box" };
+      return;
+    }
+    if (e.button !== 0) return;
+    if (tool === "polygon") {
+      if (polygon.length >= 3) {
+        const [fx, fy] = imageToScreen(viewRef.current, polygon[0][0], polygon[0][1]);
+        if (Math.hypot(fx - sx, fy - sy) <= 8) {
+          closePolygon();
+          return;
+        }
+      }
+      setPolygon((p) => [...p, [Math.min(doc.width, Math.max(0, ix)), Math.min(doc.height, Math.max(0, iy))]]);
+      return;
+    }
+    if (tool === "fill") {
+      const cls = requireClass();
+      if (!cls || !inImage(ix, iy)) return;
+      const [px, py] = clampPixel(ix, iy);
+      doc.begin("Fill");
+      const id = targetObject(cls);
+      const labels = doc.ownerMap();
+      if (labels[py * doc.width + px] !== id) {
+        const stamp = floodStamp(labels, doc.width, doc.height, px, py);
+        if (stamp) doc.paint(id, stamp);
+      }
+      doc.commit();
+      if (!doc.get(id)) setSelected(null);
+      return;
+    }
+    // Brush or eraser.
+    let target = 0;
+    if (tool === "brush") {
+      const cls = requireClass();
+      if (!cls) return;
+      doc.begin("Brush");
+      target = targetObject(cls);
+    } else {
+      doc.begin("Eraser");
+    }
+    vp.setPointerCapture(e.pointerId);
+    strokeRef.current = { ...base, kind: tool === "brush" ? "paint" : "erase", target };
+    dab(ix, iy, ix, iy);
+  };
+
+  const dab = (ax: number, ay: number, bx: number, by: number) => {
+    const st = strokeRef.current;
+    if (!st) return;
+    const stamp = capsuleStamp(ax, ay, bx, by, brushSize / 2, doc.width, doc.height);
+    if (!stamp) return;
+    if (st.kind === "paint") doc.paint(st.target, stamp);
+    else doc.erase(stamp, isVisible);
+  };
+
+  const onPointerMove = (e: ReactPointerEvent<HTMLDivElement>) => {
+    const [ix, iy, sx, sy] = toImage(e);
+    cursorRef.current = [sx, sy];
+    const st = strokeRef.current;
+    if (st) {
+      if (Math.hypot(sx - st.startSX, sy - st.startSY) > 4) st.moved = true;
+      if (st.kind === "pan") {
+        applyView(panBy(viewRef.current, sx - st.lastX, sy - st.lastY));
+        st.lastX = sx;
+        st.lastY = sy;
+        return;
+      }
+      if (st.kind === "paint" || st.kind === "erase") {
+        // Coalesced events give every intermediate position the browser saw this frame.
+        const events = e.nativeEvent.getCoalescedEvents?.() ?? [];
+        const pts = events.length ? events.map((ev) => toImage(ev)) : [[ix, iy]];
+        for (const [px, py] of pts) {
+          dab(st.lastX, st.lastY, px, py);
+          st.lastX = px;
+          st.lastY = py;
+        }
+      }
+    }
+    drawUi();
+  };
+
+  const onPointerUp = (e: ReactPointerEvent<HTMLDivElement>) => {
+    const st = strokeRef.current;
+    strokeRef.current = null;
+    const vp = viewportRef.current!;
+    if (vp.hasPointerCapture(e.pointerId)) vp.releasePointerCapture(e.pointerId);
+    if (!st) return;
+    if (st.kind === "paint" || st.kind === "erase") {
+      doc.commit();
+      if (selected !== null && !doc.get(selected)) setSelected(null);
+    } else if (st.kind === "box") {
+      const [ix, iy] = toImage(e);
+      if (st.moved) {
+        const [x0, y0] = clampPixel(Math.min(st.lastX, ix), Math.min(st.lastY, iy));
+        const [x1, y1] = clampPixel(Math.max(st.lastX, ix), Math.max(st.lastY, iy));
+        const box: [number, number, number, number] = [x0, y0, x1, y1];
+        setIbBox(box);
+        void fetchProposal(ibPoints, box);
+      } else if (inImage(ix, iy)) {
+        const exclude = st.button === 2 || e.altKey;
+        const [px, py] = clampPixel(ix, iy);
+        const pts: [number, number, number][] = [...ibPoints, [px, py, exclude ? 0 : 1]];
+        setIbPoints(pts);
+        void fetchProposal(pts, ibBox);
+      }
+    }
+    drawUi();
+  };
+
+  const onPointerLeave = () => {
+    cursorRef.current = null;
+    drawUi();
+  };
+
+  // ---- asset navigation ----------------------------------------------------------------------
+  const goto = async (delta: 1 | -1) => {
+    const status = params.get("status") ?? "";
+    const split = params.get("split") ?? "";
+    let page = Math.max(1, Number(params.get("page") ?? 1) || 1);
+    let i = Number(params.get("i") ?? -1);
+    const fetchPage = (p: number) =>
+      qc.fetchQuery({
+        queryKey: ["assets", projectId, { status, split, page: p, pageSize: ASSET_PAGE_SIZE }],
+        queryFn: () =>
+          api<Page<Asset>>(`/projects/${projectId}/assets/`, {
+            query: { status, split, page: p, page_size: ASSET_PAGE_SIZE },
+          }),
+      });
+    try {
+      let list = await fetchPage(page);
+      if (i < 0 || list.results[i]?.id !== asset.id) i = list.results.findIndex((a) => a.id === asset.id);
+      let j = i + delta;
+      if (j < 0 || j >= list.results.length) {
+        const p = page + delta;
+        if (p < 1 || (p - 1) * ASSET_PAGE_SIZE >= list.count) {
+          setNotice(delta > 0 ? "This is the last asset." : "This is the first asset.");
+          return;
+        }
+        list = await fetchPage(p);
+        page = p;
+        j = delta > 0 ? 0 : list.results.length - 1;
+      }
+      const next = list.results[j];
+      if (!next) return;
+      if (!(await saver.flush())) {
+        setNotice("Could not save this asset; not leaving it. Retry the save first.");
+        return;
+      }
+      const q = new URLSearchParams();
+      if (status) q.set("status", status);
+      if (split) q.set("split", split);
+      q.set("page", String(page));
+      q.set("i", String(j));
+      navigate(`/projects/${projectId}/annotate/${next.id}?${q.toString()}`);
+    } catch (e) {
+      setNotice((e as Error).message);
+    }
+  };
+
+  const changeStatus = async (s: AssetStatus) => {
+    setStatus(s);
+    try {
+      await api(`/assets/${asset.id}/`, { method: "PATCH", body: { status: s } });
+      qc.invalidateQueries({ queryKey: ["assets", projectId] });
+    } catch (e) {
+      setNotice((e as Error).message);
+      setStatus(asset.status);
+    }
+  };
+
+  // ---- keyboard ------------------------------------------------------------------------------
+  const keyHandler = useRef<(e: KeyboardEvent) => void>(() => {});
+  keyHandler.current = (e: KeyboardEvent) => {
+    const t = e.target as HTMLElement | null;
+    const typing = t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA" || t.isContentEditable);
+    if (help) {
+      if (e.key === "Escape" || e.key === "?") {
+        e.preventDefault();
+        setHelp(false);
+      }
+      return;
+    }
+    if (typing && e.key !== "Escape") return;
+    const mod = e.ctrlKey || e.metaKey;
+    const k = e.key;
+    if (mod && (k === "z" || k === "Z")) {
+      e.preventDefault();
+      if (e.shiftKey) redo();
+      else undo();
+      return;
+    }
+    if (mod && (k === "y" || k === "Y")) {
+      e.preventDefault();
+      redo();
+      return;
+    }
+    if (mod && (k === "s" || k === "S")) {
+      e.preventDefault();
+      void saver.flush();
+      return;
+    }
+    if (mod || e.altKey) return;
+    if (k === " ") {
+      if (t === viewportRef.current || t === document.body) e.preventDefault();
+      spaceRef.current = true;
+      return;
+    }
+    if (k >= "1" && k <= "9") {
+      const idx = Number(k) - 1;
+      if (idx < classes.length) {
+        setClassIdx(idx);
+        const sel = selected !== null ? doc.get(selected) : undefined;
+        if (sel && sel.classId !== classes[idx].id) setSelected(null);
+      }
+      return;
+    }
+    switch (k) {
+      case "?":
+        setHelp(true);
+        break;
+      case "b":
+      case "B":
+        setTool("brush");
+        break;
+      case "e":
+      case "E":
+        setTool("eraser");
+        break;
+      case "p":
+      case "P":
+        setTool("polygon");
+        break;
+      case "f":
+      case "F":
+        setTool("fill");
+        break;
+      case "i":
+      case "I":
+        setTool("intellibrush");
+        break;
+      case "n":
+      case "N":
+        setNewObjectNext(true);
+        setSelected(null);
+        break;
+      case "h":
+      case "H":
+        setMasksHidden((v) => !v);
+        break;
+      case "0":
+        fit();
+        break;
+      case "[":
+        setBrushSize((s) => Math.max(1, Math.round(s / 1.25)));
+        break;
+      case "]":
+        setBrushSize((s) => Math.min(500, Math.round(s * 1.25) + 1));
+        break;
+      case "Enter":
+        if (tool === "intellibrush" && proposal) {
+          e.preventDefault();
+          acceptProposal();
+        } else if (tool === "polygon" && polygon.length >= 3) {
+          e.preventDefault();
+          closePolygon();
+        }
+        break;
+      case "Escape":
+        if (proposal || ibPoints.length || ibBox) discardIntelliBrush();
+        else if (polygon.length) setPolygon([]);
+        else if (selected !== null) setSelected(null);
+        break;
+      case "Backspace":
+        if (polygon.length) {
+          e.preventDefault();
+          setPolygon((p) => p.slice(0, -1));
+        }
+        break;
+      case "Delete":
+        if (selected !== null) {
+          doc.deleteObject(selected);
+          setSelected(null);
+        }
+        break;
+      case "ArrowRight":
+      case "d":
+      case "D":
+        void goto(1);
+        break;
+      case "ArrowLeft":
+      case "a":
+      case "A":
+        void goto(-1);
+        break;
+    }
+  };
+  useEffect(() => {
+    const down = (e: KeyboardEvent) => keyHandler.current(e);
+    const up = (e: KeyboardEvent) => {
+      if (e.key === " ") spaceRef.current = false;
+    };
+    const blur = () => (spaceRef.current = false);
+    window.addEventListener("keydown", down);
+    window.addEventListener("keyup", up);
+    window.addEventListener("blur", blur);
+    return () => {
+      window.removeEventListener("keydown", down);
+      window.removeEventListener("keyup", up);
+      window.removeEventListener("blur", blur);
+    };
+  }, []);
+
+  useEffect(() => {
+    if (!notice) return;
+    const t = setTimeout(() => setNotice(null), 5000);
+    return () => clearTimeout(t);
+  }, [notice]);
+
+  // Leaving IntelliBrush drops its prompts; leaving polygon drops the unfinished polygon.
+  useEffect(() => {
+    if (tool !== "intellibrush") discardIntelliBrush();
+    if (tool !== "polygon") setPolygon([]);
+  }, [tool]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  // ---- render --------------------------------------------------------------------------------
+  const objects = doc.objects;
+  const saveLabel =
+    saveState === "saved"
+      ? "All changes saved"
+      : saveState === "saving"
+        ? "Saving…"
+        : saveState === "dirty"
+          ? "Unsaved changes"
+          : `Save failed${saveError ? `: ${saveError}` : ""} — retrying`;
+  const toggle = (set: Set<number>, id: number) => {
+    const n = new Set(set);
+    if (n.has(id)) n.delete(id);
+    else n.add(id);
+    return n;
+  };
+
+  return (
+    <div className="annotator">
+      <header className="annotator-bar">
+        <Link to={`/projects/${projectId}?${new URLSearchParams([...params].filter(([k]) => k !== "i")).toString()}`}>
+          ← Project
+        </Link>
+        <h1 className="asset-title" title={asset.name}>
+          {asset.name}
+        </h1>
+        <button type="button" onClick={() => void goto(-1)} aria-label="Previous asset (←)">
+          ‹ Prev
+        </button>
+        <button type="button" onClick={() => void goto(1)} aria-label="Next asset (→)">
+          Next ›
+        </button>
+        <label>
+          Status
+          <select value={status} onChange={(e) => void changeStatus(e.target.value as AssetStatus)}>
+            <option value="unlabeled">Unlabeled</option>
+            <option value="labeled">Labeled</option>
+            <option value="reviewed">Reviewed</option>
+          </select>
+        </label>
+        <span className={`save-state ${saveState}`} role="status" aria-live="polite" data-save-state={saveState}>
+          {saveLabel}
+        </span>
+        {saveState === "error" && (
+          <button type="button" onClick={() => saver.retryNow()}>
+            Retry save
+          </button>
+        )}
+        <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts (?)">
+          ?
+        </button>
+      </header>
+      <div className="annotator-body">
+        <aside className="toolbox" aria-label="Tools">
+          <div role="radiogroup" aria-label="Tool">
+            {TOOLS.map((t) => (
+              <button
+                key={t.id}
+                type="button"
+                role="radio"
+                aria-checked={tool === t.id}
+                className={tool === t.id ? "active" : ""}
+                onClick={() => setTool(t.id)}
+                title={`${t.label} (${t.key})`}
+                data-tool={t.id}
+              >
+                {t.label} <kbd>{t.key}</kbd>
+              </button>
+            ))}
+          </div>
+          <label>
+            Brush size <output>{brushSize}px</output>
+            <input
+              type="range"
+              min={1}
+              max={300}
+              value={brushSize}
+              onChange={(e) => setBrushSize(Number(e.target.value))}
+              aria-label="Brush size"
+            />
+          </label>
+          <label>
+            Mask opacity <output>{Math.round(opacity * 100)}%</output>
+            <input
+              type="range"
+              min={0}
+              max={1}
+              step={0.05}
+              value={opacity}
+              onChange={(e) => setOpacity(Number(e.target.value))}
+              aria-label="Mask opacity"
+            />
+          </label>
+          <label className="check">
+            <input type="checkbox" checked={masksHidden} onChange={(e) => setMasksHidden(e.target.checked)} /> Hide
+            masks (H)
+          </label>
+          <div className="row">
+            <button type="button" onClick={undo} disabled={!doc.history.canUndo} aria-label="Undo (Ctrl+Z)">
+              Undo
+            </button>
+            <button type="button" onClick={redo} disabled={!doc.history.canRedo} aria-label="Redo (Ctrl+Shift+Z)">
+              Redo
+            </button>
+          </div>
+          <div className="row">
+            <button type="button" onClick={fit} aria-label="Fit to window (0)">
+              Fit
+            </button>
+            <span className="muted">{zoomPct}%</span>
+          </div>
+          {tool === "intellibrush" && (
+            <div className="ib-panel" aria-live="polite">
+              <p className="muted small">Click to include, Alt/right-click to exclude, drag for a box.</p>
+              {ibBusy && <p role="status">Thinking…</p>}
+              {proposal && (
+                <p>
+                  Proposal ({proposal.method}, score {proposal.score.toFixed(2)})
+                </p>
+              )}
+              <div className="row">
+                <button type="button" className="primary" disabled={!proposal?.bitmap} onClick={acceptProposal}>
+                  Accept ⏎
+                </button>
+                <button type="button" disabled={!proposal && ibPoints.length === 0 && !ibBox} onClick={discardIntelliBrush}>
+                  Discard Esc
+                </button>
+              </div>
+            </div>
+          )}
+          {tool === "polygon" && polygon.length > 0 && (
+            <div className="row">
+              <button type="button" className="primary" disabled={polygon.length < 3} onClick={closePolygon}>
+                Close ⏎
+              </button>
+              <button type="button" onClick={() => setPolygon([])}>
+                Cancel
+              </button>
+            </div>
+          )}
+        </aside>
+        <div
+          className={`viewport tool-${tool}`}
+          ref={viewportRef}
+          tabIndex={0}
+          role="application"
+          aria-label={`Image ${asset.name}, ${doc.width} by ${doc.height} pixels. Press ? for shortcuts.`}
+          onPointerDown={onPointerDown}
+          onPointerMove={onPointerMove}
+          onPointerUp={onPointerUp}
+          onPointerCancel={onPointerUp}
+          onPointerLeave={onPointerLeave}
+          onContextMenu={(e) => e.preventDefault()}
+          data-testid="annotator-viewport"
+        >
+          <div className="stage" ref={stageRef} style={{ width: doc.width, height: doc.height }}>
+            <img src={image.src} width={doc.width} height={doc.height} alt="" draggable={false} />
+            <canvas ref={overlayRef} className="mask-layer" style={{ opacity }} />
+            <canvas ref={proposalRef} className="proposal-layer" hidden />
+          </div>
+          <canvas ref={uiRef} className="ui-layer" />
+          {notice && (
+            <p className="notice" role="alert">
+              {notice}
+            </p>
+          )}
+        </div>
+        <aside className="sidepanel">
+          <section aria-labelledby="classes-title">
+            <h2 id="classes-title">Classes</h2>
+            {classes.length === 0 && (
+              <p className="muted">
+                No classes. <Link to={`/projects/${projectId}/classes`}>Add one</Link>.
+              </p>
+            )}
+            <ul className="palette">
+              {classes.map((c, i) => (
+                <li key={c.id} className={i === classIdx ? "active" : ""}>
+                  <button
+                    type="button"
+                    className="class-pick"
+                    aria-pressed={i === classIdx}
+                    onClick={() => {
+                      setClassIdx(i);
+                      const sel = selected !== null ? doc.get(selected) : undefined;
+                      if (sel && sel.classId !== c.id) setSelected(null);
+                    }}
+                  >
+                    <span className="swatch" style={{ background: c.color }} />
+                    {i < 9 && <kbd>{i + 1}</kbd>} {c.name}
+                  </button>
+                  <button
+                    type="button"
+                    className="eye"
+                    aria-pressed={!hiddenClasses.has(c.id)}
+                    aria-label={`${hiddenClasses.has(c.id) ? "Show" : "Hide"} class ${c.name}`}
+                    onClick={() => setHiddenClasses((s) => toggle(s, c.id))}
+                  >
+                    {hiddenClasses.has(c.id) ? "◌" : "●"}
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </section>
+          <section aria-labelledby="objects-title">
+            <h2 id="objects-title">Objects ({objects.length})</h2>
+            <ul className="object-list">
+              {objects.map((o) => {
+                const c = classById.get(o.classId);
+                return (
+                  <li key={o.id} className={o.id === selected ? "active" : ""}>
+                    <button
+                      type="button"
+                      className="object-pick"
+                      aria-pressed={o.id === selected}
+                      onClick={() => {
+                        setSelected(o.id);
+                        setNewObjectNext(false);
+                        const idx = classes.findIndex((x) => x.id === o.classId);
+                        if (idx >= 0) setClassIdx(idx);
+                      }}
+                    >
+                      <span className="swatch" style={{ background: c?.color ?? "#f0f" }} />
+                      {c?.name ?? `class ${o.classId}`} #{o.id}
+                    </button>
+                    <select
+                      aria-label={`Class of object ${o.id}`}
+                      value={o.classId}
+                      onChange={(e) => doc.setObjectClass(o.id, Number(e.target.value))}
+                    >
+                      {classes.map((x) => (
+                        <option key={x.id} value={x.id}>
+                          {x.name}
+                        </option>
+                      ))}
+                    </select>
+                    <button
+                      type="button"
+                      className="eye"
+                      aria-pressed={!hiddenObjects.has(o.id)}
+                      aria-label={`${hiddenObjects.has(o.id) ? "Show" : "Hide"} object ${o.id}`}
+                      onClick={() => setHiddenObjects((s) => toggle(s, o.id))}
+                    >
+                      {hiddenObjects.has(o.id) ? "◌" : "●"}
+                    </button>
+                    <button
+                      type="button"
+                      className="danger"
+                      aria-label={`Delete object ${o.id}`}
+                      onClick={() => {
+                        doc.deleteObject(o.id);
+                        if (selected === o.id) setSelected(null);
+                      }}
+                    >
+                      ✕
+                    </button>
+                  </li>
+                );
+              })}
+            </ul>
+          </section>
+        </aside>
+      </div>
+      {help && <KeyboardHelp onClose={() => setHelp(false)} />}
+    </div>
+  );
+}

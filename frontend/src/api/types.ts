@@ -1,0 +1,92 @@
+/** Shapes of the JSON the Tessera API returns (see /api/v1/schema/). */
+import type { CocoRle } from "../lib/rle";
+
+export interface User {
+  id: number;
+  username: string;
+}
+
+export interface Page<T> {
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: T[];
+}
+
+export type Role = "owner" | "annotator" | "viewer";
+
+export interface Project {
+  id: number;
+  name: string;
+  type: "segmentation";
+  description: string;
+  role: Role;
+  asset_count?: number;
+  created_at: string;
+}
+
+export interface LabelClass {
+  id: number;
+  name: string;
+  color: string;
+  index: number;
+}
+
+export type AssetStatus = "unlabeled" | "labeled" | "reviewed";
+export type AssetSplit = "train" | "val" | "test";
+
+export interface Asset {
+  id: number;
+  project_id: number;
+  name: string;
+  width: number;
+  height: number;
+  status: AssetStatus;
+  split: AssetSplit;
+  video_id: number | null;
+  frame_index: number | null;
+  file_url: string;
+  thumbnail_url: string | null;
+}
+
+export interface UploadError {
+  file: string;
+  code: string;
+  message: string;
+}
+
+export interface UploadResult {
+  created: Asset[];
+  duplicates: unknown[];
+  videos: { id: number; name: string; status: string; progress: number }[];
+  errors: UploadError[];
+}
+
+export interface Job {
+  id: number;
+  kind: string;
+  status: "queued" | "running" | "succeeded" | "failed";
+  progress: number;
+  message: string;
+  result: Record<string, unknown> | null;
+  errors: unknown;
+  download_url: string | null;
+}
+
+export interface MaskEntry {
+  class_id: number;
+  rle: CocoRle;
+}
+
+export interface IntelliBrushRequest {
+  points: [number, number, number][];
+  box?: [number, number, number, number];
+  mask_input?: unknown;
+}
+
+export interface IntelliBrushResult {
+  rle: CocoRle;
+  score: number;
+  method: "sam" | "fallback" | string;
+  message?: string;
+}

@@ -1,0 +1,53 @@
+import { useParams } from "react-router";
+import { useProject } from "../api/hooks";
+import { useTitle } from "../components/useTitle";
+import { AssetGrid } from "./project/AssetGrid";
+import { ClassEditor } from "./project/ClassEditor";
+import { ImportExport } from "./project/ImportExport";
+import { Uploader } from "./project/Uploader";
+
+export function ProjectPage() {
+  const { projectId, tab } = useParams();
+  const id = Number(projectId);
+  const project = useProject(id);
+  const section =
+    tab === "classes"
+      ? "Classes"
+      : tab === "data"
+        ? "Import / export"
+        : tab === "training"
+          ? "Training"
+          : tab === "deployments"
+            ? "Deployments"
+            : "Assets";
+  useTitle(project.data ? `${section} · ${project.data.name}` : section);
+  if (project.error) {
+    return (
+      <section className="page">
+        <p className="error" role="alert">
+          {project.error.message}
+        </p>
+      </section>
+    );
+  }
+  const canEdit = project.data ? project.data.role !== "viewer" : false;
+  const isOwner = project.data?.role === "owner";
+  return (
+    <section className="page">
+      <h1>
+        {project.data?.name ?? "…"} <span className="muted small">{section}</span>
+      </h1>
+      {section === "Assets" && (
+        <>
+          {canEdit && <Uploader projectId={id} />}
+          <AssetGrid projectId={id} />
+        </>
+      )}
+      {section === "Classes" && <ClassEditor projectId={id} editable={isOwner} />}
+      {section === "Import / export" && <ImportExport projectId={id} canImport={canEdit} />}
+      {(section === "Training" || section === "Deployments") && (
+        <p className="muted">{section} will appear here.</p>
+      )}
+    </section>
+  );
+}
