@@ -1,0 +1,90 @@
+"""Reads of masks: the current set, revisions, derived semantic maps and the data an
+export walks through."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import QuerySet
+
+from annotator.formats.dataset import ExportClass
+from annotator.formats.semantic import semantic_map
+from annotator.models import MaskRevision, MaskSet
+from common.errors import NotFoundError
+from projects.models import Asset, LabelClass, Project
+
+
+def mask_set_get(*, asset: Asset) -> MaskSet | None:
+    return (MaskSet.objects.select_related("revision", "updated_by")
+            .filter(asset=asset).first())
+
+
+def mask_revision_list(*, asset: Asset) -> QuerySet[MaskRevision]:
+    return (MaskRevision.objects.filter(asset=asset).select_related("created_by")
+            .defer("instances").order_by("-number"))
+
+
+def mask_revision_get(*, asset: Asset, revision_id: int) -> MaskRevision:
+    revision = MaskRevision.objects.filter(asset=asset, pk=revision_id).select_related("created_by").first()
+    if revision is None:
+        raise NotFoundError("Revision not found.")
+    return revision
+
+
+def class_labels(*, project: Project) -> dict[int, int]:
+    """LabelClass id -> model label (index + 1)."""
+    return {pk: index + 1 for pk, index in
+            LabelClass.objects.filter(project=project).values_list("id", "index")}
+
+
+def mask_semantic_map(*, asset: Asset, labels: dict[int, int] | None = None) -> np.ndarray | None:
+    """The asset's class map (H, W) uint8 — 0 background, LabelClass.index + 1 — under
+    the shared overlap rule (annotator.formats.semantic), or None when unlabeled.
+    Instances of deleted classes are left out. Pass ``labels`` (class_labels) when
+    calling for many assets of one project."""
+    mask_set = mask_set_get(asset=asset)
+    if mask_set is None:
+        return None
+    labels = labels if labels is not None else class_labels(project=asset.project)
+    pairs = [(labels[i["class_id"]], i["rle"]) for i in mask_set.revision.instances
+             if i["class_id"] in labels]
+    return semantic_map(pairs, asset.height, asset.width)
+
+
+@dataclass
+class ExportAsset:
+    asset: Asset
+    instances: list[tuple[int, dict]]  # (class index 0-based, rle)
+    labeled: bool
+
+
+def export_classes(*, project: Project) -> list[ExportClass]:
+    return [ExportClass(index=c.index, name=c.name, color=c.color)
+            for c in LabelClass.objects.filter(project=project).order_by("index")]
+
+
+def export_assets(*, project: Project, include_unlabeled: bool = False,
+                  chunk: int = 500) -> Iterator[ExportAsset]:
+    """Assets in id order with their current instances, a chunk of rows per query."""
+    index_of = dict(LabelClass.objects.filter(project=project).values_list("id", "index"))
+    qs = Asset.objects.filter(project=project).order_by("id")
+    if not include_unlabeled:
+        qs = qs.filter(mask_set__isnull=False)
+    last_id = 0
+    while True:
+        page = list(qs.filter(id__gt=last_id).select_related("mask_set__revision")[:chunk])
+        if not page:
+            return
+        for asset in page:
+            mask_set = getattr(asset, "mask_set", None)
+            instances = [] if mask_set is None else [
+                (index_of[i["class_id"]], i["rle"]) for i in mask_set.revision.instances
+                if i["class_id"] in index_of]
+            yield ExportAsset(asset=asset, instances=instances, labeled=mask_set is not None)
+        last_id = page[-1].id
+
+
+def project_export_count(*, project: Project, include_unlabeled: bool = False) -> int:
+    qs = Asset.objects.filter(project=project)
+    return qs.count() if include_unlabeled else qs.filter(mask_set__isnull=False).count()
