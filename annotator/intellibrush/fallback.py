@@ -10,6 +10,8 @@ optional previous mask) and built on OpenCV's GrabCut:
    probable foreground, a margin around it probable background, and everything further
    away definite background (which also keeps the work proportional to the object, not
    the image).
+   Exclude clicks grow a region of their own that becomes definite background; where
+   it overlaps the include seed, each pixel goes to the nearest click.
 3. Keep the connected parts that contain an include click (or, with a box only, the
    largest part), and fill their holes.
 
@@ -135,6 +137,8 @@ def fallback_segment(
             seed |= _grow_region(lab, int(x), int(y))
     if mask_prior is not None:
         seed |= np.asarray(mask_prior, bool).reshape(height, width)
+    excluded = _excluded_region(lab, positives, negatives, seed)
+    seed &= ~excluded
 
     trimap = np.full((height, width), cv2.GC_BGD, np.uint8)
     if box is not None:
@@ -148,6 +152,7 @@ def fallback_segment(
         trimap[seed] = cv2.GC_PR_FGD
     for x, y in positives:
         cv2.circle(trimap, (int(x), int(y)), 2, int(cv2.GC_FGD), thickness=-1)
+    trimap[excluded] = cv2.GC_BGD
     for x, y in negatives:
         cv2.circle(trimap, (int(x), int(y)), 2, int(cv2.GC_BGD), thickness=-1)
 
@@ -172,9 +177,36 @@ def fallback_segment(
             mask = seed.copy()  # degenerate colour models: keep the seed region
     mask = _keep_prompted_parts(mask, positives)
     mask = _fill_holes(mask)
-    for x, y in negatives:
-        mask[y, x] = False
+    mask &= ~excluded
+    mask = _keep_prompted_parts(mask, positives)
     return FallbackMask(mask, _score(lab, mask))
+
+
+def _excluded_region(
+    lab: np.ndarray, positives: np.ndarray, negatives: np.ndarray, seed: np.ndarray
+) -> np.ndarray:
+    """Bool (H, W): what the exclude clicks rule out.
+
+    Each exclude click grows a region of similar colour. Where that region overlaps the
+    include seed (same-looking neighbours, e.g. two touching objects of one colour), a
+    pixel goes to the nearest click, include or exclude, so the split falls between them.
+    """
+    height, width = lab.shape[:2]
+    excluded = np.zeros((height, width), bool)
+    if not len(negatives):
+        return excluded
+    for x, y in negatives:
+        excluded |= _grow_region(lab, int(x), int(y))
+    overlap = excluded & seed
+    if overlap.any() and len(positives):
+        ys, xs = np.nonzero(overlap)
+        to_pos = np.min(np.hypot(xs[:, None] - positives[:, 0], ys[:, None] - positives[:, 1]), 1)
+        to_neg = np.min(np.hypot(xs[:, None] - negatives[:, 0], ys[:, None] - negatives[:, 1]), 1)
+        keep = to_pos < to_neg
+        excluded[ys[keep], xs[keep]] = False
+    for x, y in negatives:
+        excluded[y, x] = True
+    return excluded
 
 
 def _keep_prompted_parts(mask: np.ndarray, positives: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Export SAM's prompt encoder + mask decoder to ONNX for in-browser decoding.
 
 Django-free. The exported graph is ``segment_anything.utils.onnx.SamOnnxModel`` with
-``return_single_mask=True`` (the decoder the segment-anything web demo runs): the
+``return_single_mask=True`` (the decoder the segment-anything web demo runs), with its
+final crop made traceable (see ``_TraceableSamOnnxModel``): the
 browser holds the image embedding (from ``GET /assets/{id}/embedding/``) and runs this
 small model (~16 MB fp32 for the official types) on every click.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from segment_anything.modeling import Sam
 from segment_anything.utils.onnx import SamOnnxModel
 
@@ -47,6 +49,27 @@ OUTPUT_NAMES = ["masks", "iou_predictions", "low_res_masks"]
 _export_lock = threading.Lock()
 
 
+class _TraceableSamOnnxModel(SamOnnxModel):
+    """``SamOnnxModel`` whose crop to the unpadded image follows ``orig_im_size``.
+
+    Upstream crops with ``masks[..., : int(size[0]), : int(size[1])]``; under tracing
+    ``int()`` freezes the size computed from the *dummy* input into the graph (683x1024
+    for the usual 1500x2250 dummy), so any image of another aspect ratio gets a slightly
+    shifted, stretched mask. ``index_select`` over ``arange(size)`` stays a graph op.
+    """
+
+    def mask_postprocessing(self, masks: torch.Tensor, orig_im_size: torch.Tensor) -> torch.Tensor:
+        masks = F.interpolate(
+            masks, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False
+        )
+        prepadded = self.resize_longest_image_size(orig_im_size, self.img_size)
+        rows = torch.arange(prepadded[0], device=masks.device)
+        cols = torch.arange(prepadded[1], device=masks.device)
+        masks = masks.index_select(2, rows).index_select(3, cols)
+        orig = orig_im_size.to(torch.int64)
+        return F.interpolate(masks, size=(orig[0], orig[1]), mode="bilinear", align_corners=False)
+
+
 def export_decoder_onnx(model: Sam, path: str | os.PathLike[str], *, opset: int = OPSET) -> Path:
     """Write the prompt-encoder + mask-decoder ONNX graph of ``model`` to ``path``.
 
@@ -55,7 +78,7 @@ def export_decoder_onnx(model: Sam, path: str | os.PathLike[str], *, opset: int 
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = SamOnnxModel(model, return_single_mask=True).eval()
+    wrapper = _TraceableSamOnnxModel(model, return_single_mask=True).eval()
     embed_dim = model.prompt_encoder.embed_dim
     grid_h, grid_w = model.prompt_encoder.image_embedding_size
     mask_h, mask_w = model.prompt_encoder.mask_input_size

@@ -1,0 +1,96 @@
+"""annotator.intellibrush.fallback: GrabCut seeded by clicks/box, on synthetic shapes.
+
+Figure asserted: over the 25 scenes of ``make_dataset(25, seed=101)``, one include click
+at the most interior pixel of each object of at least 100 visible pixels gives a mask
+with IoU >= 0.8 against the object's true mask for at least 80% of the objects
+(measured: ~0.90 of objects, median IoU 1.0, ~30-50 ms per click at 128x128).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from annotator.intellibrush.fallback import INSTALL_HINT, fallback_segment
+from projects.synthetic import make_dataset, make_sample
+
+MIN_AREA = 100
+
+
+def _interior_point(mask: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the pixel farthest from the mask's border."""
+    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return int(x), int(y)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def _objects(count: int, seed: int):
+    for sample in make_dataset(count, seed=seed):
+        for instance in sample.instances:
+            if instance.area >= MIN_AREA:
+                yield sample, instance
+
+
+def test_one_click_segments_most_objects() -> None:
+    ious = []
+    for sample, instance in _objects(25, seed=101):
+        x, y = _interior_point(instance.mask)
+        result = fallback_segment(sample.image, np.array([[x, y]]), np.array([1]))
+        assert result.mask.shape == instance.mask.shape and result.mask.dtype == bool
+        assert result.mask[y, x]
+        assert 0.0 <= result.score <= 1.0
+        ious.append(_iou(result.mask, instance.mask))
+    ious_array = np.array(ious)
+    assert len(ious_array) >= 60
+    assert np.mean(ious_array >= 0.8) >= 0.8, np.round(np.sort(ious_array), 2)
+
+
+def test_box_prompt_segments_most_objects() -> None:
+    ious = []
+    for sample, instance in _objects(12, seed=202):
+        ys, xs = np.nonzero(instance.mask)
+        box = np.array([xs.min(), ys.min(), xs.max(), ys.max()])
+        result = fallback_segment(sample.image, box=box)
+        assert not result.mask[: ys.min()].any() and not result.mask[ys.max() + 1 :].any()
+        ious.append(_iou(result.mask, instance.mask))
+    assert np.mean(np.array(ious) >= 0.8) >= 0.8
+
+
+def test_exclude_click_removes_a_neighbour() -> None:
+    """Two touching same-looking halves: the exclude click keeps the other half out."""
+    image = np.full((80, 120, 3), 40, np.uint8)
+    image[20:60, 30:90] = (200, 40, 40)  # one red bar ...
+    image[20:60, 60] = (170, 40, 40)  # ... with a faint seam in the middle
+    noise = np.random.default_rng(0).normal(0, 4, image.shape)
+    image = np.clip(image + noise, 0, 255).astype(np.uint8)
+    whole = fallback_segment(image, np.array([[40, 40]]), np.array([1]))
+    assert whole.mask[20:60, 30:90].all() and whole.mask.sum() == 40 * 60
+    assert whole.score > 0.5
+    half = fallback_segment(image, np.array([[40, 40], [80, 40]]), np.array([1, 0]))
+    assert half.mask[20:60, 30:60].all()
+    assert not half.mask[:, 61:].any()
+
+
+def test_previous_mask_refines() -> None:
+    sample = make_sample(5)
+    instance = max(sample.instances, key=lambda i: i.area)
+    x, y = _interior_point(instance.mask)
+    rough = cv2.erode(instance.mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    result = fallback_segment(sample.image, np.array([[x, y]]), np.array([1]), mask_prior=rough)
+    assert _iou(result.mask, instance.mask) > _iou(rough, instance.mask)
+
+
+def test_bad_prompts_are_refused() -> None:
+    image = make_sample(1).image
+    with pytest.raises(ValueError):
+        fallback_segment(image)
+    with pytest.raises(ValueError):
+        fallback_segment(image, np.array([[3, 4]]), np.array([0]))  # exclude only
+    with pytest.raises(ValueError):
+        fallback_segment(image, np.array([[3, 4]]), np.array([1, 0]))
+    assert "TESSERA_WEIGHTS_DIR" in INSTALL_HINT and "sam_vit_b_01ec64.pth" in INSTALL_HINT
