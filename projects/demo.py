@@ -34,10 +34,9 @@ def _png(array) -> bytes:
 def demo_seed(*, images: int = 24, size: int = 128, seed: int = 0) -> DemoResult:
     """Create the demo user and project once; later calls leave them as they are."""
     User = get_user_model()
-    user, _ = User.objects.get_or_create(username=DEMO_USERNAME)
-    if not user.has_usable_password():
-        user.set_password(DEMO_PASSWORD)
-        user.save()
+    user = User.objects.filter(username=DEMO_USERNAME).first()
+    if user is None:  # an existing demo user keeps whatever password it was given
+        user = User.objects.create_user(username=DEMO_USERNAME, password=DEMO_PASSWORD)
     project = Project.objects.filter(name=DEMO_PROJECT, memberships__user=user).first()
     if project is not None:
         return DemoResult(DEMO_USERNAME, DEMO_PASSWORD, project, created=False)
