@@ -6,6 +6,7 @@ stops them all on Ctrl-C."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,16 @@ def main() -> int:
               f"(API docs at /api/v1/docs/, Redis at {os.environ['REDIS_URL']})\n", flush=True)
         bin_dir = str(Path(python).parent)
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-        return subprocess.call([python, "-m", "honcho", "-f", "platform/Procfile", "-d", str(ROOT),
-                                "start"])
+        honcho = subprocess.Popen([python, "-m", "honcho", "-f", "platform/Procfile", "-d",
+                                   str(ROOT), "start"])
+        # SIGTERM (a process manager stopping us) is passed on like Ctrl-C, so that
+        # honcho stops web and workers before the embedded Redis goes away.
+        signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGINT))
+        while True:
+            try:
+                return honcho.wait()
+            except KeyboardInterrupt:
+                continue  # honcho got the same Ctrl-C and is shutting its processes down
     except KeyboardInterrupt:
         return 0
     finally:
