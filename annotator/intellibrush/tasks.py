@@ -1,1 +1,1 @@
-"""Celery tasks of IntelliBrush (SAM embeddings on the gpu queue)."""
+"""IntelliBrush Celery tasks (gpu queue)."""
