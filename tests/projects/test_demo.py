@@ -21,3 +21,18 @@ def test_seed_demo_creates_a_loginable_user_and_a_filled_project_once(api, capsy
     login = api.post("/api/v1/auth/token/", {"username": DEMO_USERNAME, "password": DEMO_PASSWORD},
                      format="json")
     assert login.status_code == 200
+
+
+def test_make_synthetic_writes_images_masks_and_classes(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from projects.synthetic import make_dataset
+
+    call_command("make_synthetic", str(tmp_path), count=3, seed=5, width=40, height=30)
+
+    expected = make_dataset(3, seed=5, sizes=[(40, 30)])
+    for i, sample in enumerate(expected):
+        assert np.array_equal(np.array(Image.open(tmp_path / "images" / f"{i:05d}.png")), sample.image)
+        assert np.array_equal(np.array(Image.open(tmp_path / "masks" / f"{i:05d}.png")), sample.semantic)
+    assert (tmp_path / "classes.txt").read_text().split() == [n for n, _ in SYNTHETIC_CLASSES]
