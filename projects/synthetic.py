@@ -129,13 +129,13 @@ def _shape_mask(
     short = min(height, width)
     cx = float(rng.uniform(0.1, 0.9) * width)
     cy = float(rng.uniform(0.1, 0.9) * height)
-    size = float(rng.uniform(0.09, 0.22) * short)  # roughly the shape's "radius"
+    size = float(rng.uniform(0.1, 0.25) * short)  # roughly the shape's "radius"
     angle = float(rng.uniform(0, 360))
     name = SYNTHETIC_CLASSES[class_index][0]
     if name == "circle":
         cv2.circle(canvas, (round(cx), round(cy)), max(2, round(size)), 1, thickness=-1)
     elif name == "ellipse":
-        axes = (max(3, round(size * 1.3)), max(2, round(size * rng.uniform(0.35, 0.55))))
+        axes = (max(3, round(size * 1.3)), max(2, round(size * rng.uniform(0.5, 0.7))))
         cv2.ellipse(canvas, (round(cx), round(cy)), axes, angle, 0, 360, 1, thickness=-1)
     elif name == "rectangle":
         w = size * rng.uniform(1.2, 2.0)

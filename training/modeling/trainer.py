@@ -1,0 +1,772 @@
+"""Training loop for SegFormer / Mask2Former semantic segmentation (no Django).
+
+``Trainer`` drives a transformers model with ``accelerate.Accelerator``: one process on
+CPU or one GPU here; ``accelerate launch`` / torchrun start several processes for DDP and
+the same code shards the data per process (``DistributedSampler`` semantics) while the
+accelerator synchronises gradients.
+
+Step = one optimizer update on ``batch_size`` images per process. ``fit()`` loops
+``train_step`` until ``config.steps``; every ``eval_interval`` steps it runs ``evaluate``
+(confusion matrix over the validation set at original mask size, plus class maps of a
+fixed set of validation images) and every ``checkpoint_every_n_steps`` steps it writes a
+checkpoint::
+
+    <output_dir>/config.json                       resolved TrainConfig
+    <output_dir>/checkpoints/step-000200/
+        model/                                      save_pretrained() of the model
+        optimizer.pt  scheduler.pt  scaler.pt?      state dicts
+        rng-<rank>.pt                               python / numpy / torch / cuda RNG states
+        trainer_state.json                          step, best metric, evaluation history
+        config.json                                 resolved TrainConfig
+
+``fit(resume_from=...)`` restores all of that and continues at the next step with the
+same data order and augmentations as an uninterrupted run.
+
+Callbacks (main process only): ``on_log(step, values)``, ``on_eval(step, metrics,
+sample_predictions)``, ``on_checkpoint(step, path, metrics)``; ``should_stop()`` is asked
+before every step (a cancel takes effect within one step).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_model
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from transformers import get_scheduler
+
+from .data import (
+    AugmentConfig,
+    SegmentationEvalDataset,
+    SegmentationTrainDataset,
+    collate_eval,
+)
+from .inference import logits_to_class_map, semantic_logits
+from .metrics import IGNORE_INDEX, ConfusionMatrix
+from .registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NO_PRETRAINED,
+    ModelRegistryError,
+    get_spec,
+    is_artifact_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "linear", "cosine", "poly")
+OPTIMIZERS = ("adamw", "sgd")
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+BEST_METRICS = ("miou", "mean_f1", "pixel_accuracy")
+CHECKPOINTS_DIR = "checkpoints"
+
+
+class TrainConfigError(ValueError):
+    """A training configuration that cannot run; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (JSON round-trips via to_dict/from_dict).
+
+    resolution:               (H, W) training/inference input size; None = the spec's default.
+    batch_size:               images per process per step.
+    steps:                    optimizer steps in total.
+    schedule:                 constant | linear | cosine | poly (power 0.9), after
+                              ``warmup_steps`` of linear warm-up.
+    checkpoint_every_n_steps: 0 = only the best and the final checkpoint.
+    keep_best_metric:         metric that picks the best checkpoint (higher is better);
+                              None = no best tracking.
+    keep_last_k:              most recent checkpoints kept (the best one is always kept).
+    early_stopping_patience:  stop after this many evaluations without improvement of
+                              ``keep_best_metric``; 0 = never.
+    num_gpus:                 processes the launcher should start (informational here).
+    mixed_precision:          auto = bf16 (or fp16) on CUDA, none on CPU.
+    pretrained:               see ``registry.build_model``.
+    """
+
+    family: str = "segformer"
+    variant: str = "tiny"
+    resolution: tuple[int, int] | None = None
+    batch_size: int = 8
+    steps: int = 1000
+    lr: float = 6e-5
+    schedule: str = "poly"
+    warmup_steps: int = 0
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    max_grad_norm: float | None = 1.0
+    augmentations: dict[str, Any] = field(default_factory=lambda: AugmentConfig().to_dict())
+    eval_interval: int = 100
+    log_interval: int = 10
+    checkpoint_every_n_steps: int = 0
+    keep_best_metric: str | None = "miou"
+    keep_last_k: int = 2
+    early_stopping_patience: int = 0
+    num_gpus: int = 1
+    seed: int = 0
+    mixed_precision: str = "auto"
+    pretrained: str | None = None
+    num_workers: int = 0
+    eval_batch_size: int | None = None
+    num_sample_predictions: int = 4
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def resolved(self) -> TrainConfig:
+        """A copy with defaults filled in (resolution, pretrained) and tuples normalised."""
+        spec = get_spec(self.family, self.variant)
+        data = self.to_dict()
+        data["resolution"] = list(self.resolution or spec.default_resolution)
+        if data["pretrained"] is None:
+            data["pretrained"] = spec.default_pretrained
+        data["augmentations"] = AugmentConfig.from_dict(self.augmentations).to_dict()
+        return TrainConfig.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("resolution", "mean", "std"):
+            if data[key] is not None:
+                data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise TrainConfigError([f"unknown training settings {sorted(unknown)}"])
+        values = dict(data)
+        for key in ("resolution", "mean", "std"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def validate_config(config: TrainConfig) -> list[str]:
+    """Every reason why ``config`` cannot run (empty list = valid). Pure, no I/O except
+    checking that an artifact directory named in ``pretrained`` exists."""
+    problems: list[str] = []
+    try:
+        spec = get_spec(config.family, config.variant)
+    except ModelRegistryError as exc:
+        return [str(exc)]
+    if config.resolution is not None:
+        res = tuple(int(v) for v in config.resolution)
+        if res not in spec.allowed_resolutions:
+            allowed = ", ".join(f"{h}x{w}" for h, w in spec.allowed_resolutions)
+            problems.append(
+                f"resolution {res[0]}x{res[1]} is not allowed for {spec.family}/{spec.variant}; "
+                f"allowed: {allowed}"
+            )
+    pretrained = config.pretrained
+    if pretrained not in (None, NO_PRETRAINED) and pretrained not in spec.pretrained:
+        if "/" in str(pretrained) or "\\" in str(pretrained):
+            if not is_artifact_dir(pretrained):
+                problems.append(f"pretrained artifact {pretrained!r} does not exist")
+        else:
+            problems.append(
+                f"{spec.family}/{spec.variant} has no pretrained source {pretrained!r}; "
+                f"choose one of {spec.pretrained_sources()}"
+            )
+    if config.batch_size < 1:
+        problems.append("batch_size must be >= 1")
+    if config.steps < 1:
+        problems.append("steps must be >= 1")
+    if not (config.lr > 0 and math.isfinite(config.lr)):
+        problems.append("lr must be a positive number")
+    if config.schedule not in SCHEDULES:
+        problems.append(f"schedule must be one of {list(SCHEDULES)}")
+    if config.warmup_steps < 0 or config.warmup_steps >= max(config.steps, 1):
+        problems.append("warmup_steps must be >= 0 and smaller than steps")
+    if config.optimizer not in OPTIMIZERS:
+        problems.append(f"optimizer must be one of {list(OPTIMIZERS)}")
+    if config.weight_decay < 0:
+        problems.append("weight_decay must be >= 0")
+    if config.max_grad_norm is not None and config.max_grad_norm <= 0:
+        problems.append("max_grad_norm must be positive or null")
+    if config.eval_interval < 1 or config.log_interval < 1:
+        problems.append("eval_interval and log_interval must be >= 1")
+    if config.checkpoint_every_n_steps < 0 or config.keep_last_k < 0:
+        problems.append("checkpoint_every_n_steps and keep_last_k must be >= 0")
+    if config.keep_best_metric is not None and config.keep_best_metric not in BEST_METRICS:
+        problems.append(f"keep_best_metric must be one of {list(BEST_METRICS)} or null")
+    if config.early_stopping_patience < 0:
+        problems.append("early_stopping_patience must be >= 0")
+    if config.early_stopping_patience and config.keep_best_metric is None:
+        problems.append("early stopping needs keep_best_metric")
+    if config.num_gpus < 1:
+        problems.append("num_gpus must be >= 1")
+    if config.mixed_precision not in MIXED_PRECISION:
+        problems.append(f"mixed_precision must be one of {list(MIXED_PRECISION)}")
+    try:
+        AugmentConfig.from_dict(config.augmentations)
+    except (TypeError, ValueError) as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def estimate_memory_gb(config: TrainConfig) -> float:
+    """Rough GPU memory need per process: the spec's figure scaled by batch and pixel count."""
+    spec = get_spec(config.family, config.variant)
+    res = config.resolution or spec.default_resolution
+    area = (res[0] * res[1]) / (spec.default_resolution[0] * spec.default_resolution[1])
+    return round(spec.memory_gb * (0.35 + 0.65 * area * config.batch_size / 8), 2)
+
+
+class TrainerCallbacks:
+    """Hooks called by the Trainer on the main process. Override what you need."""
+
+    def on_log(self, step: int, values: dict[str, float]) -> None:
+        """values: loss, lr, images_per_second, epoch, elapsed_s."""
+
+    def on_eval(self, step: int, metrics: dict[str, Any], sample_predictions: list[dict[str, Any]]) -> None:
+        """metrics: see metrics.metrics_from_confusion; sample_predictions: [{"index": val
+        index, "class_map": uint8 (H0, W0)}] for the fixed sample images."""
+
+    def on_checkpoint(self, step: int, path: Path, metrics: dict[str, Any] | None) -> None:
+        """A checkpoint was written to ``path`` (metrics of the evaluation at that step, if any)."""
+
+    def should_stop(self) -> bool:
+        """Return True to stop before the next step (cancel)."""
+        return False
+
+
+@dataclass
+class TrainResult:
+    """Outcome of ``Trainer.fit``. status: completed | cancelled | early_stopped."""
+
+    status: str
+    step: int
+    best_metric: float | None
+    best_step: int | None
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    last_metrics: dict[str, Any] | None
+    best_metrics: dict[str, Any] | None
+
+
+@dataclass
+class _State:
+    step: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_metrics: dict[str, Any] | None = None
+    evals_without_improvement: int = 0
+    last_metrics: dict[str, Any] | None = None
+    checkpoints: list[str] = field(default_factory=list)
+    best_checkpoint: str | None = None
+
+
+class _EpochBatchSampler(Sampler[list[int]]):
+    """Batches of ``sampler`` for one epoch, skipping the first ``skip`` batches."""
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, skip: int) -> None:
+        self.sampler, self.batch_size, self.drop_last, self.skip = sampler, batch_size, drop_last, skip
+
+    def _batches(self) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for index in self.sampler:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for number, batch in enumerate(self._batches()):
+            if number >= self.skip:
+                yield batch
+
+    def __len__(self) -> int:
+        n = len(self.sampler)  # type: ignore[arg-type]
+        full = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return max(0, full - self.skip)
+
+
+def resolve_mixed_precision(value: str) -> str:
+    """'auto' -> 'bf16' on CUDA with bf16 support, 'fp16' on other CUDA, 'no' on CPU."""
+    if value != "auto":
+        return value
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def mask2former_targets(labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(N, H, W) semantic labels -> per image ((n_i, H, W) float binary masks, (n_i,) class ids).
+
+    One target per class present in the image (background included, as label 0).
+    Ignored pixels are 0 in every mask (Mask2Former's loss has no ignore label).
+    """
+    mask_labels, class_labels = [], []
+    for item in labels:
+        classes = torch.unique(item)
+        classes = classes[classes != ignore_index]
+        mask_labels.append((item[None] == classes[:, None, None]).float())
+        class_labels.append(classes.long())
+    return mask_labels, class_labels
+
+
+def _capture_rng() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains ``model`` on ``train_dataset``, evaluating on ``val_dataset``.
+
+    model:         a SegformerForSemanticSegmentation / Mask2FormerForUniversalSegmentation
+                   with ``num_labels`` = len(class_names).
+    train_dataset: SegmentationTrainDataset (items: pixel_values, labels at resolution).
+    val_dataset:   SegmentationEvalDataset (labels at original size) or None.
+    output_dir:    where config.json and checkpoints/ go.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: nn.Module,
+        train_dataset: SegmentationTrainDataset,
+        val_dataset: SegmentationEvalDataset | None,
+        output_dir: str | Path,
+        callbacks: TrainerCallbacks | None = None,
+        class_names: Sequence[str] | None = None,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        problems = validate_config(config)
+        if problems:
+            raise TrainConfigError(problems)
+        self.config = config.resolved()
+        self.callbacks = callbacks or TrainerCallbacks()
+        self.output_dir = Path(output_dir)
+        self.num_labels = int(model.config.num_labels)
+        self.class_names = list(class_names) if class_names else None
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=resolve_mixed_precision(self.config.mixed_precision)
+        )
+        acc = self.accelerator
+        if self.config.num_gpus != acc.num_processes and acc.num_processes > 1:
+            logger.warning("config asks for %d GPUs, running %d processes", self.config.num_gpus, acc.num_processes)
+        self.train_dataset = train_dataset
+        self.val_dataset = val_dataset
+        self.sampler = DistributedSampler(
+            train_dataset,
+            num_replicas=acc.num_processes,
+            rank=acc.process_index,
+            shuffle=True,
+            seed=self.config.seed,
+            drop_last=False,
+        )
+        self.drop_last = len(self.sampler) >= self.config.batch_size
+        per_epoch = len(self.sampler) // self.config.batch_size if self.drop_last else 1
+        self.batches_per_epoch = max(1, per_epoch)
+
+        self.optimizer = self._build_optimizer(model)
+        self.scheduler = self._build_scheduler(self.optimizer)
+        self.model, self.optimizer = acc.prepare(model, self.optimizer)
+        self.state = _State()
+        self._sample_indices = list(range(min(self.config.num_sample_predictions, len(val_dataset or []))))
+
+    # ----------------------------------------------------------------- construction
+    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.config
+        decay, no_decay = [], []
+        for name, param in model.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+
+    def _build_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        cfg = self.config
+        name = {"constant": "constant_with_warmup", "poly": "polynomial"}.get(cfg.schedule, cfg.schedule)
+        extra = {"power": 0.9, "lr_end": 0.0} if cfg.schedule == "poly" else None
+        return get_scheduler(
+            name,
+            optimizer,
+            num_warmup_steps=cfg.warmup_steps,
+            num_training_steps=cfg.steps,
+            scheduler_specific_kwargs=extra,
+        )
+
+    # ----------------------------------------------------------------- steps
+    def _loss(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.family == "mask2former":
+            mask_labels, class_labels = mask2former_targets(labels)
+            outputs = self.model(pixel_values=pixel_values, mask_labels=mask_labels, class_labels=class_labels)
+        else:
+            outputs = self.model(pixel_values=pixel_values, labels=labels)
+        return outputs.loss
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimizer update on ``batch`` ({"pixel_values", "labels"}); returns the loss."""
+        self.model.train()
+        device = self.accelerator.device
+        pixel_values = batch["pixel_values"].to(device, non_blocking=True)
+        labels = batch["labels"].to(device, non_blocking=True)
+        loss = self._loss(pixel_values, labels)
+        self.accelerator.backward(loss)
+        if self.config.max_grad_norm and self.accelerator.sync_gradients:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Metrics over the whole validation set (all processes) and the sample class maps.
+
+        Each process scores its share of the images; the confusion matrices are summed.
+        """
+        if self.val_dataset is None or len(self.val_dataset) == 0:
+            return {}, []
+        acc = self.accelerator
+        model = acc.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        shard = list(range(acc.process_index, len(self.val_dataset), acc.num_processes))
+        loader = DataLoader(
+            Subset(self.val_dataset, shard),
+            batch_size=self.config.eval_batch_size or self.config.batch_size,
+            shuffle=False,
+            collate_fn=collate_eval,
+        )
+        confusion = ConfusionMatrix(self.num_labels)
+        samples: dict[int, np.ndarray] = {}
+        wanted = set(self._sample_indices)
+        with acc.autocast():
+            for batch in loader:
+                logits = semantic_logits(model, batch["pixel_values"].to(acc.device)).float()
+                for item_logits, labels, index in zip(logits, batch["labels"], batch["index"], strict=True):
+                    class_map = logits_to_class_map(item_logits, labels.shape)
+                    confusion.update(class_map, labels.numpy())
+                    if index in wanted:
+                        samples[index] = class_map
+        matrix = torch.from_numpy(confusion.matrix).to(acc.device)
+        if acc.num_processes > 1:
+            matrix = acc.reduce(matrix, reduction="sum")
+        metrics = ConfusionMatrix(self.num_labels)
+        metrics.merge(matrix.cpu().numpy())
+        result = metrics.compute(self.class_names)
+        sample_predictions: list[dict[str, Any]] = []
+        if acc.is_main_process:
+            for index in self._sample_indices:
+                if index not in samples:  # evaluated by another process
+                    item = self.val_dataset[index]
+                    with acc.autocast():
+                        logits = semantic_logits(model, item["pixel_values"][None].to(acc.device)).float()
+                    samples[index] = logits_to_class_map(logits[0], item["labels"].shape)
+                sample_predictions.append({"index": index, "class_map": samples[index]})
+        model.train(was_training)
+        return result, sample_predictions
+
+    # ----------------------------------------------------------------- checkpoints
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.output_dir / CHECKPOINTS_DIR
+
+    def _write_config(self, directory: Path) -> None:
+        (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True))
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint for the current step (atomically) and prune old ones."""
+        acc = self.accelerator
+        step = self.state.step
+        final = self.checkpoints_dir / f"step-{step:06d}"
+        tmp = self.checkpoints_dir / f".tmp-step-{step:06d}"
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        torch.save(_capture_rng(), tmp / f"rng-{acc.process_index}.pt")
+        if acc.is_main_process:
+            acc.unwrap_model(self.model).save_pretrained(tmp / "model", safe_serialization=True)
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+            if acc.scaler is not None:
+                torch.save(acc.scaler.state_dict(), tmp / "scaler.pt")
+            name = final.name
+            if name not in self.state.checkpoints:
+                self.state.checkpoints.append(name)
+            (tmp / "trainer_state.json").write_text(json.dumps(asdict(self.state), indent=2, default=str))
+            self._write_config(tmp)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+            self._prune_checkpoints()
+        acc.wait_for_everyone()
+        return final
+
+    def _prune_checkpoints(self) -> None:
+        keep = set(self.state.checkpoints[-self.config.keep_last_k :] if self.config.keep_last_k else [])
+        if self.state.best_checkpoint:
+            keep.add(self.state.best_checkpoint)
+        if not keep and self.state.checkpoints:
+            keep.add(self.state.checkpoints[-1])  # never delete every checkpoint
+        for name in list(self.state.checkpoints):
+            if name not in keep:
+                shutil.rmtree(self.checkpoints_dir / name, ignore_errors=True)
+                self.state.checkpoints.remove(name)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The highest-step complete checkpoint under output_dir, if any."""
+        return latest_checkpoint(self.output_dir)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore model, optimizer, scheduler, scaler, RNG and trainer state from ``path``."""
+        path = Path(path)
+        acc = self.accelerator
+        model = acc.unwrap_model(self.model)
+        missing, unexpected = load_model(model, str(path / "model" / "model.safetensors"), strict=False, device=str(acc.device))
+        if unexpected or [k for k in missing if not _is_tied(model, k)]:
+            raise RuntimeError(f"checkpoint {path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=acc.device, weights_only=False))
+        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        if acc.scaler is not None and (path / "scaler.pt").exists():
+            acc.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
+        rng_file = path / f"rng-{acc.process_index}.pt"
+        if rng_file.exists():
+            _restore_rng(torch.load(rng_file, weights_only=False))
+        data = json.loads((path / "trainer_state.json").read_text())
+        self.state = _State(**data)
+        # checkpoints of the run being resumed live in another output_dir when resuming
+        # elsewhere; only track the ones that exist here.
+        self.state.checkpoints = [c for c in self.state.checkpoints if (self.checkpoints_dir / c).exists()]
+        if self.state.best_checkpoint and not (self.checkpoints_dir / self.state.best_checkpoint).exists():
+            self.state.best_checkpoint = None
+
+    # ----------------------------------------------------------------- loop
+    def _should_stop(self) -> bool:
+        flag = torch.tensor(
+            [1 if (self.accelerator.is_main_process and self.callbacks.should_stop()) else 0],
+            device=self.accelerator.device,
+        )
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.reduce(flag, reduction="sum")
+        return bool(flag.item())
+
+    def _epoch_loader(self, epoch: int, skip: int) -> DataLoader:
+        self.sampler.set_epoch(epoch)
+        self.train_dataset.set_epoch(epoch)
+        batches = _EpochBatchSampler(self.sampler, self.config.batch_size, self.drop_last, skip)
+        return DataLoader(
+            self.train_dataset,
+            batch_sampler=batches,
+            num_workers=self.config.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
+        )
+
+    def _on_eval(self) -> bool:
+        """Evaluate, track the best; returns True when early stopping triggers."""
+        acc = self.accelerator
+        metrics, samples = self.evaluate()
+        self.state.last_metrics = metrics
+        if acc.is_main_process:
+            self.callbacks.on_eval(self.state.step, metrics, samples)
+        key = self.config.keep_best_metric
+        if not key or metrics.get(key) is None:
+            return False
+        value = float(metrics[key])
+        if self.state.best_metric is None or value > self.state.best_metric:
+            self.state.best_metric, self.state.best_step = value, self.state.step
+            self.state.best_metrics = metrics
+            self.state.evals_without_improvement = 0
+            self.state.best_checkpoint = f"step-{self.state.step:06d}"
+            path = self.save_checkpoint()
+            if acc.is_main_process:
+                self.callbacks.on_checkpoint(self.state.step, path, metrics)
+            return False
+        self.state.evals_without_improvement += 1
+        patience = self.config.early_stopping_patience
+        return bool(patience and self.state.evals_without_improvement >= patience)
+
+    def fit(self, resume_from: str | Path | None = None) -> TrainResult:
+        """Train to ``config.steps`` (or until cancelled / early-stopped).
+
+        resume_from: a checkpoint directory, "latest" (the newest under output_dir; a
+        fresh start when there is none), or None for a fresh start.
+        """
+        acc = self.accelerator
+        cfg = self.config
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config(self.output_dir)
+        if resume_from == "latest":
+            resume_from = self.latest_checkpoint()
+        if resume_from:
+            self.load_checkpoint(resume_from)
+            logger.info("resumed from %s at step %d", resume_from, self.state.step)
+        else:
+            set_seed(cfg.seed)
+
+        status = "completed"
+        world_batch = cfg.batch_size * acc.num_processes
+        window_loss, window_steps, window_time = 0.0, 0, 0.0
+        started = time.perf_counter()
+        last_saved_step = self.state.step if resume_from else -1
+        while self.state.step < cfg.steps and status == "completed":
+            epoch, offset = divmod(self.state.step, self.batches_per_epoch)
+            for batch in self._epoch_loader(epoch, offset):
+                if self._should_stop():
+                    status = "cancelled"
+                    break
+                t0 = time.perf_counter()
+                loss = self.train_step(batch)
+                window_time += time.perf_counter() - t0
+                window_loss += loss
+                window_steps += 1
+                self.state.step += 1
+                step = self.state.step
+                if step % cfg.log_interval == 0 or step == cfg.steps:
+                    mean_loss = torch.tensor([window_loss / window_steps], device=acc.device)
+                    if acc.num_processes > 1:
+                        mean_loss = acc.reduce(mean_loss, reduction="mean")
+                    values = {
+                        "loss": float(mean_loss.item()),
+                        "lr": float(self.scheduler.get_last_lr()[0]),
+                        "images_per_second": window_steps * world_batch / max(window_time, 1e-9),
+                        "epoch": step / self.batches_per_epoch,
+                        "elapsed_s": time.perf_counter() - started,
+                    }
+                    if acc.is_main_process:
+                        self.callbacks.on_log(step, values)
+                    window_loss, window_steps, window_time = 0.0, 0, 0.0
+                stop_early = False
+                if step % cfg.eval_interval == 0 or step == cfg.steps:
+                    stop_early = self._on_eval()
+                    if self.state.best_step == step:
+                        last_saved_step = step
+                if cfg.checkpoint_every_n_steps and step % cfg.checkpoint_every_n_steps == 0 and last_saved_step != step:
+                    path = self.save_checkpoint()
+                    last_saved_step = step
+                    if acc.is_main_process:
+                        self.callbacks.on_checkpoint(step, path, None)
+                if stop_early:
+                    status = "early_stopped"
+                    break
+                if step >= cfg.steps:
+                    break
+        if status != "cancelled" and last_saved_step != self.state.step:
+            path = self.save_checkpoint()
+            if acc.is_main_process:
+                self.callbacks.on_checkpoint(self.state.step, path, self.state.last_metrics)
+        best = self.state.best_checkpoint
+        last = self.state.checkpoints[-1] if self.state.checkpoints else None
+        return TrainResult(
+            status=status,
+            step=self.state.step,
+            best_metric=self.state.best_metric,
+            best_step=self.state.best_step,
+            best_checkpoint=self.checkpoints_dir / best if best else None,
+            last_checkpoint=self.checkpoints_dir / last if last else None,
+            last_metrics=self.state.last_metrics,
+            best_metrics=self.state.best_metrics,
+        )
+
+
+def _is_tied(model: nn.Module, key: str) -> bool:
+    tied = getattr(model, "_tied_weights_keys", None) or []
+    if isinstance(tied, dict):
+        tied = list(tied.keys())
+    return any(key == t or key.endswith(str(t)) for t in tied)
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete ``checkpoints/step-*`` directory under ``output_dir``, or None."""
+    root = Path(output_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("step-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
+
+
+def load_checkpoint_weights(model: nn.Module, checkpoint: str | Path) -> nn.Module:
+    """Load a checkpoint's model weights into ``model`` (same architecture); returns it."""
+    load_model(model, str(Path(checkpoint) / "model" / "model.safetensors"), strict=False)
+    return model
+
+
+def make_datasets(
+    config: TrainConfig,
+    train_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    val_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> tuple[SegmentationTrainDataset, SegmentationEvalDataset]:
+    """Build the train/val datasets of ``config`` from (image, mask) pairs."""
+    cfg = config.resolved()
+    resolution = tuple(cfg.resolution)  # type: ignore[arg-type]
+    train = SegmentationTrainDataset(
+        [p[0] for p in train_pairs],
+        [p[1] for p in train_pairs],
+        resolution,  # type: ignore[arg-type]
+        augment=AugmentConfig.from_dict(cfg.augmentations),
+        mean=cfg.mean,
+        std=cfg.std,
+        seed=cfg.seed,
+    )
+    val = SegmentationEvalDataset(
+        [p[0] for p in val_pairs], [p[1] for p in val_pairs], resolution, mean=cfg.mean, std=cfg.std  # type: ignore[arg-type]
+    )
+    return train, val
+
+
+__all__ = [
+    "Dataset",
+    "TrainConfig",
+    "TrainConfigError",
+    "TrainResult",
+    "Trainer",
+    "TrainerCallbacks",
+    "estimate_memory_gb",
+    "latest_checkpoint",
+    "load_checkpoint_weights",
+    "make_datasets",
+    "mask2former_targets",
+    "resolve_mixed_precision",
+    "validate_config",
+]
