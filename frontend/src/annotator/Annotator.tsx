@@ -30,6 +30,8 @@ interface Props {
   image: HTMLImageElement;
   classes: LabelClass[];
   initialDoc: () => MaskDocument;
+  /** Revision number of the loaded masks (null: none saved yet); sent back to detect conflicts. */
+  initialRevision: number | null;
 }
 
 interface Stroke {
@@ -57,7 +59,7 @@ declare global {
   }
 }
 
-export function Annotator({ projectId, asset, image, classes, initialDoc }: Props) {
+export function Annotator({ projectId, asset, image, classes, initialDoc, initialRevision }: Props) {
   const [doc] = useState(initialDoc);
   const navigate = useNavigate();
   const qc = useQueryClient();
@@ -95,6 +97,8 @@ export function Annotator({ projectId, asset, image, classes, initialDoc }: Prop
   const strokeRef = useRef<Stroke | null>(null);
   const spaceRef = useRef(false);
   const ibAbort = useRef<AbortController | null>(null);
+  const revisionRef = useRef<number | null>(initialRevision);
+  const [conflict, setConflict] = useState(false);
 
   const currentClass: LabelClass | undefined = classes[classIdx];
   const classById = useMemo(() => new Map(classes.map((c) => [c.id, c])), [classes]);
@@ -112,12 +116,17 @@ export function Annotator({ projectId, asset, image, classes, initialDoc }: Prop
         version: () => doc.version,
         payload: () => ({ masks: doc.toApi() }),
         save: async (body) => {
-          await api(`/assets/${asset.id}/masks/`, { method: "PUT", body });
+          const res = await api<{ revision: number | null }>(`/assets/${asset.id}/masks/`, {
+            method: "PUT",
+            body: { ...body, base_revision: revisionRef.current },
+          });
+          revisionRef.current = res?.revision ?? null;
         },
         isTransient: (e) => !(e instanceof ApiError) || e.transient,
         onChange: (s, e) => {
           setSaveState(s);
           setSaveError(e ? (e instanceof Error ? e.message : String(e)) : null);
+          setConflict(e instanceof ApiError && e.status === 409);
         },
       }),
     [doc, asset.id],
@@ -753,7 +762,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc }: Prop
         ? "Saving…"
         : saveState === "dirty"
           ? "Unsaved changes"
-          : `Save failed${saveError ? `: ${saveError}` : ""} — retrying`;
+          : `Save failed${saveError ? `: ${saveError}` : ""}`;
   const toggle = (set: Set<number>, id: number) => {
     const n = new Set(set);
     if (n.has(id)) n.delete(id);
@@ -787,10 +796,26 @@ export function Annotator({ projectId, asset, image, classes, initialDoc }: Prop
         <span className={`save-state ${saveState}`} role="status" aria-live="polite" data-save-state={saveState}>
           {saveLabel}
         </span>
-        {saveState === "error" && (
+        {saveState === "error" && !conflict && (
           <button type="button" onClick={() => saver.retryNow()}>
             Retry save
           </button>
+        )}
+        {conflict && (
+          <>
+            <button
+              type="button"
+              onClick={() => {
+                revisionRef.current = null;
+                saver.retryNow();
+              }}
+            >
+              Keep mine (overwrite)
+            </button>
+            <button type="button" onClick={() => window.location.reload()}>
+              Load theirs
+            </button>
+          </>
         )}
         <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts (?)">
           ?

@@ -19,8 +19,10 @@ export function AnnotatorPage() {
   const masks = useQuery({
     queryKey: ["masks", aid],
     queryFn: async () => {
-      const data = await api<{ masks: MaskEntry[] } | MaskEntry[]>(`/assets/${aid}/masks/`);
-      return Array.isArray(data) ? data : data.masks;
+      const data = await api<{ masks: MaskEntry[]; revision?: number | null } | MaskEntry[]>(
+        `/assets/${aid}/masks/`,
+      );
+      return Array.isArray(data) ? { masks: data, revision: null } : { masks: data.masks, revision: data.revision ?? null };
     },
     staleTime: 0,
     gcTime: 0,
@@ -68,7 +70,8 @@ export function AnnotatorPage() {
       asset={asset.data}
       image={image}
       classes={classes.data}
-      initialDoc={() => MaskDocument.fromApi(width, height, masks.data)}
+      initialRevision={masks.data.revision}
+      initialDoc={() => MaskDocument.fromApi(width, height, masks.data.masks)}
     />
   );
 }

@@ -93,6 +93,9 @@ export function useAssets(projectId: number, f: AssetFilters) {
         signal,
       }),
     placeholderData: keepPreviousData,
+    // Thumbnails are made by a background worker: look again until every tile has one.
+    refetchInterval: (q) =>
+      q.state.dataUpdateCount < 100 && q.state.data?.results.some((a) => !a.thumbnail_url) ? 3000 : false,
   });
 }
 

