@@ -254,6 +254,7 @@ class _Target:
     new_data: bytes = b""
     split: str = Asset.Split.TRAIN
     instances: list = field(default_factory=list)
+    complete: bool = False
     source: str = ""
 
 
@@ -310,7 +311,7 @@ def _resolve(project: Project, parsed: ParsedImport,
             parsed.problem("duplicate_image", f"{image.file_name} is labeled twice (also in "
                            f"{targets[key].source}).", where)
             continue
-        target.instances = image.instances
+        target.instances, target.complete = image.instances, image.complete
         targets[key] = target
     return list(targets.values())
 
@@ -359,6 +360,7 @@ def _report(parsed: ParsedImport, targets: list[_Target]) -> dict:
         "images": len(targets),
         "instances": sum(len(t.instances) for t in targets),
         "images_without_objects": sum(not t.instances for t in targets),
+        "images_left_unlabeled": sum(not t.instances and not t.complete for t in targets),
         "assets_matched": sum(t.asset is not None for t in targets),
         "assets_to_create": sum(t.asset is None for t in targets),
         "classes": [name for name, _ in parsed.classes],
@@ -390,7 +392,7 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
                     created_assets += 1
             saves = [_Save(t.asset, [{"class_id": classes[i.class_name.lower()].id, "rle": i.rle}
                                      for i in t.instances])
-                     for t in targets if t.instances]
+                     for t in targets if t.instances or t.complete]
             _write_mask_sets(saves, user=user, source=MaskRevision.Source.IMPORT)
     except BaseException:
         for name in stored:

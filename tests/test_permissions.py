@@ -26,6 +26,7 @@ BUILDERS: dict[str, Callable] = {
     "member_id": lambda p: Membership.objects.filter(project=p).first().id,
     "job_id": lambda p: services.job_create(project=p, user=None, kind="test").id,
     "video_id": lambda p: _video(p),
+    "revision_id": lambda p: _mask_revision(p),
 }
 UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "health",
             "schema", "docs", "project-list"}
@@ -35,6 +36,18 @@ def _video(project):
     from projects.models import Video
 
     return Video.objects.create(project=project, name="v.mp4", file="videos/v.mp4", sha256="x").id
+
+
+def _mask_revision(project):
+    import numpy as np
+
+    from annotator.services import mask_set_replace_from_arrays
+
+    asset = factories.asset_create(project, width=8, height=6, seed=902)
+    label_class = factories.label_class_create(project, name="revcls")
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 2:5] = True
+    return mask_set_replace_from_arrays(asset=asset, user=None, instances=[(label_class, mask)]).revision_id
 
 
 def _iter_patterns(resolvers, prefix=""):

@@ -52,6 +52,10 @@ class ImportImage:
     instances: list[ImportInstance] = field(default_factory=list)
     data: bytes | None = None
     split: str | None = None
+    # True when the file speaks for the whole image (a LabelMe file, a PNG mask): no
+    # objects then means "labeled, nothing here". A COCO image without annotations
+    # says nothing, and its asset is left as it is.
+    complete: bool = False
 
 
 @dataclass

@@ -102,7 +102,7 @@ def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport) 
         data = index.files[found] if found else None
     image = ImportImage(file_name=posixpath.basename(doc["imagePath"].replace("\\", "/")),
                         width=width, height=height, source=path, data=data,
-                        split=split_from_path(posixpath.dirname(path)))
+                        split=split_from_path(posixpath.dirname(path)), complete=True)
     objects: dict[Any, tuple[str, np.ndarray]] = {}
     for n, shape in enumerate(doc["shapes"]):
         where = f"{path}: shapes[{n}]"

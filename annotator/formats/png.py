@@ -102,7 +102,7 @@ def read_png(files: dict[str, bytes]) -> ParsedImport:
         image = ImportImage(file_name=posixpath.basename(image_path) if image_path else stem,
                             width=width, height=height, source=path,
                             data=files[image_path] if image_path else None,
-                            split=split_from_path(posixpath.dirname(path)))
+                            split=split_from_path(posixpath.dirname(path)), complete=True)
         present = [int(v) for v in np.unique(labels) if v not in (0, IGNORE)]
         unknown = [v for v in present if v not in names]
         if unknown:
