@@ -6,7 +6,9 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -152,7 +154,18 @@ class ProjectImportApi(APIView):
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+class _JsonOnlyNegotiation(DefaultContentNegotiation):
+    """`?format=` names the dataset format here, not a DRF renderer (DRF would answer
+    404 for `format=coco`): errors are always JSON, the zip is a StreamingHttpResponse."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class ProjectExportApi(APIView):
+    content_negotiation_class = _JsonOnlyNegotiation
+    renderer_classes = [JSONRenderer]
+
     class Params(serializers.Serializer):
         format = serializers.ChoiceField(choices=EXPORT_FORMATS)
         include_unlabeled = serializers.BooleanField(default=False)
