@@ -137,7 +137,11 @@ class BatchingQueue(Generic[T, R]):
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
-                nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                nxt = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
             except queue.Empty:
                 break
             if nxt is _STOP:
@@ -153,7 +157,9 @@ class BatchingQueue(Generic[T, R]):
         try:
             results = list(self.batch_fn([p.item for p in live]))
             if len(results) != len(live):
-                raise RuntimeError(f"batch_fn returned {len(results)} results for {len(live)} items")
+                raise RuntimeError(
+                    f"batch_fn returned {len(results)} results for {len(live)} items"
+                )
         except BaseException as exc:  # every caller of the batch gets the failure
             for p in live:
                 p.future.set_exception(exc)

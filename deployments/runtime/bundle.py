@@ -60,7 +60,9 @@ the class map. `tessera_processing.py` holds exactly this code.
 """
 
 
-def build_bundle(onnx_path: str | Path, meta: ArtifactMeta, out_path: str | Path, *, title: str | None = None) -> Path:
+def build_bundle(
+    onnx_path: str | Path, meta: ArtifactMeta, out_path: str | Path, *, title: str | None = None
+) -> Path:
     """Write the bundle zip for an existing ONNX export (atomically).
 
     Args:
@@ -71,7 +73,9 @@ def build_bundle(onnx_path: str | Path, meta: ArtifactMeta, out_path: str | Path
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    classes = [{"index": int(c["index"]), "name": c["name"], "color": c["color"]} for c in meta.classes]
+    classes = [
+        {"index": int(c["index"]), "name": c["name"], "color": c["color"]} for c in meta.classes
+    ]
     preprocessing = {**meta.preprocessing(), "input": "pixel_values", "num_labels": meta.num_labels}
     readme = _README.format(
         title=title or f"Tessera {meta.family} {meta.variant}".strip(),
@@ -102,7 +106,9 @@ def build_bundle(onnx_path: str | Path, meta: ArtifactMeta, out_path: str | Path
     return out_path
 
 
-def build_bundle_from_artifact(artifact_dir: str | Path, out_path: str | Path, *, cache_dir: str | Path | None = None) -> Path:
+def build_bundle_from_artifact(
+    artifact_dir: str | Path, out_path: str | Path, *, cache_dir: str | Path | None = None
+) -> Path:
     """Export (or reuse ``<cache_dir>/model.onnx``) and bundle an artifact directory."""
     from .export import export_onnx
 

@@ -22,7 +22,10 @@ def rle_encode(mask: np.ndarray) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+    return {
+        "size": [int(rle["size"][0]), int(rle["size"][1])],
+        "counts": rle["counts"].decode("ascii"),
+    }
 
 
 def rle_decode(rle: dict[str, Any]) -> np.ndarray:
@@ -30,7 +33,10 @@ def rle_decode(rle: dict[str, Any]) -> np.ndarray:
     from pycocotools import mask as mask_utils
 
     counts = rle["counts"]
-    data = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    data = {
+        "size": list(rle["size"]),
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
     return mask_utils.decode(data).astype(bool)
 
 
@@ -42,7 +48,9 @@ def mask_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]:
     """
     import cv2
 
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
     polygons: list[list[float]] = []
     for contour in contours:
         if len(contour) >= min_points:
@@ -111,5 +119,7 @@ def encode_class_map(
         predictions.append(entry)
     out: dict[str, Any] = {"width": int(width), "height": int(height), "predictions": predictions}
     if png:
-        out["png"] = base64.b64encode(class_map_png(class_map, [c["color"] for c in classes])).decode("ascii")
+        out["png"] = base64.b64encode(
+            class_map_png(class_map, [c["color"] for c in classes])
+        ).decode("ascii")
     return out

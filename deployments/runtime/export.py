@@ -60,7 +60,9 @@ def _example_input(meta: ArtifactMeta, batch: int = 1) -> torch.Tensor:
     return torch.randn(batch, 3, height, width, generator=generator)
 
 
-def export_onnx(model: torch.nn.Module, meta: ArtifactMeta, path: str | Path, *, opset: int = ONNX_OPSET) -> Path:
+def export_onnx(
+    model: torch.nn.Module, meta: ArtifactMeta, path: str | Path, *, opset: int = ONNX_OPSET
+) -> Path:
     """Export ``pixel_values (N,3,H,W) float32 -> logits (N,K+1,h,w) float32`` to ONNX.
 
     The batch axis is dynamic; H, W are fixed at ``meta.resolution`` (inputs are resized
@@ -98,7 +100,9 @@ def export_onnx(model: torch.nn.Module, meta: ArtifactMeta, path: str | Path, *,
     return path
 
 
-def onnx_max_abs_diff(onnx_path: str | Path, model: torch.nn.Module, meta: ArtifactMeta, batch: np.ndarray) -> float:
+def onnx_max_abs_diff(
+    onnx_path: str | Path, model: torch.nn.Module, meta: ArtifactMeta, batch: np.ndarray
+) -> float:
     """Largest |ONNX Runtime - PyTorch| over the logits of a preprocessed batch (N,3,H,W)."""
     from .predictor import ort_session
 
@@ -112,7 +116,12 @@ def onnx_max_abs_diff(onnx_path: str | Path, model: torch.nn.Module, meta: Artif
 
 
 def check_onnx(
-    onnx_path: str | Path, model: torch.nn.Module, meta: ArtifactMeta, batch: np.ndarray, *, atol: float = ONNX_FP32_ATOL
+    onnx_path: str | Path,
+    model: torch.nn.Module,
+    meta: ArtifactMeta,
+    batch: np.ndarray,
+    *,
+    atol: float = ONNX_FP32_ATOL,
 ) -> float:
     """Raise :class:`ExportError` unless ONNX logits match PyTorch within ``atol``; return the diff."""
     diff = onnx_max_abs_diff(onnx_path, model, meta, batch)
@@ -168,10 +177,20 @@ def quantize_onnx_dynamic(
 class ImageCalibrationReader:
     """``CalibrationDataReader`` feeding preprocessed project images one batch at a time."""
 
-    def __init__(self, meta: ArtifactMeta, images: Sequence[np.ndarray], input_name: str = "pixel_values", batch_size: int = 1) -> None:
+    def __init__(
+        self,
+        meta: ArtifactMeta,
+        images: Sequence[np.ndarray],
+        input_name: str = "pixel_values",
+        batch_size: int = 1,
+    ) -> None:
         self._batches = iter(
             [
-                {input_name: preprocess(images[i : i + batch_size], meta.resolution, meta.mean, meta.std)}
+                {
+                    input_name: preprocess(
+                        images[i : i + batch_size], meta.resolution, meta.mean, meta.std
+                    )
+                }
                 for i in range(0, len(images), batch_size)
             ]
         )
@@ -255,13 +274,18 @@ def export_torchscript(model: torch.nn.Module, meta: ArtifactMeta, path: str | P
     try:
         with torch.no_grad():
             traced = torch.jit.trace(
-                wrapper, (_example_input(meta, 2),), check_inputs=[(_example_input(meta, 1),)], strict=False
+                wrapper,
+                (_example_input(meta, 2),),
+                check_inputs=[(_example_input(meta, 1),)],
+                strict=False,
             )
         torch.jit.save(traced, str(tmp))
         os.replace(tmp, path)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"TorchScript trace of the {meta.family} model failed: {type(exc).__name__}: {exc}") from exc
+        raise ExportError(
+            f"TorchScript trace of the {meta.family} model failed: {type(exc).__name__}: {exc}"
+        ) from exc
     return path
 
 
@@ -279,7 +303,9 @@ def sparsity(model: torch.nn.Module) -> float:
     return zeros / total if total else 0.0
 
 
-def prune_global_magnitude(model: torch.nn.Module, ratio: float) -> tuple[torch.nn.Module, dict[str, Any]]:
+def prune_global_magnitude(
+    model: torch.nn.Module, ratio: float
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Zero the ``ratio`` smallest-magnitude weights across all Linear/Conv layers, permanently.
 
     Works on a deep copy (the input model is untouched). The pruning masks are folded into
@@ -301,10 +327,17 @@ def prune_global_magnitude(model: torch.nn.Module, ratio: float) -> tuple[torch.
         prune.remove(module, name)
     total = sum(m.weight.numel() for m, _ in params)
     zeros = sum(int((m.weight == 0).sum()) for m, _ in params)
-    return pruned, {"ratio": ratio, "sparsity": zeros / total, "pruned_weights": zeros, "total_weights": total}
+    return pruned, {
+        "ratio": ratio,
+        "sparsity": zeros / total,
+        "pruned_weights": zeros,
+        "total_weights": total,
+    }
 
 
-def time_forward(run: Callable[[np.ndarray], Any], batch: np.ndarray, *, repeats: int = 10, warmup: int = 2) -> dict[str, float]:
+def time_forward(
+    run: Callable[[np.ndarray], Any], batch: np.ndarray, *, repeats: int = 10, warmup: int = 2
+) -> dict[str, float]:
     """Median latency of ``run(batch)``.
 
     Returns:
@@ -328,7 +361,11 @@ def time_forward(run: Callable[[np.ndarray], Any], batch: np.ndarray, *, repeats
 
 
 def evaluate_predictor(
-    predictor: Predictor, images: Sequence[np.ndarray], targets: Sequence[np.ndarray], *, batch_size: int = 8
+    predictor: Predictor,
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    *,
+    batch_size: int = 8,
 ) -> dict[str, Any]:
     """Validation metrics of a predictor (training's definitions: mIoU over labels present).
 
@@ -364,7 +401,14 @@ def export_report(
     val_images: Sequence[np.ndarray],
     val_targets: Sequence[np.ndarray],
     calibration_images: Sequence[np.ndarray] | None = None,
-    formats: Iterable[str] = ("onnx", "onnx-int8-dynamic", "onnx-int8-static", "onnx-fp16", "torchscript", "pruned"),
+    formats: Iterable[str] = (
+        "onnx",
+        "onnx-int8-dynamic",
+        "onnx-int8-static",
+        "onnx-fp16",
+        "torchscript",
+        "pruned",
+    ),
     prune_ratio: float = 0.3,
     speed_batch: int = 1,
     speed_repeats: int = 10,
@@ -388,7 +432,9 @@ def export_report(
     formats = list(formats)
     model = model.eval()
     calibration = list(calibration_images) if calibration_images else list(val_images[:16])
-    speed_input = preprocess(list(val_images[:1]) * speed_batch, meta.resolution, meta.mean, meta.std)
+    speed_input = preprocess(
+        list(val_images[:1]) * speed_batch, meta.resolution, meta.mean, meta.std
+    )
     check_batch = preprocess(list(val_images[:4]), meta.resolution, meta.mean, meta.std)
 
     eager = TorchPredictor.from_model(model, meta)
@@ -401,11 +447,18 @@ def export_report(
         "resolution": list(meta.resolution),
         "validation_images": len(val_images),
         "threads": torch.get_num_threads(),
-        "baseline": {"runtime": "pytorch-eager", "size_bytes": base_size, "speed": base_speed, "miou": base_eval["miou"]},
+        "baseline": {
+            "runtime": "pytorch-eager",
+            "size_bytes": base_size,
+            "speed": base_speed,
+            "miou": base_eval["miou"],
+        },
         "formats": {},
     }
 
-    def measured(name: str, predictor: Predictor, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    def measured(
+        name: str, predictor: Predictor, path: Path, extra: dict[str, Any]
+    ) -> dict[str, Any]:
         evaluation = evaluate_predictor(predictor, val_images, val_targets)
         speed = time_forward(predictor.forward, speed_input, repeats=speed_repeats)
         speedup = base_speed["ms_per_image_p50"] / speed["ms_per_image_p50"]
@@ -440,13 +493,20 @@ def export_report(
             if name == "onnx":
                 diff = check_onnx(onnx_path, model, meta, check_batch)
                 predictor = OnnxPredictor(onnx_path, meta, threads=threads)
-                entry = measured(name, predictor, onnx_path, {"max_abs_logit_diff": diff, "atol": ONNX_FP32_ATOL})
+                entry = measured(
+                    name, predictor, onnx_path, {"max_abs_logit_diff": diff, "atol": ONNX_FP32_ATOL}
+                )
             elif name in ("onnx-int8-dynamic", "onnx-int8-dynamic-matmul"):
                 path = out / f"model.{name[5:]}.onnx"
                 op_types = ["MatMul", "Gemm"] if name.endswith("matmul") else None
                 quantize_onnx_dynamic(onnx_path, path, op_types=op_types)
                 predictor = OnnxPredictor(path, meta, threads=threads, runtime="onnxruntime-int8")
-                entry = measured(name, predictor, path, {"max_abs_logit_diff": onnx_max_abs_diff(path, model, meta, check_batch)})
+                entry = measured(
+                    name,
+                    predictor,
+                    path,
+                    {"max_abs_logit_diff": onnx_max_abs_diff(path, model, meta, check_batch)},
+                )
             elif name == "onnx-int8-static":
                 path = out / "model.int8-static.onnx"
                 quantize_onnx_static(onnx_path, path, meta, calibration)
@@ -464,7 +524,12 @@ def export_report(
                 path = out / "model.fp16.onnx"
                 convert_onnx_fp16(onnx_path, path)
                 predictor = OnnxPredictor(path, meta, threads=threads)
-                entry = measured(name, predictor, path, {"max_abs_logit_diff": onnx_max_abs_diff(path, model, meta, check_batch)})
+                entry = measured(
+                    name,
+                    predictor,
+                    path,
+                    {"max_abs_logit_diff": onnx_max_abs_diff(path, model, meta, check_batch)},
+                )
             elif name == "torchscript":
                 path = out / "model.torchscript.pt"
                 export_torchscript(model, meta, path)

@@ -48,7 +48,9 @@ class Predictor(ABC):
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 at ``meta.resolution`` -> (N, K+1, h, w) float32 logits."""
 
-    def class_maps_from_logits(self, logits: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    def class_maps_from_logits(
+        self, logits: np.ndarray, sizes: Sequence[tuple[int, int]]
+    ) -> list[np.ndarray]:
         """Upsample + argmax (numpy); runtimes with a faster path override it."""
         return postprocess(logits, sizes)
 
@@ -99,7 +101,9 @@ class TorchPredictor(Predictor):
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeUnavailable("device 'cuda' requested but torch.cuda.is_available() is False")
+            raise RuntimeUnavailable(
+                "device 'cuda' requested but torch.cuda.is_available() is False"
+            )
         self.device = device
         self.half = half and device == "cuda"
         if isinstance(logits_fn, torch.nn.Module):
@@ -109,7 +113,9 @@ class TorchPredictor(Predictor):
         self.logits_fn = logits_fn
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module, meta: ArtifactMeta, device: str = "cpu", **kwargs: Any) -> TorchPredictor:
+    def from_model(
+        cls, model: torch.nn.Module, meta: ArtifactMeta, device: str = "cpu", **kwargs: Any
+    ) -> TorchPredictor:
         """Wrap a transformers model of ``meta.family``."""
         return cls(SemanticLogitsModel(model), meta, device, **kwargs)
 
@@ -167,7 +173,9 @@ def ort_session(onnx_path: str | Path, device: str = "cpu", threads: int | None 
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(onnx_path), sess_options=options, providers=_ort_providers(device))
+    return ort.InferenceSession(
+        str(onnx_path), sess_options=options, providers=_ort_providers(device)
+    )
 
 
 class OnnxPredictor(Predictor):
@@ -190,7 +198,9 @@ class OnnxPredictor(Predictor):
         self.onnx_path = Path(onnx_path)
         self.session = ort_session(onnx_path, device, threads)
         self.input_name = self.session.get_inputs()[0].name
-        self._lock = threading.Lock()  # sessions are thread-safe, but one run at a time keeps cores for it
+        self._lock = (
+            threading.Lock()
+        )  # sessions are thread-safe, but one run at a time keeps cores for it
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,10 @@ from deployments.runtime.artifact import write_artifact
 from projects.synthetic import SYNTHETIC_CLASSES, make_dataset
 from training.modeling.registry import IMAGENET_MEAN, IMAGENET_STD, build_model, get_spec
 
-torch.set_num_threads(2)
+# One thread: on a busy 2-core machine, 2 OpenMP threads per process spin against the
+# other processes and run ~10x slower than one.
+torch.set_num_threads(1)
+os.environ.setdefault("TESSERA_INFERENCE_THREADS", "1")
 
 RESOLUTION = (64, 64)
 VAL_SIZES = ((64, 64), (96, 80), (50, 70), (128, 96))
@@ -32,7 +36,9 @@ class ValSet:
 
 def artifact_meta(family: str, variant: str = "tiny") -> dict:
     classes = [{"index": 0, "name": "background", "color": "#000000"}]
-    classes += [{"index": i + 1, "name": n, "color": c} for i, (n, c) in enumerate(SYNTHETIC_CLASSES)]
+    classes += [
+        {"index": i + 1, "name": n, "color": c} for i, (n, c) in enumerate(SYNTHETIC_CLASSES)
+    ]
     return {
         "format": 1,
         "family": family,
@@ -47,14 +53,16 @@ def artifact_meta(family: str, variant: str = "tiny") -> dict:
     }
 
 
-def _train_tiny_segformer(steps: int = 150, batch: int = 16) -> torch.nn.Module:
+def _train_tiny_segformer(steps: int = 120, batch: int = 16) -> torch.nn.Module:
     torch.manual_seed(0)
     spec = get_spec("segformer", "tiny")
     model = build_model(spec, num_labels=len(SYNTHETIC_CLASSES) + 1, pretrained="none")
-    data = make_dataset(256, seed=1, sizes=(RESOLUTION,))
+    data = make_dataset(160, seed=1, sizes=(RESOLUTION,))
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    images = (torch.from_numpy(np.stack([s.image for s in data])).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    images = (
+        torch.from_numpy(np.stack([s.image for s in data])).permute(0, 3, 1, 2).float() / 255 - mean
+    ) / std
     labels = torch.from_numpy(np.stack([s.semantic for s in data])).long()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(0)
@@ -78,7 +86,9 @@ def trained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def m2f_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    model = build_model(get_spec("mask2former", "tiny"), num_labels=len(SYNTHETIC_CLASSES) + 1, pretrained="none")
+    model = build_model(
+        get_spec("mask2former", "tiny"), num_labels=len(SYNTHETIC_CLASSES) + 1, pretrained="none"
+    )
     path = tmp_path_factory.mktemp("artifacts") / "m2f-tiny"
     write_artifact(model.eval(), artifact_meta("mask2former"), path)
     return path

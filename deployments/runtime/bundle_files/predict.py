@@ -35,7 +35,9 @@ from tessera_processing import postprocess, preprocess  # noqa: E402
 class SegmentationModel:
     """The bundled model: RGB uint8 images (any size) -> uint8 class maps of the same size."""
 
-    def __init__(self, bundle_dir: str | Path = HERE, providers: list[str] | None = None, threads: int = 0) -> None:
+    def __init__(
+        self, bundle_dir: str | Path = HERE, providers: list[str] | None = None, threads: int = 0
+    ) -> None:
         bundle_dir = Path(bundle_dir)
         self.settings = json.loads((bundle_dir / "preprocessing.json").read_text())
         self.classes = json.loads((bundle_dir / "classes.json").read_text())
@@ -43,7 +45,9 @@ class SegmentationModel:
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
-            str(bundle_dir / "model.onnx"), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+            str(bundle_dir / "model.onnx"),
+            sess_options=options,
+            providers=providers or ["CPUExecutionProvider"],
         )
         self.input_name = self.session.get_inputs()[0].name
 
@@ -51,9 +55,13 @@ class SegmentationModel:
         """Class maps (H, W) uint8 for RGB uint8 images (H, W, 3)."""
         if not images:
             return []
-        batch = preprocess(images, self.settings["resolution"], self.settings["mean"], self.settings["std"])
+        batch = preprocess(
+            images, self.settings["resolution"], self.settings["mean"], self.settings["std"]
+        )
         (logits,) = self.session.run(None, {self.input_name: batch})
-        return postprocess(np.asarray(logits, dtype=np.float32), [image.shape[:2] for image in images])
+        return postprocess(
+            np.asarray(logits, dtype=np.float32), [image.shape[:2] for image in images]
+        )
 
     def palette_png(self, class_map: np.ndarray, path: str | Path) -> None:
         """Write a class map as a palette PNG coloured with the class colours."""
@@ -76,7 +84,9 @@ def load_rgb(path: str | Path) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--out", default="masks", help="folder for the class-map PNGs (default: masks)")
+    parser.add_argument(
+        "--out", default="masks", help="folder for the class-map PNGs (default: masks)"
+    )
     parser.add_argument("--json", action="store_true", help="print per-class pixel areas as JSON")
     parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args(argv)
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     for start in range(0, len(args.images), args.batch_size):
         paths = args.images[start : start + args.batch_size]
         maps = model.predict([load_rgb(p) for p in paths])
-        for path, class_map in zip(paths, maps):
+        for path, class_map in zip(paths, maps):  # noqa: B905 (runs on Python < 3.10 too)
             target = out_dir / (Path(path).stem + ".png")
             model.palette_png(class_map, target)
             counts = np.bincount(class_map.reshape(-1), minlength=len(model.classes))
@@ -98,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                     "mask": str(target),
                     "width": int(class_map.shape[1]),
                     "height": int(class_map.shape[0]),
-                    "areas": {model.classes[i]["name"]: int(n) for i, n in enumerate(counts) if i > 0 and n},
+                    "areas": {
+                        model.classes[i]["name"]: int(n)
+                        for i, n in enumerate(counts)
+                        if i > 0 and n
+                    },
                 }
             )
     if args.json:
