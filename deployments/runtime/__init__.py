@@ -10,7 +10,7 @@ Public entry points:
 * :func:`encode_class_map` (COCO RLE per class, polygons, palette PNG).
 """
 
-from .artifact import ArtifactMeta, load_model, read_meta, write_artifact
+from .artifact import ArtifactError, ArtifactMeta, load_model, read_meta, write_artifact
 from .batching import BatchingQueue, QueueClosed, QueueFull
 from .bundle import build_bundle, build_bundle_from_artifact
 from .encoding import encode_class_map, rle_decode, rle_encode
@@ -28,6 +28,7 @@ from .predictor import (
 __all__ = [
     "DEVICES",
     "RUNTIMES",
+    "ArtifactError",
     "ArtifactMeta",
     "BatchingQueue",
     "ExportError",

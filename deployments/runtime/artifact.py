@@ -7,23 +7,24 @@ Layout of an artifact directory::
                      "classes": [{"index": 0, "name": "background", "color": "#000000"}, ...],
                      "resolution": [H, W], "mean": [r, g, b], "std": [r, g, b], ...}
 
-The semantic-logits graph (``SemanticLogitsModel``) is training's, so exports contain the
-same computation that validation measured. Loading and saving use
-``training.modeling.artifact`` when present, with an equivalent local fallback.
+Reading, writing and the semantic-logits graph are training's (``training.modeling``, also
+Django-free), so exports contain exactly the computation that validation measured.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from training.modeling import artifact as training_artifact
+from training.modeling.artifact import ArtifactError
 from training.modeling.inference import SemanticLogitsModel, semantic_logits
 
 __all__ = [
+    "ArtifactError",
     "ArtifactMeta",
     "SemanticLogitsModel",
     "load_model",
@@ -61,23 +62,24 @@ class ArtifactMeta:
         """Validate a parsed ``tessera.json``.
 
         Raises:
-            ValueError: naming the first missing or malformed field.
+            ArtifactError: (a ``ValueError``) naming the first missing or malformed field.
         """
+        data = training_artifact.validate_meta(data)
         if data.get("format") != 1:
-            raise ValueError(f"unsupported artifact format {data.get('format')!r} (expected 1)")
+            raise ArtifactError(f"unsupported artifact format {data.get('format')!r} (expected 1)")
         family = data.get("family")
         if family not in FAMILIES:
-            raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+            raise ArtifactError(f"unknown model family {family!r}; expected one of {FAMILIES}")
         classes = sorted(data.get("classes") or [], key=lambda c: int(c["index"]))
         if not classes or [int(c["index"]) for c in classes] != list(range(len(classes))):
-            raise ValueError("classes must be indexed 0..K without gaps (0 = background)")
+            raise ArtifactError("classes must be indexed 0..K without gaps (0 = background)")
         resolution = tuple(int(v) for v in data.get("resolution", ()))
         if len(resolution) != 2 or min(resolution) <= 0:
-            raise ValueError(f"resolution must be [H, W], got {data.get('resolution')!r}")
+            raise ArtifactError(f"resolution must be [H, W], got {data.get('resolution')!r}")
         mean = tuple(float(v) for v in data.get("mean", ()))
         std = tuple(float(v) for v in data.get("std", ()))
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError("mean and std must be three numbers each (std > 0)")
+            raise ArtifactError("mean and std must be three numbers each (std > 0)")
         return cls(
             family=family,
             variant=str(data.get("variant", "")),
@@ -116,63 +118,17 @@ class ArtifactMeta:
 
 
 def read_meta(path: str | Path) -> ArtifactMeta:
-    """Read and validate ``<path>/tessera.json``."""
-    meta_path = Path(path) / "tessera.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"not an artifact directory (no tessera.json): {path}")
-    return ArtifactMeta.from_dict(json.loads(meta_path.read_text()))
+    """Read and validate ``<path>/tessera.json`` (raises ``ArtifactError`` when absent/invalid)."""
+    return ArtifactMeta.from_dict(training_artifact.read_meta(path))
 
 
-def _model_class(family: str) -> type:
-    import transformers
-
-    if family == "segformer":
-        return transformers.SegformerForSemanticSegmentation
-    return transformers.Mask2FormerForUniversalSegmentation
-
-
-def load_model(path: str | Path) -> tuple[torch.nn.Module, ArtifactMeta]:
-    """Load an artifact's model (eval mode, CPU, float32) and its metadata."""
-    meta = read_meta(path)
-    try:
-        from training.modeling.artifact import load_artifact  # type: ignore[import-not-found]
-    except ImportError:
-        load_artifact = None
-    if load_artifact is not None:
-        model, _ = load_artifact(path)
-    else:
-        model = _model_class(meta.family).from_pretrained(str(Path(path) / "model"))
-    model.eval()
-    return model, meta
+def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, ArtifactMeta]:
+    """Load an artifact's model (eval mode, float32, on ``device``) and its metadata."""
+    model, meta = training_artifact.load_artifact(path, device=device)
+    return model, ArtifactMeta.from_dict(meta)
 
 
 def write_artifact(model: torch.nn.Module, meta: dict[str, Any], path: str | Path) -> Path:
-    """Write an artifact directory (model/ + tessera.json).
-
-    Delegates to ``training.modeling.artifact.save_artifact`` when available, so that
-    artifacts written by the runtime (pruned models, test fixtures) are the same format.
-    """
-    path = Path(path)
-    ArtifactMeta.from_dict(meta)  # validate before writing anything
-    try:
-        from training.modeling.artifact import save_artifact  # type: ignore[import-not-found]
-    except ImportError:
-        save_artifact = None
-    if save_artifact is not None:
-        save_artifact(model, meta, path)
-        return path
-    import shutil
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".artifact-", dir=path.parent))
-    try:
-        model.save_pretrained(str(tmp / "model"))
-        (tmp / "tessera.json").write_text(json.dumps(meta, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    """Write an artifact directory (model/ + tessera.json) atomically, in training's format."""
+    training_artifact.save_artifact(model, meta, path)
+    return Path(path)

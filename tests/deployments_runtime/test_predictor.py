@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from deployments.runtime import (
+    ArtifactError,
     RuntimeUnavailable,
     create_predictor,
     load_model,
@@ -119,5 +120,5 @@ def test_bad_runtime_or_device_is_refused(trained_artifact: Path) -> None:
 
 
 def test_not_an_artifact_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="tessera.json"):
+    with pytest.raises(ArtifactError, match="tessera.json"):
         create_predictor(tmp_path, "onnxruntime")
