@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from segment_anything.modeling import Sam
 from segment_anything.utils.onnx import SamOnnxModel
+from torch.nn import functional as F
 
 from .sam import EmbeddingRecord, SamEngine, SamMask
 

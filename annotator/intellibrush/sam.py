@@ -128,11 +128,14 @@ def build_sam(model_type: str, checkpoint: str | os.PathLike[str] | None = None)
 # --------------------------------------------------------------------------- weights
 
 
-def checkpoint_candidates(model_type: str) -> list[Path]:
+def checkpoint_candidates(
+    model_type: str, *, weights_dir: str | os.PathLike[str] | None = None
+) -> list[Path]:
     """Local files that may hold the checkpoint of ``model_type``, in search order.
 
     1. ``TESSERA_SAM_CHECKPOINT`` (an explicit file);
-    2. ``TESSERA_WEIGHTS_DIR/<official name>`` and ``TESSERA_WEIGHTS_DIR/sam/<official name>``;
+    2. ``<weights dir>/<official name>`` and ``<weights dir>/sam/<official name>``, where the
+       weights dir is ``weights_dir`` if given, else env ``TESSERA_WEIGHTS_DIR``;
     3. the torch hub checkpoint cache (where ``torch.hub`` downloads land).
     """
     found: list[Path] = []
@@ -140,7 +143,7 @@ def checkpoint_candidates(model_type: str) -> list[Path]:
     if explicit:
         found.append(Path(explicit).expanduser())
     name = OFFICIAL_CHECKPOINTS.get(model_type, f"sam_{model_type}.pth")
-    weights_dir = os.environ.get("TESSERA_WEIGHTS_DIR")
+    weights_dir = weights_dir or os.environ.get("TESSERA_WEIGHTS_DIR")
     if weights_dir:
         base = Path(weights_dir).expanduser()
         found += [base / name, base / "sam" / name]
@@ -148,7 +151,12 @@ def checkpoint_candidates(model_type: str) -> list[Path]:
     return found
 
 
-def resolve_checkpoint(model_type: str, *, allow_download: bool | None = None) -> Path | None:
+def resolve_checkpoint(
+    model_type: str,
+    *,
+    allow_download: bool | None = None,
+    weights_dir: str | os.PathLike[str] | None = None,
+) -> Path | None:
     """Find the checkpoint file for ``model_type`` following the weights policy.
 
     Returns ``None`` for ``tiny`` when no file is found (it is meant to run with random
@@ -156,7 +164,7 @@ def resolve_checkpoint(model_type: str, *, allow_download: bool | None = None) -
     ``allow_download`` (default: env ``TESSERA_SAM_ALLOW_DOWNLOAD=1``), downloads the
     official file into the torch hub cache. Raises ``SamWeightsNotFound`` otherwise.
     """
-    candidates = checkpoint_candidates(model_type)
+    candidates = checkpoint_candidates(model_type, weights_dir=weights_dir)
     for path in candidates:
         if path.is_file():
             return path
@@ -302,11 +310,26 @@ class SamEngine:
         *,
         device: str | torch.device = "cpu",
         allow_download: bool | None = None,
+        decoder_only: bool = False,
+        weights_dir: str | os.PathLike[str] | None = None,
     ) -> SamEngine:
-        """Resolve the weights of ``model_type`` and build the engine on ``device``."""
-        checkpoint = resolve_checkpoint(model_type, allow_download=allow_download)
-        model = build_sam(model_type, checkpoint).to(device)
-        return cls(model, model_type, checkpoint=checkpoint)
+        """Resolve the weights of ``model_type`` and build the engine on ``device``.
+
+        ``decoder_only`` drops the image encoder after loading (vit_h's is 2.4 GB): such
+        an engine decodes stored embeddings and exports the ONNX decoder, but cannot
+        ``compute_embedding``. Web processes use it; GPU workers load the full model.
+        """
+        checkpoint = resolve_checkpoint(
+            model_type, allow_download=allow_download, weights_dir=weights_dir
+        )
+        model = build_sam(model_type, checkpoint)
+        if decoder_only:
+            model.image_encoder = _EncoderStub(model.image_encoder.img_size)
+        return cls(model.to(device), model_type, checkpoint=checkpoint)
+
+    @property
+    def has_encoder(self) -> bool:
+        return not isinstance(self.model.image_encoder, _EncoderStub)
 
     @property
     def device(self) -> torch.device:
@@ -318,6 +341,8 @@ class SamEngine:
 
         Same preprocessing as ``SamPredictor.set_image``; the result is stored fp16.
         """
+        if not self.has_encoder:
+            raise RuntimeError("this engine was loaded with decoder_only=True")
         image = _as_rgb_uint8(image)
         resized = self.transform.apply_image(image)
         tensor = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
@@ -415,6 +440,43 @@ class SamEngine:
         return SamMask(masks[best], float(scores[best]), low_res[best : best + 1])
 
 
+class _EncoderStub(torch.nn.Module):
+    """Stands in for a dropped image encoder: keeps ``img_size``, which decoding reads."""
+
+    def __init__(self, img_size: int) -> None:
+        super().__init__()
+        self.img_size = img_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - guarded above
+        raise RuntimeError("image encoder not loaded (decoder_only engine)")
+
+
+#: Magnitude of the logits that ``mask_to_low_res_logits`` gives to sure pixels.
+MASK_PROMPT_LOGIT = 8.0
+
+
+def mask_to_low_res_logits(mask: np.ndarray, record: EmbeddingRecord) -> np.ndarray:
+    """A full-size bool mask (H, W) as a (1, 4h, 4w) ``mask_input`` for ``decode``.
+
+    Inverse of SAM's postprocessing: resize to ``input_size``, pad to the square
+    encoder frame, shrink to the low-res grid (area average), and map the covered
+    fraction p to logits ``(2p - 1) * MASK_PROMPT_LOGIT``. Lets a client refine with
+    the previous mask as RLE instead of carrying the previous logits around.
+    """
+    import cv2
+
+    full = np.asarray(mask, bool)
+    if full.shape != tuple(record.original_size):
+        raise ValueError(f"mask is {full.shape}, image is {tuple(record.original_size)}")
+    ih, iw = record.input_size
+    resized = cv2.resize(full.astype(np.float32), (iw, ih), interpolation=cv2.INTER_AREA)
+    square = np.zeros((record.image_size, record.image_size), np.float32)
+    square[:ih, :iw] = resized
+    low_h, low_w = record.mask_input_size
+    low = cv2.resize(square, (low_w, low_h), interpolation=cv2.INTER_AREA)
+    return ((2.0 * low - 1.0) * MASK_PROMPT_LOGIT)[None].astype(np.float32)
+
+
 def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim == 2:
@@ -428,24 +490,34 @@ def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- per process
 
-_engines: dict[tuple[str, str], SamEngine] = {}
+_engines: dict[tuple[str, str, bool], SamEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(model_type: str, *, device: str = "cpu") -> SamEngine:
+def get_engine(
+    model_type: str,
+    *,
+    device: str = "cpu",
+    decoder_only: bool = False,
+    weights_dir: str | os.PathLike[str] | None = None,
+) -> SamEngine:
     """The process-wide engine for ``model_type`` on ``device``, loaded on first use.
 
     Raises ``SamWeightsNotFound`` when an official model has no checkpoint (callers
-    then use the classical fallback). Loads at most once per process and key.
+    then use the classical fallback). Loads at most once per process and key; a full
+    engine already loaded also serves ``decoder_only`` requests.
     """
-    key = (model_type, str(device))
-    engine = _engines.get(key)
+    full_key = (model_type, str(device), False)
+    key = (model_type, str(device), decoder_only)
+    engine = _engines.get(key) or _engines.get(full_key)
     if engine is not None:
         return engine
     with _engines_lock:
-        engine = _engines.get(key)
+        engine = _engines.get(key) or _engines.get(full_key)
         if engine is None:
-            engine = SamEngine.load(model_type, device=device)
+            engine = SamEngine.load(
+                model_type, device=device, decoder_only=decoder_only, weights_dir=weights_dir
+            )
             _engines[key] = engine
     return engine
 

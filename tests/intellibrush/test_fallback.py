@@ -3,7 +3,7 @@
 Figure asserted: over the 25 scenes of ``make_dataset(25, seed=101)``, one include click
 at the most interior pixel of each object of at least 100 visible pixels gives a mask
 with IoU >= 0.8 against the object's true mask for at least 80% of the objects
-(measured: ~0.90 of objects, median IoU 1.0, ~30-50 ms per click at 128x128).
+(measured: 0.92 of 101 objects, median IoU 1.0, mean 0.95; ~30-50 ms per click at 128x128).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from annotator.intellibrush.sam import (
     SamWeightsNotFound,
     build_sam,
     default_multimask,
+    mask_to_low_res_logits,
     resolve_checkpoint,
 )
 
@@ -158,10 +159,10 @@ def test_vit_b_decode_matches_predictor(vit_b_model) -> None:
     predictor.original_size, predictor.input_size = original, input_size
     predictor.is_image_set = True
     engine = SamEngine(vit_b_model, "vit_b")
-    points, labels, box = np.array([[320.0, 200.0], [100.0, 90.0]]), np.array([1, 0]), None
+    clicks, click_labels = np.array([[320.0, 200.0], [100.0, 90.0]]), np.array([1, 0])
     for points, labels, box in [
-        (points[:1], labels[:1], None),
-        (points, labels, np.array([50.0, 40.0, 500.0, 400.0])),
+        (clicks[:1], click_labels[:1], None),
+        (clicks, click_labels, np.array([50.0, 40.0, 500.0, 400.0])),
     ]:
         ref_masks, ref_scores, ref_low = predictor.predict(points, labels, box, None, True)
         masks, scores, low = engine.decode_all(record, points, labels, box, None, multimask=True)
@@ -236,3 +237,35 @@ def test_random_init_is_deterministic() -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError):
         build_sam("vit_x")
+
+
+def test_decoder_only_engine_decodes_the_same(clean_weights_env, tiny_engine, tiny_setup) -> None:
+    record, _, _ = tiny_setup
+    light = SamEngine.load("tiny", decoder_only=True)
+    assert not light.has_encoder and tiny_engine.has_encoder
+    assert sum(p.numel() for p in light.model.parameters()) < sum(
+        p.numel() for p in tiny_engine.model.parameters()
+    )
+    click = (np.array([[70.0, 50.0]]), np.array([1]))
+    a, b = light.decode(record, *click), tiny_engine.decode(record, *click)
+    assert np.array_equal(a.mask, b.mask) and a.score == b.score
+    with pytest.raises(RuntimeError):
+        light.compute_embedding(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_mask_prompt_from_a_full_size_mask(tiny_engine, tiny_setup) -> None:
+    record, _, _ = tiny_setup
+    mask = np.zeros(record.original_size, bool)
+    mask[20:60, 30:100] = True
+    low = mask_to_low_res_logits(mask, record)
+    assert low.shape == (1, *record.mask_input_size)
+    # SAM's own upsampling of these logits gives back the mask, up to the border pixels
+    upsampled = tiny_engine.model.postprocess_masks(
+        torch.as_tensor(low)[None], record.input_size, record.original_size
+    )[0, 0].numpy() > 0
+    assert (upsampled == mask).mean() > 0.97
+    assert upsampled[25:55, 35:95].all() and not upsampled[70:, :].any()
+    result = tiny_engine.decode(record, mask_input=low)
+    assert result.mask.shape == record.original_size
+    with pytest.raises(ValueError):
+        mask_to_low_res_logits(np.zeros((5, 5), bool), record)

@@ -1,0 +1,171 @@
+"""IntelliBrush click-to-mask latency with the real SAM ViT-B architecture (random weights).
+
+What a click costs on the server:
+  * first click on a new image = compute the embedding on demand + decode + RLE encode;
+  * every later click = load the cached fp16 embedding record + decode + RLE encode.
+Also times the exported ONNX decoder (what the browser runs per click) in onnxruntime.
+
+Random weights change no timing: the architecture and tensor sizes are the official ones.
+
+Usage:  python benchmarks/intellibrush_latency.py [--clicks 40] [--images 2] [--threads 2]
+Writes benchmarks/results/intellibrush_latency.json and prints the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from annotator.intellibrush.onnx_export import OnnxDecoder, export_decoder_onnx  # noqa: E402
+from annotator.intellibrush.sam import EmbeddingRecord, SamEngine, build_sam  # noqa: E402
+from projects.synthetic import make_sample  # noqa: E402
+
+
+def _rle(mask: np.ndarray) -> dict:
+    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(encoded["size"]), "counts": encoded["counts"].decode("ascii")}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _clicks(rng: np.random.Generator, height: int, width: int, count: int) -> list[tuple]:
+    """A mix of prompts: one click, click + exclude click, click + box."""
+    prompts = []
+    for index in range(count):
+        x, y = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height
+        kind = index % 3
+        if kind == 0:
+            prompts.append((np.array([[x, y]]), np.array([1]), None))
+        elif kind == 1:
+            other = [rng.uniform(0, width), rng.uniform(0, height)]
+            prompts.append((np.array([[x, y], other]), np.array([1, 0]), None))
+        else:
+            box = np.array([x - 0.1 * width, y - 0.1 * height, x + 0.1 * width, y + 0.1 * height])
+            prompts.append((np.array([[x, y]]), np.array([1]), box))
+    return prompts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-type", default="vit_b")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--images", type=int, default=2, help="new images (embeddings) to time")
+    parser.add_argument("--clicks", type=int, default=40, help="cached clicks per image")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "intellibrush_latency.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+
+    started = time.perf_counter()
+    engine = SamEngine(build_sam(args.model_type).to(args.device), args.model_type)
+    build_s = time.perf_counter() - started
+
+    # Warm-up on a small image so one-time allocations do not count as a first click.
+    engine.decode(engine.compute_embedding(make_sample(99, 64, 64).image), np.array([[8, 8]]), np.array([1]))
+
+    first_click_s: list[float] = []
+    embed_s: list[float] = []
+    cached_click_s: list[float] = []
+    decode_only_s: list[float] = []
+    blob_bytes = 0
+    for index in range(args.images):
+        image = make_sample(1000 + index, width=args.width, height=args.height).image
+        prompts = _clicks(rng, args.height, args.width, args.clicks + 1)
+        # First click: nothing cached yet.
+        t0 = time.perf_counter()
+        record = engine.compute_embedding(image)
+        t1 = time.perf_counter()
+        result = engine.decode(record, *prompts[0])
+        _rle(result.mask)
+        t2 = time.perf_counter()
+        first_click_s.append(t2 - t0)
+        embed_s.append(t1 - t0)
+        blob = record.to_npz_bytes()
+        blob_bytes = len(blob)
+        # Later clicks: the record comes from the store (npz bytes) each time, worst case
+        # for a process whose hot cache missed.
+        for points, labels, box in prompts[1:]:
+            t0 = time.perf_counter()
+            cached = EmbeddingRecord.from_npz_bytes(blob)
+            t1 = time.perf_counter()
+            result = engine.decode(cached, points, labels, box)
+            t2 = time.perf_counter()
+            _rle(result.mask)
+            t3 = time.perf_counter()
+            cached_click_s.append(t3 - t0)
+            decode_only_s.append(t2 - t1)
+
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        onnx_path = export_decoder_onnx(engine.model.cpu(), Path(folder) / "decoder.onnx")
+        export_s = time.perf_counter() - started
+        onnx_mb = onnx_path.stat().st_size / 1e6
+        decoder = OnnxDecoder(onnx_path, threads=args.threads)
+        onnx_s: list[float] = []
+        for points, labels, box in _clicks(rng, args.height, args.width, args.clicks):
+            t0 = time.perf_counter()
+            decoder.decode(record, points, labels, box)
+            onnx_s.append(time.perf_counter() - t0)
+
+    p50_cached = _percentile(cached_click_s, 50)
+    results = {
+        "benchmark": "intellibrush_latency",
+        "model_type": args.model_type,
+        "weights": "random (official architecture)",
+        "device": args.device,
+        "torch_threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "image_size": [args.height, args.width],
+        "images": args.images,
+        "clicks_per_image": args.clicks,
+        "build_s": round(build_s, 3),
+        "embedding_s": [round(v, 3) for v in embed_s],
+        "embedding_npz_bytes": blob_bytes,
+        "first_click_s": [round(v, 3) for v in first_click_s],
+        "first_click_p50_s": round(statistics.median(first_click_s), 3),
+        "cached_click_ms": {
+            "p50": round(1000 * p50_cached, 1),
+            "p95": round(1000 * _percentile(cached_click_s, 95), 1),
+            "max": round(1000 * max(cached_click_s), 1),
+            "what": "npz load + decode (best mask at original size) + RLE encode",
+        },
+        "decode_only_ms": {
+            "p50": round(1000 * _percentile(decode_only_s, 50), 1),
+            "p95": round(1000 * _percentile(decode_only_s, 95), 1),
+        },
+        "second_to_first_click_ratio": round(p50_cached / statistics.median(first_click_s), 4),
+        "onnx_decoder": {
+            "export_s": round(export_s, 2),
+            "size_mb": round(onnx_mb, 1),
+            "click_ms_p50": round(1000 * _percentile(onnx_s, 50), 1),
+            "click_ms_p95": round(1000 * _percentile(onnx_s, 95), 1),
+            "runtime": "onnxruntime CPU (browser runs the same graph in onnxruntime-web)",
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
