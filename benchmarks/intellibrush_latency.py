@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "intellibrush_latency.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load_at_start = os.getloadavg()[0]  # other work on a shared machine skews every figure
     rng = np.random.default_rng(0)
 
     started = time.perf_counter()
@@ -133,6 +135,8 @@ def main() -> None:
         "device": args.device,
         "torch_threads": args.threads,
         "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
         "image_size": [args.height, args.width],
         "images": args.images,
         "clicks_per_image": args.clicks,

@@ -102,17 +102,43 @@ def fallback_segment(
     labels: np.ndarray | None = None,
     box: np.ndarray | None = None,
     mask_prior: np.ndarray | None = None,
+    *,
+    max_side: int | None = 768,
 ) -> FallbackMask:
     """Segment the object the prompt points at, without SAM.
 
     image: (H, W, 3) uint8 RGB. points: (N, 2) (x, y) pixels; labels: (N,) 1 include,
     0 exclude. box: (4,) x0, y0, x1, y1. mask_prior: optional (H, W) bool previous mask,
     used as probable foreground (refinement). Returns an (H, W) bool mask and a score.
+    Images whose longer side exceeds ``max_side`` are segmented at that size (GrabCut's
+    cost grows with the pixel count) and the mask is scaled back up.
     """
-    image = np.ascontiguousarray(np.asarray(image)[..., :3])
-    if image.ndim != 3 or image.dtype != np.uint8:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] < 3 or image.dtype != np.uint8:
         raise ValueError("image must be (H, W, 3) uint8 RGB")
+    image = np.ascontiguousarray(image[..., :3])
     height, width = image.shape[:2]
+    if max_side and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+        small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+        small = cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        prior = None
+        if mask_prior is not None:
+            prior = cv2.resize(
+                np.asarray(mask_prior, np.uint8), (small_w, small_h), interpolation=cv2.INTER_NEAREST
+            ).astype(bool)
+        result = fallback_segment(
+            small,
+            None if points is None else np.asarray(points, np.float64) * scale,
+            labels,
+            None if box is None else np.asarray(box, np.float64) * scale,
+            prior,
+            max_side=None,
+        )
+        full = cv2.resize(
+            result.mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR
+        ).astype(bool)
+        return FallbackMask(full, result.score)
     pts = np.zeros((0, 2), np.int64) if points is None else np.asarray(points, np.float64)
     pts = np.round(pts.reshape(-1, 2)).astype(np.int64)
     pts[:, 0] = pts[:, 0].clip(0, width - 1)

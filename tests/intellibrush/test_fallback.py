@@ -94,3 +94,17 @@ def test_bad_prompts_are_refused() -> None:
     with pytest.raises(ValueError):
         fallback_segment(image, np.array([[3, 4]]), np.array([1, 0]))
     assert "TESSERA_WEIGHTS_DIR" in INSTALL_HINT and "sam_vit_b_01ec64.pth" in INSTALL_HINT
+
+
+def test_large_images_are_segmented_at_a_bounded_size() -> None:
+    """A 1536x1152 image (the 128x96 scene scaled 12x) is segmented at 768 px and the mask
+    comes back at full size, still matching the object."""
+    sample = make_sample(21, width=128, height=96)
+    instance = max(sample.instances, key=lambda i: i.area)
+    big = cv2.resize(sample.image, (1536, 1152), interpolation=cv2.INTER_NEAREST)
+    truth = cv2.resize(instance.mask.astype(np.uint8), (1536, 1152),
+                       interpolation=cv2.INTER_NEAREST).astype(bool)
+    x, y = _interior_point(instance.mask)
+    result = fallback_segment(big, np.array([[x * 12 + 6, y * 12 + 6]]), np.array([1]))
+    assert result.mask.shape == (1152, 1536)
+    assert _iou(result.mask, truth) >= 0.8
