@@ -13,7 +13,7 @@ checkpoint::
 
     <output_dir>/config.json                       resolved TrainConfig
     <output_dir>/checkpoints/step-000200/
-        model/                                      save_pretrained() of the model
+        model.safetensors                           the model's state dict (its own names)
         optimizer.pt  scheduler.pt  scaler.pt?      state dicts
         rng-<rank>.pt                               python / numpy / torch / cuda RNG states
         trainer_state.json                          step, best metric, evaluation history
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from safetensors.torch import load_model
+from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from transformers import get_scheduler
@@ -73,6 +73,7 @@ OPTIMIZERS = ("adamw", "sgd")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 BEST_METRICS = ("miou", "mean_f1", "pixel_accuracy")
 CHECKPOINTS_DIR = "checkpoints"
+MODEL_WEIGHTS = "model.safetensors"
 
 
 class TrainConfigError(ValueError):
@@ -524,7 +525,9 @@ class Trainer:
         acc.wait_for_everyone()
         torch.save(_capture_rng(), tmp / f"rng-{acc.process_index}.pt")
         if acc.is_main_process:
-            acc.unwrap_model(self.model).save_pretrained(tmp / "model", safe_serialization=True)
+            # The live module's own parameter names (save_pretrained would rewrite them to
+            # the published checkpoint layout); artifacts are written with save_pretrained.
+            save_model(acc.unwrap_model(self.model), str(tmp / MODEL_WEIGHTS))
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
             if acc.scaler is not None:
@@ -563,9 +566,7 @@ class Trainer:
         path = Path(path)
         acc = self.accelerator
         model = acc.unwrap_model(self.model)
-        missing, unexpected = load_model(model, str(path / "model" / "model.safetensors"), strict=False, device=str(acc.device))
-        if unexpected or [k for k in missing if not _is_tied(model, k)]:
-            raise RuntimeError(f"checkpoint {path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        load_model(model, str(path / MODEL_WEIGHTS), strict=True, device=str(acc.device))
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=acc.device, weights_only=False))
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
         if acc.scaler is not None and (path / "scaler.pt").exists():
@@ -595,11 +596,15 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         self.train_dataset.set_epoch(epoch)
         batches = _EpochBatchSampler(self.sampler, self.config.batch_size, self.drop_last, skip)
+        # A private generator: creating the loader's iterator would otherwise draw from the
+        # global torch RNG, so a resumed run would see different dropout than the original.
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         return DataLoader(
             self.train_dataset,
             batch_sampler=batches,
             num_workers=self.config.num_workers,
             pin_memory=self.accelerator.device.type == "cuda",
+            generator=generator,
         )
 
     def _on_eval(self) -> bool:
@@ -710,13 +715,6 @@ class Trainer:
         )
 
 
-def _is_tied(model: nn.Module, key: str) -> bool:
-    tied = getattr(model, "_tied_weights_keys", None) or []
-    if isinstance(tied, dict):
-        tied = list(tied.keys())
-    return any(key == t or key.endswith(str(t)) for t in tied)
-
-
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The newest complete ``checkpoints/step-*`` directory under ``output_dir``, or None."""
     root = Path(output_dir) / CHECKPOINTS_DIR
@@ -728,7 +726,7 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 def load_checkpoint_weights(model: nn.Module, checkpoint: str | Path) -> nn.Module:
     """Load a checkpoint's model weights into ``model`` (same architecture); returns it."""
-    load_model(model, str(Path(checkpoint) / "model" / "model.safetensors"), strict=False)
+    load_model(model, str(Path(checkpoint) / MODEL_WEIGHTS), strict=True)
     return model
 
 

@@ -1,0 +1,147 @@
+"""One call from labelled pairs to a trained artifact (what the training worker runs).
+
+``run_training(config, train_pairs, val_pairs, classes, output_dir, artifact_dir, ...)``
+validates the config, builds the model (weights policy), trains with ``Trainer`` (resuming
+when asked), then writes the artifact from the best checkpoint (or the last one when no
+best metric is tracked). No Django here: the caller passes plain arrays and dicts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from accelerate.utils import set_seed
+
+from .artifact import ARTIFACT_FORMAT, save_artifact
+from .registry import build_model, get_spec
+from .trainer import (
+    TrainConfig,
+    TrainConfigError,
+    Trainer,
+    TrainerCallbacks,
+    TrainResult,
+    load_checkpoint_weights,
+    make_datasets,
+    validate_config,
+)
+
+BACKGROUND = {"index": 0, "name": "background", "color": "#000000"}
+
+
+@dataclass
+class TrainingOutcome:
+    """result: the Trainer's; meta: the artifact's tessera.json (None when cancelled)."""
+
+    result: TrainResult
+    meta: dict[str, Any] | None
+    artifact_dir: Path | None
+
+
+def artifact_classes(classes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Project classes [{"name", "color", ...}] in label order -> artifact classes with
+    index 0 = background and index i + 1 = project class i."""
+    out = [dict(BACKGROUND)]
+    for i, cls in enumerate(classes):
+        entry = {"index": i + 1, "name": str(cls["name"]), "color": str(cls.get("color", "#ffffff"))}
+        if "id" in cls:
+            entry["class_id"] = cls["id"]
+        out.append(entry)
+    return out
+
+
+def summarize_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep what an artifact listing shows: means plus per-class IoU/F1."""
+    if not metrics:
+        return {}
+    return {
+        "miou": metrics.get("miou"),
+        "mean_f1": metrics.get("mean_f1"),
+        "pixel_accuracy": metrics.get("pixel_accuracy"),
+        "per_class": [
+            {"index": c["index"], "name": c["name"], "iou": c["iou"], "f1": c["f1"]}
+            for c in metrics.get("per_class", [])
+        ],
+    }
+
+
+def run_training(
+    config: TrainConfig,
+    train_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    val_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    classes: Sequence[dict[str, Any]],
+    output_dir: str | os.PathLike[str],
+    artifact_dir: str | os.PathLike[str],
+    *,
+    callbacks: TrainerCallbacks | None = None,
+    weights_dir: str | os.PathLike[str] | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    allow_download: bool | None = None,
+    run_info: dict[str, Any] | None = None,
+) -> TrainingOutcome:
+    """Train ``config`` on (image uint8 (H, W, 3), mask uint8 (H, W)) pairs; write the artifact.
+
+    classes: the project's classes in label order ({"name", "color"}, optional "id");
+      masks use 0 = background, i + 1 = classes[i], 255 = ignore.
+    resume_from: checkpoint dir or "latest" (see ``Trainer.fit``).
+    Raises TrainConfigError, registry.WeightsNotFoundError, ModelRegistryError.
+    """
+    problems = validate_config(config)
+    if not train_pairs:
+        problems.append("no labelled training images")
+    if not classes:
+        problems.append("the project has no label classes")
+    if problems:
+        raise TrainConfigError(problems)
+    cfg = config.resolved()
+    meta_classes = artifact_classes(classes)
+    names = [c["name"] for c in meta_classes]
+    spec = get_spec(cfg.family, cfg.variant)
+    set_seed(cfg.seed)
+    model = build_model(
+        spec,
+        len(meta_classes),
+        cfg.pretrained,
+        weights_dir,
+        class_names=names,
+        allow_download=allow_download,
+    )
+    train_ds, val_ds = make_datasets(cfg, train_pairs, val_pairs)
+    trainer = Trainer(cfg, model, train_ds, val_ds if len(val_pairs) else None, output_dir, callbacks, names)
+    result = trainer.fit(resume_from=resume_from)
+    if result.status == "cancelled":
+        return TrainingOutcome(result, None, None)
+
+    chosen = result.best_checkpoint or result.last_checkpoint
+    final_model = trainer.accelerator.unwrap_model(trainer.model)
+    if chosen is not None:
+        load_checkpoint_weights(final_model, chosen)
+    metrics = result.best_metrics if result.best_checkpoint else result.last_metrics
+    meta = {
+        "format": ARTIFACT_FORMAT,
+        "family": cfg.family,
+        "variant": cfg.variant,
+        "classes": meta_classes,
+        "resolution": list(cfg.resolution),  # type: ignore[arg-type]
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+        "metrics": summarize_metrics(metrics),
+        "workflow": cfg.to_dict(),
+        "run": {
+            **(run_info or {}),
+            "status": result.status,
+            "steps": result.step,
+            "best_step": result.best_step,
+            "checkpoint": chosen.name if chosen else None,
+            "train_images": len(train_pairs),
+            "val_images": len(val_pairs),
+        },
+    }
+    if trainer.accelerator.is_main_process:
+        save_artifact(final_model, meta, artifact_dir)
+    trainer.accelerator.wait_for_everyone()
+    return TrainingOutcome(result, meta, Path(artifact_dir))
