@@ -54,7 +54,12 @@ def mask_semantic_map(*, asset: Asset, labels: dict[int, int] | None = None) -> 
 
 @dataclass
 class ExportAsset:
-    asset: Asset
+    id: int
+    name: str
+    file: str  # storage name of the image
+    width: int
+    height: int
+    split: str
     instances: list[tuple[int, dict]]  # (class index 0-based, rle)
     labeled: bool
 
@@ -66,23 +71,23 @@ def export_classes(*, project: Project) -> list[ExportClass]:
 
 def export_assets(*, project: Project, include_unlabeled: bool = False,
                   chunk: int = 500) -> Iterator[ExportAsset]:
-    """Assets in id order with their current instances, a chunk of rows per query."""
+    """Assets in id order with their current instances: plain rows (no model objects),
+    one query per ``chunk`` assets."""
     index_of = dict(LabelClass.objects.filter(project=project).values_list("id", "index"))
     qs = Asset.objects.filter(project=project).order_by("id")
     if not include_unlabeled:
         qs = qs.filter(mask_set__isnull=False)
+    fields = ("id", "name", "file", "width", "height", "split", "mask_set__revision__instances")
     last_id = 0
     while True:
-        page = list(qs.filter(id__gt=last_id).select_related("mask_set__revision")[:chunk])
+        page = list(qs.filter(id__gt=last_id).values_list(*fields)[:chunk])
         if not page:
             return
-        for asset in page:
-            mask_set = getattr(asset, "mask_set", None)
-            instances = [] if mask_set is None else [
-                (index_of[i["class_id"]], i["rle"]) for i in mask_set.revision.instances
-                if i["class_id"] in index_of]
-            yield ExportAsset(asset=asset, instances=instances, labeled=mask_set is not None)
-        last_id = page[-1].id
+        for pk, name, file, width, height, split, stored in page:
+            instances = [(index_of[i["class_id"]], i["rle"]) for i in stored or []
+                         if i["class_id"] in index_of]
+            yield ExportAsset(pk, name, file, width, height, split, instances, stored is not None)
+        last_id = page[-1][0]
 
 
 def project_export_count(*, project: Project, include_unlabeled: bool = False) -> int:

@@ -185,11 +185,14 @@ def write_coco(images: Sequence[ExportImage], classes: Sequence[ExportClass],
     for image_id, image in enumerate(images, start=1):
         doc["images"].append({"id": image_id, "width": image.width, "height": image.height,
                               "file_name": posixpath.join(image_dir, image.file_name)})
-        for class_index, rle in image.instances:
+        if not image.instances:
+            continue
+        areas, boxes = rlelib.areas_and_boxes([r for _, r in image.instances])
+        for (class_index, rle), area, box in zip(image.instances, areas, boxes, strict=True):
             ann_id += 1
             doc["annotations"].append({
                 "id": ann_id, "image_id": image_id, "category_id": class_index + 1,
                 "segmentation": {"size": list(rle["size"]), "counts": rle["counts"]},
-                "area": rlelib.area(rle), "bbox": rlelib.bbox(rle), "iscrowd": 0,
+                "area": area, "bbox": box, "iscrowd": 0,
             })
     return doc

@@ -37,6 +37,19 @@ def test_uncompressed_and_non_canonical_counts_normalize_to_the_same_rle(mask, d
     assert rlelib.normalize(uncompressed, allow_list=True) == rlelib.encode(mask)
 
 
+def test_large_masks_parse_like_pycocotools():
+    yy, xx = np.mgrid[0:1500, 0:2100]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        cy, cx, r = rng.uniform(0, 1500), rng.uniform(0, 2100), rng.uniform(3, 900)
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        encoded = rlelib.encode(mask)
+        runs = rlelib.parse_counts(encoded, height=1500, width=2100)
+        assert sum(runs[1::2]) == mask.sum() == rlelib.area(encoded)
+        assert rlelib.counts_to_string(runs) == encoded["counts"]
+        assert rlelib.normalize(encoded) == encoded
+
+
 @pytest.mark.parametrize(("counts", "reason"), [
     ("zzz", "invalid character"),         # pycocotools decodes this into 58 of 35 pixels
     ("0:", "cover 10 pixels"),
@@ -44,6 +57,7 @@ def test_uncompressed_and_non_canonical_counts_normalize_to_the_same_rle(mask, d
     ("O", "negative"),                    # a lone -1
     ("0P", "middle of a number"),         # continuation bit on the last character
     (b"\xff", "not ASCII"),
+    ("0\u00e9", "not ASCII"),
 ])
 def test_malformed_counts_are_refused_with_a_reason(counts, reason):
     with pytest.raises(rlelib.RLEError, match=reason):
