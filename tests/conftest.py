@@ -112,3 +112,9 @@ def wait_until(predicate: Callable[[], object], timeout: float = 60.0, interval:
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2 costs ~0.9 s per user on this CPU; tests need no real password hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

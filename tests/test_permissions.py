@@ -29,7 +29,8 @@ BUILDERS: dict[str, Callable] = {
     "revision_id": lambda p: _mask_revision(p),
 }
 UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "health",
-            "schema", "docs", "project-list"}
+            "schema", "docs", "project-list",
+            "intellibrush-decoder"}  # the SAM decoder model: same for everyone, no project data
 
 
 def _video(project):
