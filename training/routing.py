@@ -1,0 +1,7 @@
+from django.urls import path
+
+from training.consumers import TrainingRunConsumer
+
+websocket_urlpatterns = [
+    path("ws/trainings/<int:run_id>/", TrainingRunConsumer.as_asgi()),
+]
