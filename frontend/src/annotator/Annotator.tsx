@@ -54,6 +54,8 @@ declare global {
       saveState: () => SaveState;
       view: () => View;
       benchmarkFlushMs: () => number[];
+      /** Main-thread time spent in pointermove handlers: [total ms, events]. */
+      pointerMoveMs: () => [number, number];
       proposal: () => Proposal | null;
     };
   }
@@ -88,7 +90,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   const viewportRef = useRef<HTMLDivElement>(null);
   const stageRef = useRef<HTMLDivElement>(null);
-  const overlayRef = useRef<HTMLCanvasElement>(null);
+  const overlayRef = useRef<HTMLDivElement>(null);
   const proposalRef = useRef<HTMLCanvasElement>(null);
   const uiRef = useRef<HTMLCanvasElement>(null);
   const rendererRef = useRef<MaskRenderer | null>(null);
@@ -96,13 +98,19 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const cursorRef = useRef<[number, number] | null>(null);
   const strokeRef = useRef<Stroke | null>(null);
   const spaceRef = useRef(false);
+  const moveStats = useRef({ ms: 0, n: 0 });
   const ibAbort = useRef<AbortController | null>(null);
   const revisionRef = useRef<number | null>(initialRevision);
   const [conflict, setConflict] = useState(false);
 
   const currentClass: LabelClass | undefined = classes[classIdx];
   const classById = useMemo(() => new Map(classes.map((c) => [c.id, c])), [classes]);
-  const colors = useMemo(() => new Map(classes.map((c) => [c.id, packColor(c.color)])), [classes]);
+  // Opacity is baked into the colours (no CSS opacity on the tile layer: that would make the
+  // compositor blend all tiles through an extra surface every frame).
+  const colors = useMemo(
+    () => new Map(classes.map((c) => [c.id, packColor(c.color, Math.round(opacity * 255))])),
+    [classes, opacity],
+  );
 
   const isVisible = useCallback(
     (o: MaskObject) => !masksHidden && !hiddenClasses.has(o.classId) && !hiddenObjects.has(o.id),
@@ -163,7 +171,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       rendererRef.current?.invalidate(c.dirty);
       if (c.structural) setTick((t) => t + 1);
       saver.changed();
-      drawUi();
+      requestUi();
     });
     const offHist = doc.history.subscribe(() => setTick((t) => t + 1));
     return () => {
@@ -171,6 +179,17 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       offHist();
     };
   }); // re-subscribe each render so drawUi sees current state
+
+  // The UI layer (cursor, polygon, prompts) redraws at most once per frame.
+  const uiFrame = useRef(0);
+  const drawUiRef = useRef<() => void>(() => {});
+  const requestUi = () => {
+    if (!uiFrame.current)
+      uiFrame.current = requestAnimationFrame(() => {
+        uiFrame.current = 0;
+        drawUiRef.current();
+      });
+  };
 
   const drawUi = () => {
     const c = uiRef.current;
@@ -248,6 +267,8 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     }
   };
 
+  drawUiRef.current = drawUi;
+
   const applyView = (v: View) => {
     viewRef.current = v;
     const s = stageRef.current;
@@ -310,6 +331,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       saveState: () => saver.state,
       view: () => viewRef.current,
       benchmarkFlushMs: () => rendererRef.current?.flushTimes.slice() ?? [],
+      pointerMoveMs: () => [moveStats.current.ms, moveStats.current.n],
       proposal: () => proposal,
     };
     return () => {
@@ -485,6 +507,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   };
 
   const onPointerMove = (e: ReactPointerEvent<HTMLDivElement>) => {
+    const t0 = performance.now();
+    handlePointerMove(e);
+    moveStats.current.ms += performance.now() - t0;
+    moveStats.current.n++;
+  };
+
+  const handlePointerMove = (e: ReactPointerEvent<HTMLDivElement>) => {
     const [ix, iy, sx, sy] = toImage(e);
     cursorRef.current = [sx, sy];
     const st = strokeRef.current;
@@ -507,7 +536,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         }
       }
     }
-    drawUi();
+    requestUi();
   };
 
   const onPointerUp = (e: ReactPointerEvent<HTMLDivElement>) => {
@@ -535,12 +564,12 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         void fetchProposal(pts, ibBox);
       }
     }
-    drawUi();
+    requestUi();
   };
 
   const onPointerLeave = () => {
     cursorRef.current = null;
-    drawUi();
+    requestUi();
   };
 
   // ---- asset navigation ----------------------------------------------------------------------
@@ -603,7 +632,14 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const keyHandler = useRef<(e: KeyboardEvent) => void>(() => {});
   keyHandler.current = (e: KeyboardEvent) => {
     const t = e.target as HTMLElement | null;
-    const typing = t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA" || t.isContentEditable);
+    // Shortcuts stay live on sliders, checkboxes and buttons, not where text is typed.
+    const typing =
+      !!t &&
+      (t.tagName === "SELECT" ||
+        t.tagName === "TEXTAREA" ||
+        t.isContentEditable ||
+        (t.tagName === "INPUT" && !["range", "checkbox", "radio", "button", "color"].includes((t as HTMLInputElement).type)));
+    const onControl = !!t && (t.tagName === "INPUT" || t.tagName === "SELECT");
     if (help) {
       if (e.key === "Escape" || e.key === "?") {
         e.preventDefault();
@@ -714,11 +750,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         }
         break;
       case "ArrowRight":
+      case "ArrowLeft":
+        if (!onControl) void goto(k === "ArrowRight" ? 1 : -1);
+        break;
       case "d":
       case "D":
         void goto(1);
         break;
-      case "ArrowLeft":
       case "a":
       case "A":
         void goto(-1);
@@ -926,7 +964,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         >
           <div className="stage" ref={stageRef} style={{ width: doc.width, height: doc.height }}>
             <img src={image.src} width={doc.width} height={doc.height} alt="" draggable={false} />
-            <canvas ref={overlayRef} className="mask-layer" style={{ opacity }} />
+            <div ref={overlayRef} className="mask-layer" style={{ width: doc.width, height: doc.height }} />
             <canvas ref={proposalRef} className="proposal-layer" hidden />
           </div>
           <canvas ref={uiRef} className="ui-layer" />

@@ -183,6 +183,30 @@ describe("MaskDocument", () => {
     for (const s of seen) expect(recorded.has(key(s))).toBe(true);
   });
 
+  it("a stroke of many pointer moves equals one capsule, with a tight box after commit", () => {
+    const doc = new MaskDocument(500, 300);
+    doc.begin("Brush");
+    const id = doc.createObject(1);
+    for (let i = 0; i < 100; i++) doc.paint(id, capsuleStamp(20 + i * 4, 150, 24 + i * 4, 150 - i, 6, 500, 300)!);
+    doc.commit();
+    // Expected: the union of the same stamps in a plain full-size array (no boxes, no growth).
+    const expected = new Uint32Array(500 * 300);
+    for (let i = 0; i < 100; i++) {
+      const s = capsuleStamp(20 + i * 4, 150, 24 + i * 4, 150 - i, 6, 500, 300)!;
+      const bw = s.box.x1 - s.box.x0;
+      for (let y = s.box.y0; y < s.box.y1; y++)
+        for (let x = s.box.x0; x < s.box.x1; x++) if (s.data[(y - s.box.y0) * bw + x - s.box.x0]) expected[y * 500 + x] = 1;
+    }
+    const o = doc.get(id)!;
+    expect(o.box).toEqual(o.tightBox());
+    expect(Array.from(classMap(doc))).toEqual(Array.from(expected));
+    let area = 0;
+    for (let y = 0; y < 300; y++) for (let x = 0; x < 500; x++) area += o.at(x, y);
+    expect(area).toBe(o.area());
+    expect(o.box.x0).toBeLessThanOrEqual(14);
+    expect(o.box.x1).toBeGreaterThanOrEqual(420);
+  });
+
   it("undo of a stroke restores the object it cut into", () => {
     const doc = new MaskDocument(20, 20);
     doc.begin("a");

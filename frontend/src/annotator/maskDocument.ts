@@ -75,16 +75,28 @@ export class MaskObject {
     this.data = data;
   }
 
-  /** Grow the box (never shrink) so it contains `b`. */
-  cover(b: Box): void {
+  /**
+   * Grow the box (never shrink) so it contains `b`. With `limit` (the image), a growing box
+   * takes extra room on the sides it grows towards, so a long stroke reallocates the bitmap a
+   * logarithmic number of times instead of on every pointer move; `commit` tightens it again.
+   */
+  cover(b: Box, limit?: Box): void {
     if (this.isEmptyBox) {
       this.rebox(b);
       return;
     }
-    const u = unionBox(this.box, b)!;
-    if (u.x0 !== this.box.x0 || u.y0 !== this.box.y0 || u.x1 !== this.box.x1 || u.y1 !== this.box.y1) {
-      this.rebox(u);
+    const cur = this.box;
+    if (b.x0 >= cur.x0 && b.y0 >= cur.y0 && b.x1 <= cur.x1 && b.y1 <= cur.y1) return;
+    const u = unionBox(cur, b)!;
+    if (limit) {
+      const padX = Math.max(32, (u.x1 - u.x0) >> 1);
+      const padY = Math.max(32, (u.y1 - u.y0) >> 1);
+      if (u.x0 < cur.x0) u.x0 = Math.max(limit.x0, u.x0 - padX);
+      if (u.x1 > cur.x1) u.x1 = Math.min(limit.x1, u.x1 + padX);
+      if (u.y0 < cur.y0) u.y0 = Math.max(limit.y0, u.y0 - padY);
+      if (u.y1 > cur.y1) u.y1 = Math.min(limit.y1, u.y1 + padY);
     }
+    this.rebox(u);
   }
 
   /** Tight box of set pixels, or null when empty. */
@@ -295,7 +307,7 @@ export class MaskDocument {
       if (c && this.clearPixels(o, stamp, c, e)) e.dirty = unionBox(e.dirty, c);
     }
     this.touch(target, e);
-    target.cover(sb);
+    target.cover(sb, { x0: 0, y0: 0, x1: this.width, y1: this.height });
     const tw = target.boxWidth;
     for (let y = sb.y0; y < sb.y1; y++) {
       const srow = (y - sb.y0) * sw;

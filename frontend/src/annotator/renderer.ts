@@ -1,9 +1,10 @@
 /**
  * Draws a MaskDocument into an image-resolution canvas, one dirty rectangle at a time.
  *
- * The canvas sits in the same CSS-transformed stage as the image, so zoom and pan cost nothing
- * here: a brush move repaints only the few hundred pixels it touched (putImageData of the dirty
- * rectangle), whatever the image size.
+ * The overlay is a grid of canvas tiles in the same CSS-transformed stage as the image, so zoom
+ * and pan cost nothing here, and a brush move repaints only the pixels it touched (putImageData
+ * of the dirty rectangle into the one or few tiles under it): the browser then re-uploads those
+ * tiles, not a 12-megapixel layer.
  */
 import type { Box, BoxBitmap } from "../lib/rle";
 import type { MaskDocument, MaskObject } from "./maskDocument";
@@ -26,24 +27,49 @@ export interface RenderStyle {
   isVisible: (o: MaskObject) => boolean;
 }
 
+/** Side of the square canvas tiles the overlay is split into. */
+export const TILE = 512;
+
 export class MaskRenderer {
-  private ctx: CanvasRenderingContext2D;
+  private tiles: { canvas: HTMLCanvasElement; ctx: CanvasRenderingContext2D; box: Box }[] = [];
+  private cols: number;
   private pending: Box | null = null;
   private pendingAll = false;
   private frame = 0;
   /** Milliseconds spent in the last few flushes (for the paint benchmark). */
   readonly flushTimes: number[] = [];
 
+  /**
+   * @param container element sized to the image (in the transformed stage); the renderer fills
+   *   it with TILE x TILE canvases so an update re-uploads only the tiles it touches.
+   */
   constructor(
-    readonly canvas: HTMLCanvasElement,
+    readonly container: HTMLElement,
     private doc: MaskDocument,
     private style: RenderStyle,
   ) {
-    canvas.width = doc.width;
-    canvas.height = doc.height;
-    const ctx = canvas.getContext("2d", { willReadFrequently: false });
-    if (!ctx) throw new Error("2D canvas is not available");
-    this.ctx = ctx;
+    container.replaceChildren();
+    this.cols = Math.ceil(doc.width / TILE);
+    const rows = Math.ceil(doc.height / TILE);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < this.cols; c++) {
+        const box = {
+          x0: c * TILE,
+          y0: r * TILE,
+          x1: Math.min(doc.width, (c + 1) * TILE),
+          y1: Math.min(doc.height, (r + 1) * TILE),
+        };
+        const canvas = document.createElement("canvas");
+        canvas.width = box.x1 - box.x0;
+        canvas.height = box.y1 - box.y0;
+        canvas.style.left = `${box.x0}px`;
+        canvas.style.top = `${box.y0}px`;
+        const ctx = canvas.getContext("2d");
+        if (!ctx) throw new Error("2D canvas is not available");
+        container.appendChild(canvas);
+        this.tiles.push({ canvas, ctx, box });
+      }
+    }
   }
 
   setStyle(style: RenderStyle): void {
@@ -77,27 +103,32 @@ export class MaskRenderer {
     this.pending = null;
     this.pendingAll = false;
     if (!rect) return;
-    if (rect === full) {
-      // Full redraw: clear, then paint each visible object's box (cheaper than a full-frame loop).
-      this.ctx.clearRect(0, 0, full.x1, full.y1);
-      for (const o of this.doc.objects) {
-        if (o.isEmptyBox || !this.style.isVisible(o)) continue;
-        this.drawRect(o.box);
+    const c0 = Math.floor(rect.x0 / TILE);
+    const c1 = Math.ceil(rect.x1 / TILE);
+    const r0 = Math.floor(rect.y0 / TILE);
+    const r1 = Math.ceil(rect.y1 / TILE);
+    const visible = this.doc.objects.filter((o) => !o.isEmptyBox && this.style.isVisible(o));
+    for (let r = r0; r < r1; r++) {
+      for (let c = c0; c < c1; c++) {
+        const tile = this.tiles[r * this.cols + c];
+        const part = intersectBox(tile.box, rect);
+        if (part) this.drawRect(tile, part, visible);
       }
-    } else {
-      this.drawRect(rect);
     }
     this.flushTimes.push(performance.now() - t0);
-    if (this.flushTimes.length > 240) this.flushTimes.splice(0, this.flushTimes.length - 240);
+    if (this.flushTimes.length > 2000) this.flushTimes.splice(0, this.flushTimes.length - 2000);
   }
 
-  private drawRect(r: Box): void {
+  private drawRect(
+    tile: { ctx: CanvasRenderingContext2D; box: Box },
+    r: Box,
+    objects: readonly MaskObject[],
+  ): void {
     const w = r.x1 - r.x0;
     const h = r.y1 - r.y0;
-    const img = this.ctx.createImageData(w, h);
+    const img = tile.ctx.createImageData(w, h);
     const px = new Uint32Array(img.data.buffer);
-    for (const o of this.doc.objects) {
-      if (o.isEmptyBox || !this.style.isVisible(o)) continue;
+    for (const o of objects) {
       const c = intersectBox(o.box, r);
       if (!c) continue;
       const color = this.style.colorOf(o.classId);
@@ -108,7 +139,7 @@ export class MaskRenderer {
         for (let x = c.x0; x < c.x1; x++) if (o.data[src + x]) px[dst + x] = color;
       }
     }
-    this.ctx.putImageData(img, r.x0, r.y0);
+    tile.ctx.putImageData(img, r.x0 - tile.box.x0, r.y0 - tile.box.y0);
   }
 
   dispose(): void {
