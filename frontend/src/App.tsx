@@ -7,6 +7,8 @@ import { ProjectsPage } from "./pages/ProjectsPage";
 import { ProjectPage } from "./pages/ProjectPage";
 import { AnnotatorPage } from "./annotator/AnnotatorPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
+import { TrainingPage } from "./training/TrainingPage";
+import { RunPage } from "./training/RunPage";
 
 function RequireAuth({ children }: { children: ReactNode }) {
   const me = useMe();
@@ -40,6 +42,8 @@ export function App() {
       >
         <Route path="/" element={<ProjectsPage />} />
         <Route path="/projects/:projectId" element={<ProjectPage />} />
+        <Route path="/projects/:projectId/training" element={<TrainingPage />} />
+        <Route path="/projects/:projectId/training/runs/:runId" element={<RunPage />} />
         <Route path="/projects/:projectId/:tab" element={<ProjectPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
