@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.server import PASSWORD, USERNAME, TesseraServer, ensure_frontend_built, start_server
+from tests.browser.server import (
+    PASSWORD,
+    USERNAME,
+    TesseraServer,
+    ensure_frontend_built,
+    start_server,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")

@@ -375,7 +375,8 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   const fetchProposal = async (points: [number, number, number][], box: [number, number, number, number] | null) => {
     ibAbort.current?.abort();
-    if (points.length === 0 && !box) {
+    // The server needs an include point or a box; exclude clicks alone only wait for one.
+    if (!box && !points.some((p) => p[2] === 1)) {
       setProposal(null);
       return;
     }

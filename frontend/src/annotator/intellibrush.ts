@@ -22,5 +22,10 @@ export async function requestProposal(
   const body: IntelliBrushRequest = { points: prompt.points };
   if (prompt.box) body.box = prompt.box;
   const res = await api<IntelliBrushResult>(`/assets/${assetId}/intellibrush/`, { method: "POST", body, signal });
-  return { bitmap: rleToBoxBitmap(res.rle), score: res.score, method: res.method, message: res.message };
+  return {
+    bitmap: rleToBoxBitmap(res.rle),
+    score: res.score,
+    method: res.method,
+    message: res.message ?? res.hint ?? undefined,
+  };
 }

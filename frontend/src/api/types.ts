@@ -89,4 +89,7 @@ export interface IntelliBrushResult {
   score: number;
   method: "sam" | "fallback" | string;
   message?: string;
+  /** Why the fallback was used, or how to get SAM (e.g. missing weights). */
+  hint?: string | null;
+  timing_ms?: Record<string, number>;
 }

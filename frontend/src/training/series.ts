@@ -130,7 +130,7 @@ export function etaSeconds(opts: {
     return left / (opts.imagesPerSecond / opts.batchSize);
   }
   const done = opts.step - (opts.firstStep ?? 0);
-  if (opts.startedAt && opts.now && done > 0) {
+  if (opts.startedAt != null && opts.now != null && done > 0) {
     return ((opts.now - opts.startedAt) / 1000 / done) * left;
   }
   return null;
