@@ -1,0 +1,148 @@
+"""Training runs executed by a real Celery worker process: completion with metrics and
+an artifact, cancel, and a killed worker whose run resumes from its checkpoint."""
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from projects.models import Asset
+from tests import factories
+from tests.conftest import wait_until
+from tests.training.conftest import TINY_SEGFORMER, WORKER_ENV, labelled_project
+from training.models import Artifact, Checkpoint, TrainingRun
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+@pytest.fixture(scope="module")
+def gpu_worker(start_celery_worker):
+    return start_celery_worker(queues=("gpu",), name="training-gpu@tessera", env=WORKER_ENV)
+
+
+def _start(client, project, **overrides) -> dict:
+    config = {**TINY_SEGFORMER, **overrides}
+    wf = client.post(f"/api/v1/projects/{project.id}/workflows/", {"name": "wf", "config": config},
+                     format="json")
+    assert wf.status_code == 201, wf.json()
+    run = client.post("/api/v1/trainings/", {"workflow": wf.json()["id"]}, format="json")
+    assert run.status_code == 201, run.json()
+    return run.json()
+
+
+def _status(client, run_id: int) -> dict:
+    return client.get(f"/api/v1/trainings/{run_id}/").json()
+
+
+def _drain(layer, channel: str) -> list[dict]:
+    messages = []
+
+    async def receive_all():
+        import asyncio
+
+        while True:
+            try:
+                messages.append(await asyncio.wait_for(layer.receive(channel), timeout=1.0))
+            except TimeoutError:
+                return
+
+    async_to_sync(receive_all)()
+    return messages
+
+
+def test_run_completes_with_metrics_checkpoints_events_and_an_artifact(gpu_worker, client_for, training_env):
+    project = labelled_project(images=16)
+    client = client_for(factories.owner_of(project))
+    layer = get_channel_layer()
+    run = _start(client, project)
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(f"training_run_{run['id']}", channel)
+
+    final = wait_until(lambda: (s := _status(client, run["id"]))["status"] in ("completed", "failed") and s,
+                       timeout=240)
+    assert final["status"] == "completed", final["error"]
+    assert final["step"] == 30 and final["best_metric"] is not None
+    assert final["dataset"] == {"train": 12, "val": 4}
+    assert final["images_per_second"] > 0
+
+    points = client.get(f"/api/v1/trainings/{run['id']}/metrics/").json()
+    train = [p for p in points if p["kind"] == "train"]
+    evals = [p for p in points if p["kind"] == "eval"]
+    assert [p["step"] for p in train] == [5, 10, 15, 20, 25, 30]
+    assert all(p["values"]["images_per_second"] > 0 for p in train)
+    assert [p["step"] for p in evals] == [10, 20, 30]
+    assert max(p["values"]["miou"] for p in evals) == pytest.approx(final["best_metric"])
+    sample = evals[-1]["values"]["samples"][0]
+    assert sample["size"] == [64, 64] and all("counts" in m["rle"] for m in sample["masks"])
+    later = client.get(f"/api/v1/trainings/{run['id']}/metrics/?after={points[2]['id']}").json()
+    assert [p["id"] for p in later] == [p["id"] for p in points[3:]]
+
+    checkpoints = list(Checkpoint.objects.filter(run_id=run["id"]))
+    assert checkpoints and all(Path(c.path).is_dir() for c in checkpoints)
+    assert sum(c.is_best for c in checkpoints) == 1
+
+    artifact = Artifact.objects.get(run_id=run["id"])
+    assert final["artifact"] == artifact.pk
+    body = client.get(f"/api/v1/artifacts/{artifact.pk}/").json()
+    assert [c["name"] for c in body["meta"]["classes"]][:2] == ["background", "circle"]
+    assert body["meta"]["metrics"]["miou"] == pytest.approx(final["best_metric"])
+    listed = client.get(f"/api/v1/artifacts/?project={project.id}").json()["results"]
+    assert [a["id"] for a in listed] == [artifact.pk]
+
+    # The stored artifact loads and predicts at the asset's size.
+    from training.modeling.artifact import load_artifact
+    from training.modeling.inference import predict_class_maps
+    from training.selectors import artifact_local_dir
+
+    model, meta = load_artifact(artifact_local_dir(artifact=artifact))
+    asset = Asset.objects.filter(project=project).first()
+    from PIL import Image
+
+    with asset.file.open("rb") as fh:
+        image = np.asarray(Image.open(fh).convert("RGB"))
+    [class_map] = predict_class_maps(model, meta, [image])
+    assert class_map.shape == (asset.height, asset.width)
+
+    events = _drain(layer, channel)
+    types = [m["type"] for m in events]
+    assert "training.metric" in types and "training.eval" in types
+    statuses = [m["payload"]["status"] for m in events if m["type"] == "training.status"]
+    assert statuses[-1] == "completed"
+
+
+def test_cancel_stops_a_running_training(gpu_worker, client_for, training_env):
+    project = labelled_project(images=8)
+    client = client_for(factories.owner_of(project))
+    run = _start(client, project, steps=5000, eval_interval=1000, checkpoint_every_n_steps=0)
+    wait_until(lambda: _status(client, run["id"])["step"] >= 5, timeout=180)
+    response = client.post(f"/api/v1/trainings/{run['id']}/cancel/")
+    assert response.status_code == 202
+    final = wait_until(lambda: (s := _status(client, run["id"]))["status"] in TrainingRun.FINISHED and s,
+                       timeout=60)
+    assert final["status"] == "cancelled"
+    assert final["step"] < 5000 and final["artifact"] is None
+
+
+def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, client_for, training_env):
+    worker = start_celery_worker(queues=("gpu",), name="doomed-gpu@tessera", env=WORKER_ENV)
+    project = labelled_project(images=12)
+    client = client_for(factories.owner_of(project))
+    run = _start(client, project, steps=150, log_interval=5, checkpoint_every_n_steps=10,
+                 eval_interval=50)
+    wait_until(lambda: Checkpoint.objects.filter(run_id=run["id"], step__gte=20).exists(), timeout=240)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    killed_at = TrainingRun.objects.get(pk=run["id"]).step
+
+    start_celery_worker(queues=("gpu",), name="rescue-gpu@tessera", env=WORKER_ENV)
+    final = wait_until(lambda: (s := _status(client, run["id"]))["status"] in TrainingRun.FINISHED and s,
+                       timeout=400, interval=1.0)
+    assert final["status"] == "completed", final
+    assert final["attempts"] == 1 and final["step"] == 150
+    train_steps = [p["step"] for p in client.get(f"/api/v1/trainings/{run['id']}/metrics/?kind=train").json()]
+    assert train_steps == list(range(5, 151, 5))  # no gap, no step logged twice
+    assert killed_at >= 20
+    assert final["artifact"] is not None

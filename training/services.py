@@ -1,0 +1,498 @@
+"""Writes of the training app: workflows, starting/cancelling/executing runs, recovering
+runs whose worker died, and storing artifacts.
+
+The model code lives in ``training.modeling`` (no Django); this module hands it plain
+arrays and turns its callbacks into MetricPoint/Checkpoint rows, heartbeats and live
+events (``training.events``).
+
+Settings (read with defaults; environment variables of the same name):
+  TESSERA_TRAINING_DIR                 worker disk for run folders and checkpoints
+                                       (default <TESSERA_VAR_DIR>/training)
+  TESSERA_TRAINING_HEARTBEAT_S         heartbeat period of a running worker (5)
+  TESSERA_TRAINING_HEARTBEAT_TIMEOUT_S heartbeat age after which a run counts as lost (60)
+  TESSERA_TRAINING_MAX_ATTEMPTS        resumptions of a lost run before it fails (2)
+  TESSERA_GPU_MEMORY_GB                GPU memory of a worker; workflows needing more are
+                                       refused up front (unset = no check)
+  TESSERA_GPUS_PER_WORKER              most GPUs one run may ask for (1)
+  TESSERA_TORCH_THREADS                torch CPU threads in the worker (unset = torch default)
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from common.errors import ApplicationError
+from projects.models import Asset, LabelClass, Project
+from training.events import publish_run_event
+from training.models import Artifact, Checkpoint, MetricPoint, TrainingRun, TrainingWorkflow
+
+logger = logging.getLogger(__name__)
+Status = TrainingRun.Status
+
+
+def _setting(name: str, default: Any, cast=str) -> Any:
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name)
+    return default if value in (None, "") else cast(value)
+
+
+def training_dir() -> Path:
+    return Path(_setting("TESSERA_TRAINING_DIR", str(Path(settings.VAR_DIR) / "training")))
+
+
+def heartbeat_timeout_s() -> float:
+    return _setting("TESSERA_TRAINING_HEARTBEAT_TIMEOUT_S", 60.0, float)
+
+
+def run_dir(run: TrainingRun) -> Path:
+    return training_dir() / "runs" / f"{run.pk}-{run.key.hex}"
+
+
+# --- workflows ---------------------------------------------------------------------
+def workflow_config_check(*, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate a workflow's settings; returns the resolved config dict or raises a 400
+    ApplicationError whose details list every reason."""
+    from training.modeling.trainer import (
+        TrainConfig,
+        TrainConfigError,
+        estimate_memory_gb,
+        validate_config,
+    )
+
+    try:
+        parsed = TrainConfig.from_dict(config)
+    except TrainConfigError as exc:
+        raise ApplicationError(str(exc), code="invalid_workflow", details={"problems": exc.problems}) from None
+    except TypeError as exc:
+        raise ApplicationError(str(exc), code="invalid_workflow", details={"problems": [str(exc)]}) from None
+    problems = validate_config(parsed)
+    if not problems:
+        gpus = _setting("TESSERA_GPUS_PER_WORKER", 1, int)
+        if parsed.num_gpus > gpus:
+            problems.append(f"num_gpus {parsed.num_gpus} is more than a worker has ({gpus})")
+        memory = _setting("TESSERA_GPU_MEMORY_GB", None, float)
+        need = estimate_memory_gb(parsed)
+        if memory is not None and need > memory:
+            problems.append(
+                f"{parsed.family}/{parsed.variant} at batch {parsed.batch_size} needs about "
+                f"{need:.1f} GB of GPU memory; the workers have {memory:.1f} GB. Lower the "
+                f"batch size or resolution, or pick a smaller variant."
+            )
+    if problems:
+        raise ApplicationError("This training cannot run: " + "; ".join(problems),
+                               code="invalid_workflow", details={"problems": problems})
+    return parsed.resolved().to_dict()
+
+
+def workflow_create(*, project: Project, user, name: str, config: dict[str, Any],
+                    val_fraction: float = 0.2) -> TrainingWorkflow:
+    if not 0.0 < val_fraction < 1.0:
+        raise ApplicationError("val_fraction must be between 0 and 1.", code="invalid_workflow",
+                               details={"problems": ["val_fraction must be between 0 and 1"]})
+    resolved = workflow_config_check(config=config)
+    return TrainingWorkflow.objects.create(project=project, name=name.strip() or "Workflow",
+                                           config=resolved, val_fraction=val_fraction,
+                                           created_by=user)
+
+
+def workflow_delete(*, workflow: TrainingWorkflow) -> None:
+    workflow.delete()
+
+
+# --- starting and cancelling ---------------------------------------------------------
+def _labeled_counts(project: Project) -> dict[str, int]:
+    qs = Asset.objects.filter(project=project, mask_set__isnull=False)
+    return {
+        "train": qs.filter(split=Asset.Split.TRAIN).count(),
+        "val": qs.filter(split=Asset.Split.VAL).count(),
+    }
+
+
+def training_run_start(*, workflow: TrainingWorkflow, user) -> TrainingRun:
+    """Create a queued run of ``workflow`` and enqueue it (after commit). Refuses (400)
+    when the project has no classes or no labelled training images."""
+    project = workflow.project
+    config = workflow_config_check(config=workflow.config)
+    problems = []
+    if not LabelClass.objects.filter(project=project).exists():
+        problems.append("the project has no label classes")
+    counts = _labeled_counts(project)
+    if counts["train"] == 0:
+        problems.append("the project has no labelled images in the train split")
+    elif counts["val"] == 0 and counts["train"] < 2:
+        problems.append("at least 2 labelled images are needed (one is held out for validation)")
+    if problems:
+        raise ApplicationError("This training cannot start: " + "; ".join(problems),
+                               code="no_training_data", details={"problems": problems})
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            project=project, workflow=workflow, config=config, val_fraction=workflow.val_fraction,
+            total_steps=config["steps"], created_by=user, message="Waiting for a GPU worker.",
+        )
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from training.tasks import training_run_execute
+
+    training_run_execute.delay(run_id)
+
+
+def _status_payload(run: TrainingRun) -> dict[str, Any]:
+    return {"status": run.status, "step": run.step, "total_steps": run.total_steps,
+            "message": run.message, "error": run.error, "attempts": run.attempts}
+
+
+def _set_status(run: TrainingRun, status: str, **fields: Any) -> None:
+    """Update status (and fields) in the database and publish it after commit."""
+    run.status = status
+    for key, value in fields.items():
+        setattr(run, key, value)
+    if status in TrainingRun.FINISHED and run.finished_at is None:
+        run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at", *fields.keys()])
+    publish_run_event(run.pk, "training.status", _status_payload(run))
+
+
+@transaction.atomic
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Ask a run to stop. A queued run is cancelled at once; a running one stops within
+    a step or two of its worker noticing. Finished runs cannot be cancelled (409)."""
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.status in TrainingRun.FINISHED:
+        raise ApplicationError(f"The training is {run.status} already.", code="not_running",
+                               status_code=409)
+    run.cancel_requested = True
+    if run.status == Status.QUEUED:
+        _set_status(run, Status.CANCELLED, cancel_requested=True, message="Cancelled before it started.")
+    else:
+        run.message = "Cancelling..."
+        run.save(update_fields=["cancel_requested", "message"])
+    return run
+
+
+# --- recovery of runs whose worker died ---------------------------------------------
+def training_runs_recover(*, now=None) -> list[int]:
+    """Runs in preparing/running whose heartbeat is older than the timeout lost their
+    worker: each is re-queued to resume from its last checkpoint (attempts + 1) or,
+    after TESSERA_TRAINING_MAX_ATTEMPTS, marked failed with the reason. Returns the ids
+    of the runs it re-queued. Cheap when nothing is stale (one indexed query)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=heartbeat_timeout_s())
+    stale = list(TrainingRun.objects.filter(status__in=[Status.PREPARING, Status.RUNNING],
+                                            heartbeat_at__lt=cutoff).values_list("pk", flat=True))
+    requeued = []
+    max_attempts = _setting("TESSERA_TRAINING_MAX_ATTEMPTS", 2, int)
+    for pk in stale:
+        with transaction.atomic():
+            run = TrainingRun.objects.select_for_update().filter(
+                pk=pk, status__in=[Status.PREPARING, Status.RUNNING], heartbeat_at__lt=cutoff
+            ).first()
+            if run is None:
+                continue
+            last = f"{run.worker or 'its worker'} stopped answering at step {run.step}"
+            if run.cancel_requested:
+                _set_status(run, Status.CANCELLED, message=f"Cancelled ({last}).")
+            elif run.attempts >= max_attempts:
+                _set_status(run, Status.FAILED, error=f"The training was lost: {last}; "
+                            f"gave up after {run.attempts} resumptions.",
+                            message="Failed: worker lost.")
+            else:
+                _set_status(run, Status.QUEUED, attempts=run.attempts + 1, heartbeat_at=None,
+                            message=f"Resuming from the last checkpoint ({last}).")
+                transaction.on_commit(lambda pk=pk: _enqueue(pk))
+                requeued.append(pk)
+    return requeued
+
+
+# --- execution (in the GPU worker) ---------------------------------------------------
+def _claim(run_id: int, worker: str) -> TrainingRun | None:
+    """Take the run for this worker: a queued run, or an active one whose heartbeat is
+    stale (the message was redelivered after a crash). None when someone else has it."""
+    cutoff = timezone.now() - timedelta(seconds=heartbeat_timeout_s())
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status in TrainingRun.FINISHED:
+            return None
+        if run.status != Status.QUEUED and run.heartbeat_at and run.heartbeat_at >= cutoff:
+            return None
+        if run.cancel_requested:
+            _set_status(run, Status.CANCELLED, message="Cancelled before it started.")
+            return None
+        _set_status(run, Status.PREPARING, worker=worker, heartbeat_at=timezone.now(),
+                    started_at=run.started_at or timezone.now(), message="Loading the labelled images.")
+    return run
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes heartbeat_at every period and polls the cancel flag every second,
+    independent of how long a training step takes."""
+
+    def __init__(self, run_id: int, period_s: float) -> None:
+        super().__init__(name=f"heartbeat-{run_id}", daemon=True)
+        self.run_id, self.period_s = run_id, period_s
+        self.cancel = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        last_beat = 0.0
+        try:
+            while not self.done.is_set():
+                now = time.monotonic()
+                if now - last_beat >= self.period_s:
+                    TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+                    last_beat = now
+                if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+                    self.cancel.set()
+                self.done.wait(min(1.0, self.period_s))
+        except Exception:  # noqa: BLE001 - a lost heartbeat shows as a stale run
+            logger.exception("heartbeat of run %s stopped", self.run_id)
+        finally:
+            connection.close()
+
+
+def _decode_image(asset: Asset) -> np.ndarray:
+    from PIL import Image
+
+    with asset.file.open("rb") as fh:
+        image = Image.open(io.BytesIO(fh.read()))
+        return np.asarray(image.convert("RGB"))
+
+
+@dataclass
+class _Data:
+    train: list[tuple[np.ndarray, np.ndarray]]
+    val: list[tuple[np.ndarray, np.ndarray]]
+    classes: list[dict[str, Any]]
+    ids: dict[str, list[int]]
+
+
+def _collect_data(run: TrainingRun) -> _Data:
+    """Decode the run's images and masks once. The asset ids are fixed on the first
+    preparation so that a resumed run trains on the same data."""
+    from annotator.selectors import class_labels, mask_semantic_map
+    from training.modeling.data import split_indices
+
+    project = run.project
+    classes = [{"id": c.id, "name": c.name, "color": c.color}
+               for c in LabelClass.objects.filter(project=project).order_by("index")]
+    labels = class_labels(project=project)
+    ids = run.dataset.get("ids") if run.dataset else None
+    if not ids:
+        labeled = Asset.objects.filter(project=project, mask_set__isnull=False).order_by("id")
+        train_ids = list(labeled.filter(split=Asset.Split.TRAIN).values_list("id", flat=True))
+        val_ids = list(labeled.filter(split=Asset.Split.VAL).values_list("id", flat=True))
+        if not val_ids and len(train_ids) >= 2:
+            keep, held = split_indices(len(train_ids), run.val_fraction, seed=run.config.get("seed", 0))
+            train_ids, val_ids = [train_ids[i] for i in keep], [train_ids[i] for i in held]
+        ids = {"train": train_ids, "val": val_ids}
+    assets = {a.id: a for a in Asset.objects.filter(id__in=ids["train"] + ids["val"]).select_related("project")}
+
+    def pairs(id_list: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for pk in id_list:
+            asset = assets.get(pk)
+            if asset is None:
+                continue  # deleted since the run started
+            semantic = mask_semantic_map(asset=asset, labels=labels)
+            if semantic is None:
+                continue
+            out.append((_decode_image(asset), semantic.astype(np.uint8)))
+        return out
+
+    data = _Data(pairs(ids["train"]), pairs(ids["val"]), classes, ids)
+    if not data.train:
+        raise ApplicationError("No labelled training images are left.", code="no_training_data")
+    return data
+
+
+class _RunCallbacks:
+    """Trainer callbacks -> rows, heartbeats and events."""
+
+    def __init__(self, run: TrainingRun, heartbeat: _Heartbeat) -> None:
+        self.run, self.heartbeat = run, heartbeat
+
+    def on_log(self, step: int, values: dict[str, float]) -> None:
+        point = MetricPoint.objects.create(run=self.run, step=step, kind=MetricPoint.Kind.TRAIN, values=values)
+        TrainingRun.objects.filter(pk=self.run.pk).update(
+            step=step, images_per_second=values.get("images_per_second"),
+            message=f"Training: step {step} of {self.run.total_steps}.")
+        publish_run_event(self.run.pk, "training.metric", {"id": point.pk, "step": step, "values": values})
+
+    def on_eval(self, step: int, metrics: dict[str, Any], sample_predictions: list[dict[str, Any]]) -> None:
+        from training.modeling.metrics import metrics_from_confusion  # noqa: F401 - documents the format
+
+        values = {**metrics, "samples": [_sample_summary(s) for s in sample_predictions]}
+        point = MetricPoint.objects.create(run=self.run, step=step, kind=MetricPoint.Kind.EVAL, values=values)
+        publish_run_event(self.run.pk, "training.eval", {"id": point.pk, "step": step, "values": values})
+
+    def on_checkpoint(self, step: int, path: Path, metrics: dict[str, Any] | None) -> None:
+        best = bool(metrics) and self.run.config.get("keep_best_metric") is not None
+        Checkpoint.objects.update_or_create(run=self.run, step=step,
+                                            defaults={"path": str(path), "metrics": _summary(metrics),
+                                                      "is_best": False})
+        # Rotation removes folders on disk: forget them here too, and mark the best one.
+        for ckpt in Checkpoint.objects.filter(run=self.run):
+            if not Path(ckpt.path).is_dir():
+                ckpt.delete()
+        state_best = _best_checkpoint_name(path.parent)
+        Checkpoint.objects.filter(run=self.run).update(is_best=False)
+        if state_best:
+            Checkpoint.objects.filter(run=self.run, path=str(path.parent / state_best)).update(is_best=True)
+        publish_run_event(self.run.pk, "training.checkpoint", {"step": step, "best": best})
+
+    def should_stop(self) -> bool:
+        return self.heartbeat.cancel.is_set()
+
+
+def _best_checkpoint_name(checkpoints_dir: Path) -> str | None:
+    import json
+
+    states = sorted(checkpoints_dir.glob("step-*/trainer_state.json"))
+    if not states:
+        return None
+    return json.loads(states[-1].read_text()).get("best_checkpoint")
+
+
+def _summary(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    from training.modeling.pipeline import summarize_metrics
+
+    return summarize_metrics(metrics)
+
+
+def _sample_summary(sample: dict[str, Any]) -> dict[str, Any]:
+    """A validation sample prediction: one COCO RLE per predicted label (0 = background
+    is left out): {"index", "size": [H, W], "masks": [{"label", "rle"}]}."""
+    from annotator.formats import rle as rlelib
+
+    class_map = sample["class_map"]
+    masks = [{"label": int(label), "rle": rlelib.encode(class_map == label)}
+             for label in np.unique(class_map) if label != 0]
+    return {"index": int(sample["index"]), "size": list(class_map.shape), "masks": masks}
+
+
+def training_run_execute(*, run_id: int, worker: str | None = None) -> None:
+    """Run (or resume) a training in this process. Called by the Celery task."""
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    run = _claim(run_id, worker)
+    if run is None:
+        return
+    threads = _setting("TESSERA_TORCH_THREADS", None, int)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    heartbeat = _Heartbeat(run.pk, _setting("TESSERA_TRAINING_HEARTBEAT_S", 5.0, float))
+    heartbeat.start()
+    try:
+        _execute(run, heartbeat)
+    except Exception as exc:
+        logger.exception("training run %s failed", run.pk)
+        close_old_connections()
+        run.refresh_from_db()
+        _set_status(run, Status.FAILED, error=_failure_reason(exc)[:5000], message="Failed.")
+    finally:
+        heartbeat.done.set()
+        heartbeat.join(timeout=10)
+
+
+def _failure_reason(exc: Exception) -> str:
+    from training.modeling.registry import ModelRegistryError, WeightsNotFoundError
+    from training.modeling.trainer import TrainConfigError
+
+    if isinstance(exc, WeightsNotFoundError | ModelRegistryError | TrainConfigError | ApplicationError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
+    from training.modeling.pipeline import run_training
+    from training.modeling.trainer import TrainConfig, latest_checkpoint
+
+    data = _collect_data(run)
+    directory = run_dir(run)
+    resume = latest_checkpoint(directory)
+    resumed_step = int(resume.name.split("-")[1]) if resume else 0
+    with transaction.atomic():
+        # Points logged after the checkpoint are trained again: drop the old ones.
+        MetricPoint.objects.filter(run=run, step__gt=resumed_step).delete()
+        Checkpoint.objects.filter(run=run, step__gt=resumed_step).delete()
+        message = (f"Resumed at step {resumed_step}." if resume else "Training started.")
+        _set_status(run, Status.RUNNING, step=resumed_step, message=message,
+                    dataset={"ids": data.ids, "train": len(data.train), "val": len(data.val)})
+
+    outcome = run_training(
+        TrainConfig.from_dict(run.config), data.train, data.val, data.classes,
+        directory, directory / "artifact",
+        callbacks=_RunCallbacks(run, heartbeat),
+        weights_dir=_setting("TESSERA_WEIGHTS_DIR", None),
+        resume_from=resume,
+        run_info={"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},
+    )
+    result = outcome.result
+    run.refresh_from_db()
+    if result.status == "cancelled":
+        _set_status(run, Status.CANCELLED, step=result.step, message=f"Cancelled at step {result.step}.")
+        return
+    with transaction.atomic():
+        artifact = artifact_store(run=run, directory=outcome.artifact_dir, meta=outcome.meta)
+        stopped = " (early stop)" if result.status == "early_stopped" else ""
+        _set_status(run, Status.COMPLETED, step=result.step, best_metric=result.best_metric,
+                    best_step=result.best_step,
+                    message=f"Completed{stopped}: artifact {artifact.pk} at step {result.step}.")
+
+
+def artifact_store(*, run: TrainingRun, directory: Path, meta: dict[str, Any]) -> Artifact:
+    """Copy an artifact directory into default storage and record it. Files written
+    before a failure are removed again."""
+    prefix = f"artifacts/{run.project_id}/{uuid.uuid4().hex}/"
+    written: dict[str, str] = {}
+    size = 0
+    try:
+        for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
+            rel = path.relative_to(directory).as_posix()
+            with open(path, "rb") as fh:
+                written[rel] = default_storage.save(prefix + rel, File(fh))
+            size += path.stat().st_size
+        config = run.config
+        name = f"{config['family']}-{config['variant']} run {run.pk}"
+        return Artifact.objects.create(
+            project_id=run.project_id, run=run, name=name, family=meta["family"],
+            variant=meta["variant"], meta=meta, storage_prefix=prefix, files=written,
+            size_bytes=size, created_by=run.created_by,
+        )
+    except BaseException:
+        for name in written.values():
+            default_storage.delete(name)
+        raise
+
+
+def artifact_delete(*, artifact: Artifact) -> None:
+    names = list(artifact.files.values())
+    with transaction.atomic():
+        artifact.delete()
+        transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
+
+
+def run_dir_remove(*, run: TrainingRun) -> None:
+    """Free the worker disk of a finished run (checkpoints are not needed any more)."""
+    shutil.rmtree(run_dir(run), ignore_errors=True)
