@@ -124,11 +124,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         version: () => doc.version,
         payload: () => ({ masks: doc.toApi() }),
         save: async (body) => {
-          const res = await api<{ revision: number | null }>(`/assets/${asset.id}/masks/`, {
+          const res = await api<{ revision: number | null; status?: AssetStatus }>(`/assets/${asset.id}/masks/`, {
             method: "PUT",
             body: { ...body, base_revision: revisionRef.current },
           });
           revisionRef.current = res?.revision ?? null;
+          if (res?.status) setStatus(res.status); // the server marks labeled assets
+          qc.invalidateQueries({ queryKey: ["assets", projectId] });
         },
         isTransient: (e) => !(e instanceof ApiError) || e.transient,
         onChange: (s, e) => {
