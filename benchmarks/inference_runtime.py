@@ -54,7 +54,9 @@ def _log(message: str) -> None:
 
 def _meta(variant: str, resolution: tuple[int, int]) -> ArtifactMeta:
     classes = [{"index": 0, "name": "background", "color": "#000000"}]
-    classes += [{"index": i + 1, "name": n, "color": c} for i, (n, c) in enumerate(SYNTHETIC_CLASSES)]
+    classes += [
+        {"index": i + 1, "name": n, "color": c} for i, (n, c) in enumerate(SYNTHETIC_CLASSES)
+    ]
     return ArtifactMeta.from_dict(
         {
             "format": 1,
@@ -91,7 +93,9 @@ def _round_robin(runners: dict[str, callable], iterations: int, warmup: int = 2)
 def speed_part(iterations: int, threads: int, work: Path, batch_sizes: tuple[int, ...]) -> dict:
     meta = _meta("b0", (512, 512))
     torch.manual_seed(0)
-    model = build_model(get_spec("segformer", "b0"), num_labels=meta.num_labels, pretrained="none").eval()
+    model = build_model(
+        get_spec("segformer", "b0"), num_labels=meta.num_labels, pretrained="none"
+    ).eval()
     wrapper = SemanticLogitsModel(model).eval()
     calibration = [s.image for s in make_dataset(8, seed=7, sizes=((512, 512),))]
 
@@ -100,7 +104,9 @@ def speed_part(iterations: int, threads: int, work: Path, batch_sizes: tuple[int
     start = time.perf_counter()
     export.export_onnx(model, meta, files["onnx-fp32"])
     export_s = time.perf_counter() - start
-    files["onnx-int8-dynamic"] = export.quantize_onnx_dynamic(files["onnx-fp32"], work / "b0.int8-dyn.onnx")
+    files["onnx-int8-dynamic"] = export.quantize_onnx_dynamic(
+        files["onnx-fp32"], work / "b0.int8-dyn.onnx"
+    )
     files["onnx-int8-dynamic-matmul"] = export.quantize_onnx_dynamic(
         files["onnx-fp32"], work / "b0.int8-dyn-matmul.onnx", op_types=["MatMul", "Gemm"]
     )
@@ -124,10 +130,13 @@ def speed_part(iterations: int, threads: int, work: Path, batch_sizes: tuple[int
         for name, session in sessions.items():
             runners[name] = lambda s=session, b=batch: s.run(None, {"pixel_values": b})
         timings = _round_robin(runners, iterations if batch_size == 1 else max(3, iterations // 4))
-        _log(f"batch {batch_size}: " + ", ".join(f"{k} {v['ms_p50']:.0f} ms" for k, v in timings.items()))
+        _log(
+            f"batch {batch_size}: "
+            + ", ".join(f"{k} {v['ms_p50']:.0f} ms" for k, v in timings.items())
+        )
         base = timings["pytorch-eager"]["ms_p50"]
         onnx_base = timings["onnx-fp32"]["ms_p50"]
-        for name, t in timings.items():
+        for t in timings.values():
             t["images_per_s"] = batch_size * 1000 / t["ms_p50"]
             t["speedup_vs_eager"] = base / t["ms_p50"]
             t["speedup_vs_onnx_fp32"] = onnx_base / t["ms_p50"]
@@ -145,9 +154,13 @@ def speed_part(iterations: int, threads: int, work: Path, batch_sizes: tuple[int
 def _train_tiny(steps: int) -> torch.nn.Module:
     meta = _meta("tiny", (64, 64))
     torch.manual_seed(0)
-    model = build_model(get_spec("segformer", "tiny"), num_labels=meta.num_labels, pretrained="none")
+    model = build_model(
+        get_spec("segformer", "tiny"), num_labels=meta.num_labels, pretrained="none"
+    )
     data = make_dataset(256, seed=1, sizes=((64, 64),))
-    images = torch.from_numpy(preprocess([s.image for s in data], meta.resolution, meta.mean, meta.std))
+    images = torch.from_numpy(
+        preprocess([s.image for s in data], meta.resolution, meta.mean, meta.std)
+    )
     labels = torch.from_numpy(np.stack([s.semantic for s in data])).long()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(0)
@@ -202,7 +215,9 @@ def main() -> int:
     parser.add_argument("--batch4", action="store_true", help="also time batch 4")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inference_runtime.json"))
+    parser.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results" / "inference_runtime.json")
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -243,12 +258,16 @@ def main() -> int:
 
     print(f"SegFormer-B0 512x512, batch 1, {args.threads} threads (median ms, images/s, vs eager):")
     for name, t in b1.items():
-        print(f"  {name:26s} {t['ms_p50']:8.1f} ms  {t['images_per_s']:6.2f} img/s  x{t['speedup_vs_eager']:.2f}")
+        print(
+            f"  {name:26s} {t['ms_p50']:8.1f} ms  {t['images_per_s']:6.2f} img/s  x{t['speedup_vs_eager']:.2f}"
+        )
     print("sizes (MB): " + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in speed["sizes_bytes"].items()))
     print(f"tiny SegFormer quality (eager mIoU {quality['baseline']['miou']:.3f}):")
     for name, entry in quality["formats"].items():
         if entry["ok"]:
-            print(f"  {name:26s} mIoU delta {entry['miou_delta']:+.4f}  size x{entry['size_ratio']:.2f}")
+            print(
+                f"  {name:26s} mIoU delta {entry['miou_delta']:+.4f}  size x{entry['size_ratio']:.2f}"
+            )
         else:
             print(f"  {name:26s} FAILED: {entry['error']}")
     for name, v in int8_verdict.items():
