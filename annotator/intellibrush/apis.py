@@ -20,7 +20,7 @@ from projects.models import Role
 from . import services
 
 
-class RleField(serializers.Serializer):
+class IntelliBrushRle(serializers.Serializer):
     size = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=2, max_length=2)
     counts = serializers.CharField()
 
@@ -28,7 +28,7 @@ class RleField(serializers.Serializer):
 class IntelliBrushApi(APIView):
     """POST /assets/{id}/intellibrush/: prompts in, the best mask (COCO RLE) out."""
 
-    class Input(serializers.Serializer):
+    class IntelliBrushInput(serializers.Serializer):
         points = serializers.ListField(
             child=serializers.ListField(child=serializers.FloatField(), min_length=3, max_length=3),
             required=False,
@@ -44,12 +44,12 @@ class IntelliBrushApi(APIView):
             required=False, allow_null=True, default=None,
             help_text="Base64 float16 low-res logits from a previous response's low_res_logits.",
         )
-        previous_mask = RleField(required=False, allow_null=True, default=None)
+        previous_mask = IntelliBrushRle(required=False, allow_null=True, default=None)
         multimask = serializers.BooleanField(required=False, allow_null=True, default=None)
         return_logits = serializers.BooleanField(required=False, default=False)
 
-    class Output(serializers.Serializer):
-        rle = RleField()
+    class IntelliBrushOutput(serializers.Serializer):
+        rle = IntelliBrushRle()
         score = serializers.FloatField()
         method = serializers.ChoiceField(choices=["sam", "fallback"])
         model_type = serializers.CharField(allow_null=True)
@@ -59,16 +59,16 @@ class IntelliBrushApi(APIView):
         low_res_logits = serializers.DictField(allow_null=True)
         timing_ms = serializers.DictField()
 
-    @extend_schema(request=Input, responses=Output)
+    @extend_schema(request=IntelliBrushInput, responses=IntelliBrushOutput)
     def post(self, request, asset_id: int):
         asset = selectors.asset_get_for_user(user=request.user, asset_id=asset_id, min_role=Role.ANNOTATOR)
-        data = self.Input(data=request.data)
+        data = self.IntelliBrushInput(data=request.data)
         data.is_valid(raise_exception=True)
         prompt = _prompt(data.validated_data, width=asset.width, height=asset.height)
         result = services.intellibrush_predict(
             asset=asset, prompt=prompt, return_logits=data.validated_data["return_logits"]
         )
-        return Response(self.Output(result).data)
+        return Response(self.IntelliBrushOutput(result).data)
 
 
 def _invalid(field: str, message: str) -> ApplicationError:

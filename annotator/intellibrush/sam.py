@@ -357,23 +357,16 @@ class SamEngine:
         )
 
     @torch.no_grad()
-    def decode_all(
+    def _decode_low_res(
         self,
         record: EmbeddingRecord,
-        points: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        box: np.ndarray | None = None,
-        mask_input: np.ndarray | None = None,
-        multimask: bool = True,
-        return_logits: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``SamPredictor.predict`` against a stored embedding.
-
-        points: (N, 2) float (x, y) in original pixels; labels: (N,) 1 include, 0 exclude;
-        box: (4,) x0, y0, x1, y1; mask_input: (1, 4h, 4w) or (4h, 4w) low-res logits.
-        Returns masks (C, H, W) (bool, or float logits with ``return_logits``),
-        scores (C,), low-res logits (C, 4h, 4w); C = 3 with ``multimask`` else 1.
-        """
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        box: np.ndarray | None,
+        mask_input: np.ndarray | None,
+        multimask: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt encoder + mask decoder: low-res logits (1, C, 4h, 4w) and IoU (1, C)."""
         if record.model_type != self.model_type:
             raise ValueError(
                 f"embedding was computed by {record.model_type!r}, engine is {self.model_type!r}"
@@ -404,18 +397,39 @@ class SamEngine:
             masks=mask_t,
         )
         features = torch.as_tensor(record.embedding, device=self.device).float()
-        low_res, iou = self.model.mask_decoder(
+        return self.model.mask_decoder(
             image_embeddings=features,
             image_pe=self.model.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
         )
+
+    @torch.no_grad()
+    def decode_all(
+        self,
+        record: EmbeddingRecord,
+        points: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``SamPredictor.predict`` against a stored embedding.
+
+        points: (N, 2) float (x, y) in original pixels; labels: (N,) 1 include, 0 exclude;
+        box: (4,) x0, y0, x1, y1; mask_input: (1, 4h, 4w) or (4h, 4w) low-res logits.
+        Returns masks (C, H, W) (bool, or float logits with ``return_logits``),
+        scores (C,), low-res logits (C, 4h, 4w); C = 3 with ``multimask`` else 1.
+        """
+        low_res, iou = self._decode_low_res(record, points, labels, box, mask_input, multimask)
         masks = self.model.postprocess_masks(low_res, record.input_size, record.original_size)
         if not return_logits:
             masks = masks > self.model.mask_threshold
         return masks[0].cpu().numpy(), iou[0].cpu().numpy(), low_res[0].cpu().numpy()
 
+    @torch.no_grad()
     def decode(
         self,
         record: EmbeddingRecord,
@@ -428,16 +442,21 @@ class SamEngine:
         """Best single mask for a prompt (see ``decode_all`` for the argument formats).
 
         ``multimask=None`` applies ``default_multimask``; with multimask the mask with
-        the highest predicted IoU of the three is returned.
+        the highest predicted IoU of the three is returned. Only that mask is upsampled
+        to full size (upsampling is per mask, so the result equals ``decode_all``'s).
         """
         n_points = 0 if points is None else len(points)
         if multimask is None:
             multimask = default_multimask(n_points, box is not None)
-        masks, scores, low_res = self.decode_all(
-            record, points, labels, box, mask_input, multimask=multimask
+        low_res, iou = self._decode_low_res(record, points, labels, box, mask_input, multimask)
+        best = int(torch.argmax(iou[0]))
+        chosen = low_res[:, best : best + 1]
+        mask = self.model.postprocess_masks(chosen, record.input_size, record.original_size)
+        return SamMask(
+            (mask[0, 0] > self.model.mask_threshold).cpu().numpy(),
+            float(iou[0, best]),
+            chosen[0].cpu().numpy(),
         )
-        best = int(np.argmax(scores))
-        return SamMask(masks[best], float(scores[best]), low_res[best : best + 1])
 
 
 class _EncoderStub(torch.nn.Module):

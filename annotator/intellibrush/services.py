@@ -403,6 +403,15 @@ def intellibrush_predict(
     model_type = sam_model_type()
     started = time.perf_counter()
     if not sam_available(model_type):
+        if prompt.mask_input is not None and prompt.previous_mask is None and not (
+            prompt.box is not None or (prompt.labels == 1).any()
+        ):
+            raise ApplicationError(
+                "The classical fallback cannot refine SAM logits: send previous_mask (RLE) "
+                "or an include point.",
+                code="validation_error",
+                details={"mask_input": ["Not usable without SAM."]},
+            )
         image = _asset_image(asset)
         result = fallback_segment(
             image, prompt.points, prompt.labels, prompt.box, prompt.previous_mask
