@@ -4,7 +4,8 @@ Public entry points:
 
 * :func:`create_predictor` (``pytorch`` | ``onnxruntime`` | ``onnxruntime-int8``, cpu | cuda)
   and the :class:`Predictor` interface (``predict_batch``, ``predict_encoded``);
-* :class:`BatchingQueue` for dynamic batching of concurrent requests;
+* :class:`BatchingQueue` for dynamic batching of concurrent requests, and
+  :class:`HotModels`, the per-process cache of loaded models behind their queues;
 * :mod:`.export` (ONNX, int8 dynamic/static, fp16, TorchScript, pruning, ``export_report``);
 * :func:`build_bundle` / :func:`build_bundle_from_artifact` (standalone zip);
 * :func:`encode_class_map` (COCO RLE per class, polygons, palette PNG).
@@ -15,6 +16,7 @@ from .batching import BatchingQueue, QueueClosed, QueueFull
 from .bundle import build_bundle, build_bundle_from_artifact
 from .encoding import encode_class_map, rle_decode, rle_encode
 from .export import ExportError, export_onnx, export_report
+from .hot import HotModel, HotModels, ModelKey
 from .predictor import (
     DEVICES,
     RUNTIMES,
@@ -32,6 +34,9 @@ __all__ = [
     "ArtifactMeta",
     "BatchingQueue",
     "ExportError",
+    "HotModel",
+    "HotModels",
+    "ModelKey",
     "OnnxPredictor",
     "Predictor",
     "QueueClosed",
