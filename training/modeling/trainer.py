@@ -657,13 +657,14 @@ class Trainer:
         last_saved_step = self.state.step if resume_from else -1
         while self.state.step < cfg.steps and status == "completed":
             epoch, offset = divmod(self.state.step, self.batches_per_epoch)
+            # Throughput counts data loading and the step, not evaluation/checkpoints/logging.
+            tick = time.perf_counter()
             for batch in self._epoch_loader(epoch, offset):
                 if self._should_stop():
                     status = "cancelled"
                     break
-                t0 = time.perf_counter()
                 loss = self.train_step(batch)
-                window_time += time.perf_counter() - t0
+                window_time += time.perf_counter() - tick
                 window_loss += loss
                 window_steps += 1
                 self.state.step += 1
@@ -697,6 +698,7 @@ class Trainer:
                     break
                 if step >= cfg.steps:
                     break
+                tick = time.perf_counter()
         if status != "cancelled" and last_saved_step != self.state.step:
             path = self.save_checkpoint()
             if acc.is_main_process:
