@@ -339,14 +339,11 @@ class _RunCallbacks:
         publish_run_event(self.run.pk, "training.metric", {"id": point.pk, "step": step, "values": values})
 
     def on_eval(self, step: int, metrics: dict[str, Any], sample_predictions: list[dict[str, Any]]) -> None:
-        from training.modeling.metrics import metrics_from_confusion  # noqa: F401 - documents the format
-
         values = {**metrics, "samples": [_sample_summary(s) for s in sample_predictions]}
         point = MetricPoint.objects.create(run=self.run, step=step, kind=MetricPoint.Kind.EVAL, values=values)
         publish_run_event(self.run.pk, "training.eval", {"id": point.pk, "step": step, "values": values})
 
     def on_checkpoint(self, step: int, path: Path, metrics: dict[str, Any] | None) -> None:
-        best = bool(metrics) and self.run.config.get("keep_best_metric") is not None
         Checkpoint.objects.update_or_create(run=self.run, step=step,
                                             defaults={"path": str(path), "metrics": _summary(metrics),
                                                       "is_best": False})
@@ -358,7 +355,8 @@ class _RunCallbacks:
         Checkpoint.objects.filter(run=self.run).update(is_best=False)
         if state_best:
             Checkpoint.objects.filter(run=self.run, path=str(path.parent / state_best)).update(is_best=True)
-        publish_run_event(self.run.pk, "training.checkpoint", {"step": step, "best": best})
+        publish_run_event(self.run.pk, "training.checkpoint",
+                          {"step": step, "best": state_best == path.name})
 
     def should_stop(self) -> bool:
         return self.heartbeat.cancel.is_set()
