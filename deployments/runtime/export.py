@@ -544,6 +544,12 @@ def export_report(
                 path = out / "pruned"
                 pruned.save_pretrained(str(path))
                 entry = measured(name, TorchPredictor.from_model(pruned, meta), path, info)
+                # Unstructured zeros run through the same dense kernels: any measured
+                # "speedup" is noise, so pruning is never recommended for speed.
+                entry["recommended"] = False
+                entry["note"] = (
+                    "unstructured sparsity: same dense compute; helps compressed size only"
+                )
             else:
                 raise ValueError(f"unknown export format {name!r}")
         except Exception as exc:  # one failing format must not hide the others
