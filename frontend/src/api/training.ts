@@ -105,11 +105,11 @@ export interface PerClassMetric {
   predicted: number;
 }
 
-/** A validation image's prediction: model label (as a string key) -> COCO RLE of that label. */
+/** A validation image's prediction: one COCO RLE per predicted model label (0 = background left out). */
 export interface SamplePrediction {
   index: number;
   size: [number, number];
-  masks: Record<string, CocoRle>;
+  masks: { label: number; rle: CocoRle }[] | Record<string, CocoRle>;
   asset_id?: number;
 }
 

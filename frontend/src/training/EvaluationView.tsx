@@ -14,7 +14,7 @@ import { useClasses } from "../api/hooks";
 import { api } from "../api/client";
 import type { EvalValues, PerClassMetric, SamplePrediction, TrainingRun } from "../api/training";
 import type { Asset, LabelClass, Page } from "../api/types";
-import { decodeToRowMajor, stringToCounts } from "../lib/rle";
+import { sampleClassMap, sampleMasks } from "./evaluation";
 import type { Point } from "./series";
 
 interface Props {
@@ -126,22 +126,26 @@ function SampleOverlay({ sample, assetId, byLabel }: { sample: SamplePrediction;
   const canvas = useRef<HTMLCanvasElement>(null);
   const [h, w] = sample.size;
   const overlay = useMemo(() => {
+    const labels = sampleClassMap(sample);
+    const colors = new Map<number, [number, number, number]>();
     const rgba = new Uint8ClampedArray(h * w * 4);
-    for (const [label, rle] of Object.entries(sample.masks)) {
-      const cls = byLabel.get(Number(label));
-      const [r, g, b] = cls ? hexRgb(cls.color) : [255, 0, 255];
-      const counts = typeof rle.counts === "string" ? stringToCounts(rle.counts) : (rle.counts as unknown as number[]);
-      const bits = decodeToRowMajor(counts, h, w);
-      for (let i = 0; i < bits.length; i++) {
-        if (!bits[i]) continue;
-        rgba[i * 4] = r;
-        rgba[i * 4 + 1] = g;
-        rgba[i * 4 + 2] = b;
-        rgba[i * 4 + 3] = 140;
+    for (let i = 0; i < labels.length; i++) {
+      const label = labels[i];
+      if (!label) continue;
+      let c = colors.get(label);
+      if (!c) {
+        const cls = byLabel.get(label);
+        c = cls ? hexRgb(cls.color) : [255, 0, 255];
+        colors.set(label, c);
       }
+      rgba[i * 4] = c[0];
+      rgba[i * 4 + 1] = c[1];
+      rgba[i * 4 + 2] = c[2];
+      rgba[i * 4 + 3] = 140;
     }
     return new ImageData(rgba, w, h);
   }, [sample, byLabel, h, w]);
+  const predicted = sampleMasks(sample).map(([label]) => label);
 
   useEffect(() => {
     const c = canvas.current;
@@ -152,13 +156,13 @@ function SampleOverlay({ sample, assetId, byLabel }: { sample: SamplePrediction;
   }, [overlay, w, h]);
 
   return (
-    <figure className="sample" data-testid="sample-prediction" data-labels={Object.keys(sample.masks).join(",")}>
+    <figure className="sample" data-testid="sample-prediction" data-labels={predicted.join(",")}>
       <div className="sample-stack" style={{ aspectRatio: `${w} / ${h}` }}>
         {assetId !== null ? <img src={`/api/v1/assets/${assetId}/file/`} alt={`validation image ${sample.index + 1}`} /> : <div className="sample-missing" />}
         <canvas ref={canvas} aria-label="predicted masks" />
       </div>
       <figcaption className="small muted">
-        {assetId !== null ? `asset ${assetId}` : "image unknown"} · {Object.keys(sample.masks).length} classes predicted
+        {assetId !== null ? `asset ${assetId}` : "image unknown"} · {predicted.length} classes predicted
       </figcaption>
     </figure>
   );

@@ -3,10 +3,20 @@
  * status (polled, so runs started through the API or another tab appear by themselves),
  * saved workflows (run again / edit) and the trained artifacts with a path to deploy.
  */
-import { useState } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { useProject } from "../api/hooks";
-import { FINISHED_STATUSES, problemsOf, useArtifacts, useRuns, useStartTraining, useWorkflows, type TrainingRun } from "../api/training";
+import {
+  FINISHED_STATUSES,
+  problemsOf,
+  trainingKeys,
+  useArtifacts,
+  useRuns,
+  useStartTraining,
+  useWorkflows,
+  type TrainingRun,
+} from "../api/training";
 import { useTitle } from "../components/useTitle";
 import { configToForm, type BuilderForm } from "./config";
 import { formatBytes, StatusBadge } from "./RunPage";
@@ -54,6 +64,12 @@ export function TrainingPage() {
   useTitle(project.data ? `Training · ${project.data.name}` : "Training");
   const canEdit = project.data ? project.data.role !== "viewer" : false;
   const openRun = (run: TrainingRun) => navigate(`/projects/${id}/training/runs/${run.id}`);
+  // A run that completes leaves an artifact: read the artifact list again when one does.
+  const qc = useQueryClient();
+  const completed = (runs.data?.results ?? []).filter((r) => r.status === "completed").map((r) => r.id).join(",");
+  useEffect(() => {
+    if (completed) void qc.invalidateQueries({ queryKey: trainingKeys.artifacts(id) });
+  }, [completed, id, qc]);
 
   return (
     <section className="page training">

@@ -72,6 +72,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
       label,
       <input
         type="number"
+        name={name}
         step={step}
         value={form[name] as string}
         aria-invalid={!!byField[name]}
@@ -95,11 +96,12 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
       )}
       <fieldset>
         <legend>Model</legend>
-        {field("name", "Workflow name", <input value={form.name} placeholder="(automatic)" onChange={(e) => set("name", e.target.value)} />)}
+        {field("name", "Workflow name", <input name="name" value={form.name} placeholder="(automatic)" onChange={(e) => set("name", e.target.value)} />)}
         {field(
           "family",
           "Family",
           <select
+            name="family"
             value={form.family}
             onChange={(e) => {
               const fam = e.target.value;
@@ -117,7 +119,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "variant",
           "Variant",
-          <select value={form.variant} onChange={(e) => setForm((f) => ({ ...f, variant: e.target.value, resolution: "", pretrained: "" }))}>
+          <select name="variant" value={form.variant} onChange={(e) => setForm((f) => ({ ...f, variant: e.target.value, resolution: "", pretrained: "" }))}>
             {(variants.length ? variants : [{ variant: form.variant, description: "" }]).map((m) => (
               <option key={m.variant} value={m.variant}>
                 {m.variant}
@@ -129,7 +131,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "resolution",
           "Resolution",
-          <select value={form.resolution} onChange={(e) => set("resolution", e.target.value)}>
+          <select name="resolution" value={form.resolution} onChange={(e) => set("resolution", e.target.value)}>
             <option value="">default{spec ? ` (${formatResolution(spec.default_resolution)})` : ""}</option>
             {(spec?.allowed_resolutions ?? []).map((r) => (
               <option key={formatResolution(r)} value={formatResolution(r)}>
@@ -144,7 +146,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "pretrained",
           "Pretrained weights",
-          <select value={form.pretrained} onChange={(e) => set("pretrained", e.target.value)}>
+          <select name="pretrained" value={form.pretrained} onChange={(e) => set("pretrained", e.target.value)}>
             <option value="">default{spec ? ` (${spec.default_pretrained})` : ""}</option>
             {(spec?.pretrained_sources ?? []).map((s) => (
               <option key={s} value={s}>
@@ -164,7 +166,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "schedule",
           "LR schedule",
-          <select value={form.schedule} onChange={(e) => set("schedule", e.target.value as BuilderForm["schedule"])}>
+          <select name="schedule" value={form.schedule} onChange={(e) => set("schedule", e.target.value as BuilderForm["schedule"])}>
             {SCHEDULES.map((s) => (
               <option key={s}>{s}</option>
             ))}
@@ -174,7 +176,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "optimizer",
           "Optimizer",
-          <select value={form.optimizer} onChange={(e) => set("optimizer", e.target.value as BuilderForm["optimizer"])}>
+          <select name="optimizer" value={form.optimizer} onChange={(e) => set("optimizer", e.target.value as BuilderForm["optimizer"])}>
             {OPTIMIZERS.map((s) => (
               <option key={s}>{s}</option>
             ))}
@@ -185,7 +187,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "mixed_precision",
           "Mixed precision",
-          <select value={form.mixed_precision} onChange={(e) => set("mixed_precision", e.target.value as BuilderForm["mixed_precision"])}>
+          <select name="mixed_precision" value={form.mixed_precision} onChange={(e) => set("mixed_precision", e.target.value as BuilderForm["mixed_precision"])}>
             {MIXED_PRECISION.map((s) => (
               <option key={s}>{s}</option>
             ))}
@@ -254,7 +256,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "keep_best_metric",
           "Best checkpoint by",
-          <select value={form.keep_best_metric} onChange={(e) => set("keep_best_metric", e.target.value)}>
+          <select name="keep_best_metric" value={form.keep_best_metric} onChange={(e) => set("keep_best_metric", e.target.value)}>
             {BEST_METRICS.map((m) => (
               <option key={m}>{m}</option>
             ))}

@@ -38,6 +38,8 @@ export function useRunLive(runId: number, run: TrainingRun | undefined): RunLive
     if (next !== seriesRef.current) {
       seriesRef.current = next;
       setSeries(next);
+      // Read by the browser tests (no duplicate or missing steps after reconnects).
+      (window as unknown as { __tesseraRunSeries?: RunSeries }).__tesseraRunSeries = next;
     }
   };
 
