@@ -170,7 +170,15 @@ def assets_upload(*, project: Project, user, files: Iterable[UploadedFile]) -> U
             result.duplicates.append({"file": name, **dup.existing})
             continue
         result.created.append(asset)
+    _precompute_embeddings(project=project, user=user, assets=result.created)
     return result
+
+
+def _precompute_embeddings(*, project: Project, user, assets: list[Asset]) -> None:
+    """New images get their SAM embeddings ahead of time, so the first click is fast."""
+    from annotator.intellibrush.services import embeddings_for_new_assets
+
+    embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
 
 
 class Duplicate(Exception):
@@ -227,11 +235,19 @@ def asset_update(*, asset: Asset, data: dict) -> Asset:
 
 
 def asset_delete(*, asset: Asset) -> None:
+    from annotator.intellibrush.services import embeddings_delete_for_asset
+
     names = [f.name for f in (asset.file, asset.thumbnail) if f]
-    storage = asset.file.storage
+    storage, asset_id = asset.file.storage, asset.id
+
+    def remove_files() -> None:
+        for name in names:
+            storage.delete(name)
+        embeddings_delete_for_asset(asset_id=asset_id)
+
     with transaction.atomic():
         asset.delete()
-        transaction.on_commit(lambda: [storage.delete(n) for n in names])
+        transaction.on_commit(remove_files)
 
 
 def asset_make_thumbnail(*, asset: Asset, size: int = 256) -> None:
@@ -276,28 +292,28 @@ def video_split(*, video: Video) -> None:
     from projects.media import iter_video_frames
 
     Video.objects.filter(pk=video.pk).update(status=Video.Status.PROCESSING, progress=0.0)
-    created = 0
+    created: list[Asset] = []
     try:
         with video.file.open("rb") as fh:
             for frame in iter_video_frames(fh, fps=settings.TESSERA_VIDEO_FPS,
                                            max_frames=settings.TESSERA_MAX_VIDEO_FRAMES):
                 stem = os.path.splitext(video.name)[0][:60]
                 try:
-                    asset_create_from_bytes(
+                    created.append(asset_create_from_bytes(
                         project=video.project, user=video.uploaded_by,
                         name=f"{stem}_f{frame.index:06d}.jpg", data=frame.jpeg,
                         video=video, frame_index=frame.index, timestamp_s=frame.timestamp_s,
-                    )
-                    created += 1
+                    ))
                 except Duplicate:
                     pass  # identical frames (a still scene) are kept once
                 Video.objects.filter(pk=video.pk).update(progress=frame.progress,
-                                                         frame_count=created)
+                                                         frame_count=len(created))
     except Exception as exc:  # noqa: BLE001 - any decoder failure is reported on the video
         Video.objects.filter(pk=video.pk).update(status=Video.Status.FAILED, error=str(exc)[:2000])
         raise
     Video.objects.filter(pk=video.pk).update(status=Video.Status.DONE, progress=1.0,
-                                             frame_count=created)
+                                             frame_count=len(created))
+    _precompute_embeddings(project=video.project, user=video.uploaded_by, assets=created)
 
 
 # --- jobs ----------------------------------------------------------------------------

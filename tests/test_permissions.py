@@ -26,11 +26,15 @@ BUILDERS: dict[str, Callable] = {
     "member_id": lambda p: Membership.objects.filter(project=p).first().id,
     "job_id": lambda p: services.job_create(project=p, user=None, kind="test").id,
     "video_id": lambda p: _video(p),
+    "workflow_id": lambda p: _workflow(p).id,
+    "run_id": lambda p: _run(p).id,
+    "artifact_id": lambda p: _artifact(p).id,
     "revision_id": lambda p: _mask_revision(p),
 }
 UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "health",
             "schema", "docs", "project-list",
-            "intellibrush-decoder"}  # the SAM decoder model: same for everyone, no project data
+            "intellibrush-decoder",  # the SAM decoder model: same for everyone, no project data
+            "training-models"}  # the catalogue of model families
 
 
 def _video(project):
@@ -49,6 +53,28 @@ def _mask_revision(project):
     mask = np.zeros((6, 8), bool)
     mask[1:3, 2:5] = True
     return mask_set_replace_from_arrays(asset=asset, user=None, instances=[(label_class, mask)]).revision_id
+
+
+def _workflow(project):
+    from training.services import workflow_create
+
+    config = {"family": "segformer", "variant": "tiny", "resolution": [64, 64], "steps": 10,
+              "pretrained": "none"}
+    return workflow_create(project=project, user=None, name="wf", config=config)
+
+
+def _run(project):
+    from training.models import TrainingRun
+
+    workflow = _workflow(project)
+    return TrainingRun.objects.create(project=project, workflow=workflow, config=workflow.config)
+
+
+def _artifact(project):
+    from training.models import Artifact
+
+    return Artifact.objects.create(project=project, run=_run(project), name="a", family="segformer",
+                                   variant="tiny", storage_prefix="artifacts/none")
 
 
 def _iter_patterns(resolvers, prefix=""):
@@ -86,8 +112,18 @@ def test_every_scoped_endpoint_refuses_strangers_and_viewer_writes(client_for):
 
     ids = {k: build(project) for k, build in BUILDERS.items()}
     checked = 0
-    for route, _, methods in endpoints:
+    for route, kwargs, methods in endpoints:
         url = _url(route, ids)
+        if not kwargs:
+            # A top-level list (runs, artifacts, deployments...) filtered to the user's
+            # projects: a stranger sees none of this project's rows. Writes through it
+            # name an object in the body and are covered by each app's own tests.
+            listing = stranger.get(url)
+            assert listing.status_code == 200, (url, listing.status_code)
+            body = listing.json()
+            assert (body.get("results", body) if isinstance(body, dict) else body) == [], url
+            checked += 1
+            continue
         for method in methods:
             response = getattr(stranger, method)(url, {}, format="json")
             assert response.status_code in (401, 403, 404), (method, url, response.status_code)

@@ -17,7 +17,7 @@ def run_event_replay(*, run_id: int, after_step: int) -> list[dict]:
     """Events a (re)connecting client missed: the run's status, then every metric point
     with step > after_step in step order, shaped like the live events."""
     from training.models import MetricPoint, TrainingRun
-    from training.services import _status_payload
+    from training.services import run_status_payload
 
     run = TrainingRun.objects.filter(pk=run_id).first()
     if run is None:
@@ -25,7 +25,7 @@ def run_event_replay(*, run_id: int, after_step: int) -> list[dict]:
     points = MetricPoint.objects.filter(run_id=run_id, step__gt=after_step).order_by("step", "id")
     events = [{"type": f"training.{'metric' if p.kind == 'train' else 'eval'}",
                "payload": {"id": p.pk, "step": p.step, "values": p.values}} for p in points]
-    return [{"type": "training.status", "payload": _status_payload(run)}, *events]
+    return [{"type": "training.status", "payload": run_status_payload(run)}, *events]
 
 
 class TrainingRunConsumer(AsyncJsonWebsocketConsumer):

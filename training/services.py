@@ -38,6 +38,7 @@ from django.core.files.storage import default_storage
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from common.conf import setting
 from common.errors import ApplicationError
 from projects.models import Asset, LabelClass, Project
 from training.events import publish_run_event
@@ -47,19 +48,14 @@ logger = logging.getLogger(__name__)
 Status = TrainingRun.Status
 
 
-def _setting(name: str, default: Any, cast=str) -> Any:
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name)
-    return default if value in (None, "") else cast(value)
 
 
 def training_dir() -> Path:
-    return Path(_setting("TESSERA_TRAINING_DIR", str(Path(settings.VAR_DIR) / "training")))
+    return Path(setting("TESSERA_TRAINING_DIR", str(Path(settings.VAR_DIR) / "training")))
 
 
 def heartbeat_timeout_s() -> float:
-    return _setting("TESSERA_TRAINING_HEARTBEAT_TIMEOUT_S", 60.0, float)
+    return setting("TESSERA_TRAINING_HEARTBEAT_TIMEOUT_S", 60.0, float)
 
 
 def run_dir(run: TrainingRun) -> Path:
@@ -85,10 +81,10 @@ def workflow_config_check(*, config: dict[str, Any]) -> dict[str, Any]:
         raise ApplicationError(str(exc), code="invalid_workflow", details={"problems": [str(exc)]}) from None
     problems = validate_config(parsed)
     if not problems:
-        gpus = _setting("TESSERA_GPUS_PER_WORKER", 1, int)
+        gpus = setting("TESSERA_GPUS_PER_WORKER", 1, int)
         if parsed.num_gpus > gpus:
             problems.append(f"num_gpus {parsed.num_gpus} is more than a worker has ({gpus})")
-        memory = _setting("TESSERA_GPU_MEMORY_GB", None, float)
+        memory = setting("TESSERA_GPU_MEMORY_GB", None, float)
         need = estimate_memory_gb(parsed)
         if memory is not None and need > memory:
             problems.append(
@@ -157,7 +153,7 @@ def _enqueue(run_id: int) -> None:
     training_run_execute.delay(run_id)
 
 
-def _status_payload(run: TrainingRun) -> dict[str, Any]:
+def run_status_payload(run: TrainingRun) -> dict[str, Any]:
     return {"status": run.status, "step": run.step, "total_steps": run.total_steps,
             "message": run.message, "error": run.error, "attempts": run.attempts}
 
@@ -170,7 +166,7 @@ def _set_status(run: TrainingRun, status: str, **fields: Any) -> None:
     if status in TrainingRun.FINISHED and run.finished_at is None:
         run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at", *fields.keys()])
-    publish_run_event(run.pk, "training.status", _status_payload(run))
+    publish_run_event(run.pk, "training.status", run_status_payload(run))
 
 
 @transaction.atomic
@@ -201,7 +197,7 @@ def training_runs_recover(*, now=None) -> list[int]:
     stale = list(TrainingRun.objects.filter(status__in=[Status.PREPARING, Status.RUNNING],
                                             heartbeat_at__lt=cutoff).values_list("pk", flat=True))
     requeued = []
-    max_attempts = _setting("TESSERA_TRAINING_MAX_ATTEMPTS", 2, int)
+    max_attempts = setting("TESSERA_TRAINING_MAX_ATTEMPTS", 2, int)
     for pk in stale:
         with transaction.atomic():
             run = TrainingRun.objects.select_for_update().filter(
@@ -394,12 +390,12 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> None:
     run = _claim(run_id, worker)
     if run is None:
         return
-    threads = _setting("TESSERA_TORCH_THREADS", None, int)
+    threads = setting("TESSERA_TORCH_THREADS", None, int)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    heartbeat = _Heartbeat(run.pk, _setting("TESSERA_TRAINING_HEARTBEAT_S", 5.0, float))
+    heartbeat = _Heartbeat(run.pk, setting("TESSERA_TRAINING_HEARTBEAT_S", 5.0, float))
     heartbeat.start()
     try:
         _execute(run, heartbeat)
@@ -442,7 +438,7 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
         TrainConfig.from_dict(run.config), data.train, data.val, data.classes,
         directory, directory / "artifact",
         callbacks=_RunCallbacks(run, heartbeat),
-        weights_dir=_setting("TESSERA_WEIGHTS_DIR", None),
+        weights_dir=setting("TESSERA_WEIGHTS_DIR", None),
         resume_from=resume,
         run_info={"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},
     )

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
 import time
 import uuid
@@ -42,6 +41,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from pycocotools import mask as mask_utils
 
+from common.conf import setting
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, Project
@@ -67,16 +67,11 @@ _FAILED_TTL_S = 60
 # --------------------------------------------------------------------------- config
 
 
-def _setting(name: str, default: Any) -> Any:
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name)
-    return default if value in (None, "") else value
 
 
 def sam_model_type() -> str:
     """The configured SAM model type (``TESSERA_SAM_MODEL``)."""
-    model_type = str(_setting("TESSERA_SAM_MODEL", "vit_b"))
+    model_type = str(setting("TESSERA_SAM_MODEL", "vit_b"))
     if model_type not in MODEL_TYPES:
         raise ApplicationError(
             f"TESSERA_SAM_MODEL={model_type!r} is not one of {list(MODEL_TYPES)}.",
@@ -88,7 +83,7 @@ def sam_model_type() -> str:
 
 def sam_device() -> str:
     """Device for embedding on this worker: ``TESSERA_SAM_DEVICE`` or CUDA when present."""
-    device = str(_setting("TESSERA_SAM_DEVICE", "auto"))
+    device = str(setting("TESSERA_SAM_DEVICE", "auto"))
     if device == "auto":
         import torch
 
@@ -97,16 +92,16 @@ def sam_device() -> str:
 
 
 def _weights_dir() -> str | None:
-    value = _setting("TESSERA_WEIGHTS_DIR", None)
+    value = setting("TESSERA_WEIGHTS_DIR", None)
     return str(value) if value else None
 
 
 def _wait_s() -> float:
-    return float(_setting("TESSERA_SAM_WAIT_S", 120))
+    return float(setting("TESSERA_SAM_WAIT_S", 120))
 
 
 def precompute_enabled() -> bool:
-    return str(_setting("TESSERA_SAM_PRECOMPUTE", "true")).lower() in {"1", "true", "yes", "on"}
+    return str(setting("TESSERA_SAM_PRECOMPUTE", "true")).lower() in {"1", "true", "yes", "on"}
 
 
 def sam_available(model_type: str) -> bool:
@@ -158,7 +153,7 @@ class _HotCache:
             return record
 
     def put(self, key: str, record: EmbeddingRecord) -> None:
-        limit = int(_setting("TESSERA_SAM_HOT_CACHE", 16))
+        limit = int(setting("TESSERA_SAM_HOT_CACHE", 16))
         with self._lock:
             self._items[key] = record
             self._items.move_to_end(key)
@@ -484,7 +479,7 @@ def decoder_onnx_file(*, model_type: str | None = None) -> Path:
         )
     if not sam_available(model_type):
         raise sam_unavailable_error(model_type)
-    folder = Path(_setting("TESSERA_SAM_ONNX_DIR", Path(settings.VAR_DIR) / "intellibrush"))
+    folder = Path(setting("TESSERA_SAM_ONNX_DIR", Path(settings.VAR_DIR) / "intellibrush"))
     return cached_decoder_onnx(decoder_engine(model_type), folder)
 
 
