@@ -150,8 +150,10 @@ def test_training_from_the_page(page, login, shot, tessera):
     assert pg.get_by_test_id("eval-miou").inner_text() == f"{evals[0]['values']['miou'] * 100:.1f}%"
     if evals[-1]["values"].get("confusion"):
         assert pg.get_by_test_id("confusion-matrix").locator("tbody tr").count() == len(evals[-1]["values"]["confusion"])
+    shot(pg, "run-evaluation-samples")
+    table.scroll_into_view_if_needed()
     pg.get_by_test_id("artifact").get_by_role("link", name="Deploy this model").wait_for()
-    shot(pg, "run-evaluation")
+    shot(pg, "run-evaluation-tables")
     clock("evaluation view")
     assert not pg.console_errors, pg.console_errors  # type: ignore[attr-defined]
     assert wait_for_run(pg, run_b, ("completed",), timeout_s=1)["artifact"] is not None

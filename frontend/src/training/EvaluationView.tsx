@@ -193,7 +193,8 @@ export function ConfusionHeatmap({ matrix, names }: { matrix: number[][]; names:
                 <th scope="row">{label(i)}</th>
                 {row.map((v, j) => {
                   const share = total ? v / total : 0;
-                  const bg = i === j ? `rgba(34,197,94,${0.12 + 0.88 * share})` : `rgba(239,68,68,${share > 0 ? 0.12 + 0.88 * share : 0})`;
+                  const alpha = share > 0 || i === j ? Math.round((0.12 + 0.88 * share) * 1000) / 1000 : 0;
+                  const bg = i === j ? `rgba(34,197,94,${alpha})` : `rgba(239,68,68,${alpha})`;
                   return (
                     <td key={j} style={{ background: bg }} title={`${label(i)} → ${label(j)}: ${v} px`}>
                       {total ? `${(share * 100).toFixed(0)}%` : "—"}

@@ -28,7 +28,13 @@ interface Props {
   testId?: string;
 }
 
-const defaultFormat = (v: number) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(4));
+/** Short numbers for axes and the legend: 1.234, 0.0123, 3.00e-4, 1.2e+4. */
+export const defaultFormat = (v: number): string => {
+  const a = Math.abs(v);
+  if (v === 0) return "0";
+  if (a >= 10_000 || a < 0.01) return v.toExponential(2);
+  return String(Number(v.toPrecision(4)));
+};
 
 export function MetricChart({ title, series, height = 220, log = false, format = defaultFormat, testId }: Props) {
   const box = useRef<HTMLDivElement>(null);
@@ -48,7 +54,7 @@ export function MetricChart({ title, series, height = 220, log = false, format =
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
       axes: [
         { stroke: "#9aa3b2", grid: { stroke: "#262b35" }, ticks: { stroke: "#262b35" }, label: "step" },
-        { stroke: "#9aa3b2", grid: { stroke: "#262b35" }, ticks: { stroke: "#262b35" }, size: 60, values: (_u, vals) => vals.map((v) => (v == null ? "" : format(v))) },
+        { stroke: "#9aa3b2", grid: { stroke: "#262b35" }, ticks: { stroke: "#262b35" }, size: 70, values: (_u, vals) => vals.map((v) => (v == null ? "" : format(v))) },
       ],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
