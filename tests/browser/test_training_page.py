@@ -150,6 +150,8 @@ def test_training_from_the_page(page, login, shot, tessera):
     assert pg.get_by_test_id("eval-miou").inner_text() == f"{evals[0]['values']['miou'] * 100:.1f}%"
     if evals[-1]["values"].get("confusion"):
         assert pg.get_by_test_id("confusion-matrix").locator("tbody tr").count() == len(evals[-1]["values"]["confusion"])
+    slider.fill(str(len(evals) - 1))
+    pg.get_by_text(f"Evaluation {len(evals)} of {len(evals)}").wait_for()
     shot(pg, "run-evaluation-samples")
     table.scroll_into_view_if_needed()
     pg.get_by_test_id("artifact").get_by_role("link", name="Deploy this model").wait_for()
