@@ -1,0 +1,106 @@
+"""Celery tasks of the deployments app: thin wrappers that call the services with ids.
+
+Routing (settings.CELERY_TASK_ROUTES): ``predict`` and ``deployment_load`` go to the
+``inference`` queue, whose workers keep models hot (run them with a thread pool, e.g.
+``-P threads -c 8``, so concurrent predictions share forward passes); exports, reports
+and pruning go to ``default``.
+
+An inference worker also announces itself in Redis every few seconds (see
+``services.inference_worker_heartbeat``) and answers the ``tessera_unload_artifact``
+broadcast."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+from celery.worker.control import control_command
+
+from deployments import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="deployments.tasks.deployment_load", bind=True)
+def deployment_load(self, deployment_id: int) -> None:
+    """Load (and warm up) a deployment in this inference worker; mark it ready/failed."""
+    services.deployment_load(deployment_id=deployment_id, worker=self.request.hostname or "")
+
+
+@shared_task(name="deployments.tasks.predict", acks_late=False)
+def predict(*, deployment_id: int, artifact_id: int, runtime: str, device: str,
+            images: list[str], polygons: bool = False, png: bool = False) -> dict[str, Any]:
+    """Predictions for base64-encoded images (see services.predict_run). Not re-run
+    after a lost worker: the caller has given up by then."""
+    return services.predict_run(artifact_id=artifact_id, runtime=runtime, device=device,
+                                images=images, polygons=polygons, png=png)
+
+
+@shared_task(name="deployments.tasks.artifact_export_build")
+def artifact_export_build(export_id: int) -> None:
+    services.artifact_export_build(export_id=export_id)
+
+
+@shared_task(name="deployments.tasks.artifact_report_run")
+def artifact_report_run(job_id: int) -> None:
+    services.artifact_report_run(job_id=job_id)
+
+
+@shared_task(name="deployments.tasks.artifact_prune_run")
+def artifact_prune_run(job_id: int) -> None:
+    services.artifact_prune_run(job_id=job_id)
+
+
+@control_command(args=[("artifact_id", int)], signature="<artifact_id>")
+def tessera_unload_artifact(state, artifact_id: int) -> dict[str, Any]:
+    """Broadcast after a deployment is deleted: free the models of that artifact."""
+    return {"ok": services.artifact_unload(artifact_id=artifact_id)}
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, name: str, period_s: float, ttl_s: float) -> None:
+        super().__init__(name="tessera-inference-heartbeat", daemon=True)
+        self.worker_name, self.period_s, self.ttl_s = name, period_s, ttl_s
+        self.done = threading.Event()
+        self.info: dict[str, Any] | None = None
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                if self.info is None:
+                    self.info = services.inference_worker_info(self.worker_name)
+                services.inference_worker_heartbeat(info=self.info, ttl_s=self.ttl_s)
+            except Exception:  # noqa: BLE001 - Redis may blink; try again next period
+                logger.warning("inference heartbeat failed", exc_info=True)
+            self.done.wait(self.period_s)
+
+
+_heartbeat: _Heartbeat | None = None
+
+
+@worker_ready.connect
+def _announce_inference_worker(sender=None, **kwargs) -> None:
+    """Only workers that consume the ``inference`` queue announce themselves."""
+    global _heartbeat
+    known = sender.app.amqp.queues
+    queues = set(known.consume_from or known)  # no -Q: every declared queue
+    if "inference" not in queues:
+        return
+    _heartbeat = _Heartbeat(sender.hostname,
+                            services.setting("TESSERA_INFERENCE_HEARTBEAT_S", 2.0, float),
+                            services.setting("TESSERA_INFERENCE_HEARTBEAT_TTL_S", 8.0, float))
+    _heartbeat.start()
+
+
+@worker_shutdown.connect
+def _retire_inference_worker(sender=None, **kwargs) -> None:
+    if _heartbeat is None:
+        return
+    _heartbeat.done.set()
+    _heartbeat.join(timeout=5)
+    try:
+        services.inference_worker_forget(name=_heartbeat.worker_name)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not remove this worker from the inference registry", exc_info=True)
