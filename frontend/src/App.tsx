@@ -9,6 +9,8 @@ import { AnnotatorPage } from "./annotator/AnnotatorPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 import { TrainingPage } from "./training/TrainingPage";
 import { RunPage } from "./training/RunPage";
+import { DeploymentsPage } from "./deployments/DeploymentsPage";
+import { DeploymentPage } from "./deployments/DeploymentPage";
 
 function RequireAuth({ children }: { children: ReactNode }) {
   const me = useMe();
@@ -44,6 +46,8 @@ export function App() {
         <Route path="/projects/:projectId" element={<ProjectPage />} />
         <Route path="/projects/:projectId/training" element={<TrainingPage />} />
         <Route path="/projects/:projectId/training/runs/:runId" element={<RunPage />} />
+        <Route path="/projects/:projectId/deployments" element={<DeploymentsPage />} />
+        <Route path="/projects/:projectId/deployments/:deploymentId" element={<DeploymentPage />} />
         <Route path="/projects/:projectId/:tab" element={<ProjectPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
