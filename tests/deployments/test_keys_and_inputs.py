@@ -1,0 +1,214 @@
+"""API keys (shown once, stored hashed, revocable, bound to one deployment), throttling,
+and every refusal of the predict endpoint that happens before work reaches a worker."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from rest_framework.test import APIClient
+
+from deployments import services
+from deployments.models import ApiKey, Deployment
+from projects.models import Membership, Role
+from tests import factories
+from tests.deployments.conftest import ready_deployment
+
+pytestmark = pytest.mark.django_db
+
+
+def _png(width: int = 40, height: int = 30) -> bytes:
+    rng = np.random.default_rng(width * height)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _bearer(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def _new_key(owner_client: APIClient, deployment: Deployment, **body) -> dict:
+    response = owner_client.post(f"/api/v1/deployments/{deployment.id}/keys/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_key_is_shown_once_stored_hashed_listed_and_revoked(project_with_artifact, client_for):
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    owner = client_for(factories.owner_of(project))
+    created = _new_key(owner, deployment, name="ci")
+    token = created["key"]
+    assert token.startswith("tsk_") and created["prefix"] in token and len(token) > 40
+
+    row = ApiKey.objects.get(pk=created["id"])
+    assert row.hashed_key == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in str(ApiKey.objects.filter(pk=row.pk).values().first())
+
+    listed = owner.get(f"/api/v1/deployments/{deployment.id}/keys/").json()
+    assert [k["id"] for k in listed] == [row.pk]
+    assert "key" not in listed[0] and listed[0]["revoked"] is False and listed[0]["name"] == "ci"
+
+    # The key authenticates (no image -> 400, past authentication) until it is revoked.
+    assert _bearer(token).post(f"/api/v1/deployments/{deployment.id}/predict/", {},
+                               format="json").status_code == 400
+    assert ApiKey.objects.get(pk=row.pk).last_used_at is not None
+    assert owner.delete(f"/api/v1/deployments/{deployment.id}/keys/{row.pk}/").status_code == 204
+    refused = _bearer(token).post(f"/api/v1/deployments/{deployment.id}/predict/", {}, format="json")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "authentication_failed"
+    listed = owner.get(f"/api/v1/deployments/{deployment.id}/keys/").json()
+    assert listed[0]["revoked"] is True and listed[0]["revoked_at"]
+
+
+def test_keys_reach_only_their_own_deployment(project_with_artifact, client_for):
+    project, artifact = project_with_artifact
+    first, second = ready_deployment(artifact), ready_deployment(artifact)
+    owner = client_for(factories.owner_of(project))
+    token_a = _new_key(owner, first)["key"]
+    other = _bearer(token_a).post(f"/api/v1/deployments/{second.id}/predict/",
+                                  {"image": base64.b64encode(_png()).decode()}, format="json")
+    assert other.status_code == 404
+    unknown = _bearer(token_a).post("/api/v1/deployments/999999/predict/", {}, format="json")
+    assert unknown.status_code == 404
+    # Keys of A cannot list or manage anything either (they are not user credentials).
+    assert _bearer(token_a).get(f"/api/v1/deployments/{first.id}/keys/").status_code in (401, 403)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer tsk_nope_nope", "Bearer abc",
+                                    "Bearer tsk_00000000_" + "x" * 43])
+def test_missing_or_wrong_keys_are_401(project_with_artifact, header):
+    _, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    client = APIClient()
+    if header:
+        client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.post(f"/api/v1/deployments/{deployment.id}/predict/", {}, format="json")
+    assert response.status_code == 401
+    assert response.json()["error"]["message"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_correct_prefix_with_a_wrong_secret_is_refused(project_with_artifact, client_for):
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    token = _new_key(client_for(factories.owner_of(project)), deployment)["key"]
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    response = _bearer(forged).post(f"/api/v1/deployments/{deployment.id}/predict/", {}, format="json")
+    assert response.status_code == 401
+
+
+def test_each_key_is_throttled_on_its_own(project_with_artifact, client_for):
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    owner = client_for(factories.owner_of(project))
+    slow = _new_key(owner, deployment, rate="2/min")["key"]
+    fast = _new_key(owner, deployment)["key"]
+    url = f"/api/v1/deployments/{deployment.id}/predict/"
+    codes = [_bearer(slow).post(url, {}, format="json").status_code for _ in range(2)]
+    assert codes == [400, 400]  # allowed through (and refused for having no image)
+    throttled = _bearer(slow).post(url, {}, format="json")
+    assert throttled.status_code == 429
+    assert 0 < int(throttled["Retry-After"]) <= 60
+    assert throttled.json()["error"]["code"] == "throttled"
+    assert _bearer(fast).post(url, {}, format="json").status_code == 400  # its own budget
+    bad = owner.post(f"/api/v1/deployments/{deployment.id}/keys/", {"rate": "often"}, format="json")
+    assert bad.status_code == 400
+
+
+def test_bad_inputs(project_with_artifact, client_for, settings):
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    token = _new_key(client_for(factories.owner_of(project)), deployment)["key"]
+    client = _bearer(token)
+    url = f"/api/v1/deployments/{deployment.id}/predict/"
+
+    def code(response) -> tuple[int, str]:
+        return response.status_code, response.json()["error"]["code"]
+
+    assert code(client.post(url, {}, format="json")) == (400, "no_image")
+    corrupt = _png()[:60]
+    assert code(client.post(url, {"image": io.BytesIO(corrupt)}, format="multipart"))[0] == 400
+    assert code(client.post(url, {"image": base64.b64encode(b"not an image").decode()},
+                            format="json")) == (400, "not_an_image")
+    assert code(client.post(url, {"image": "%%%not base64"}, format="json")) == (400, "invalid_image")
+    assert code(client.post(url, {"images": "x"}, format="json")) == (400, "invalid_image")
+
+    settings.TESSERA_PREDICT_MAX_IMAGE_PIXELS = 1000
+    assert code(client.post(url, {"image": io.BytesIO(_png(40, 30))}, format="multipart")) == (
+        413, "too_many_pixels")
+    settings.TESSERA_PREDICT_MAX_IMAGE_PIXELS = 10_000_000
+    settings.TESSERA_PREDICT_MAX_IMAGE_BYTES = 500
+    assert code(client.post(url, {"image": io.BytesIO(_png(40, 30))}, format="multipart")) == (
+        413, "file_too_large")
+    assert code(client.post(url, {"images": [base64.b64encode(_png()).decode()]},
+                            format="json")) == (413, "file_too_large")
+    settings.TESSERA_PREDICT_MAX_IMAGE_BYTES = 10_000_000
+    settings.TESSERA_PREDICT_MAX_IMAGES = 2
+    three = [base64.b64encode(_png(8, 8)).decode()] * 3
+    assert code(client.post(url, {"images": three}, format="json")) == (413, "too_many_images")
+
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.DEPLOYING)
+    response = client.post(url, {"image": base64.b64encode(_png()).decode()}, format="json")
+    assert code(response) == (409, "deployment_not_ready")
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.FAILED,
+                                                       reason="ExportError: no ONNX for you")
+    response = client.post(url, {"image": base64.b64encode(_png()).decode()}, format="json")
+    assert response.status_code == 409 and "no ONNX for you" in response.json()["error"]["message"]
+
+
+def test_roles_for_deployments_keys_and_the_try_it_panel(project_with_artifact, client_for):
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    Membership.objects.create(project=project, user=factories.user_create("ann"), role=Role.ANNOTATOR)
+    Membership.objects.create(project=project, user=factories.user_create("view"), role=Role.VIEWER)
+    annotator = client_for(Membership.objects.get(project=project, role=Role.ANNOTATOR).user)
+    viewer = client_for(Membership.objects.get(project=project, role=Role.VIEWER).user)
+    stranger = client_for(factories.user_create())
+    url = f"/api/v1/deployments/{deployment.id}/"
+
+    assert viewer.get(url).json()["id"] == deployment.id
+    assert [d["id"] for d in viewer.get("/api/v1/deployments/").json()["results"]] == [deployment.id]
+    assert stranger.get(url).status_code == 404
+    assert stranger.get("/api/v1/deployments/").json()["results"] == []
+    assert annotator.post("/api/v1/deployments/", {"artifact": artifact.id}, format="json").status_code == 403
+    assert annotator.get(url + "keys/").status_code == 403
+    assert annotator.delete(url).status_code == 403
+    # Members with a session may use the try-it panel (annotator and up), not viewers.
+    assert annotator.post(url + "predict/", {}, format="json").json()["error"]["code"] == "no_image"
+    assert viewer.post(url + "predict/", {}, format="json").status_code == 403
+    assert stranger.post(url + "predict/", {}, format="json").status_code == 404
+
+
+def test_creating_needs_a_worker_that_can_run_it(project_with_artifact, client_for, monkeypatch):
+    project, artifact = project_with_artifact
+    owner = client_for(factories.owner_of(project))
+    # A registry namespace no worker writes to: nobody is running.
+    monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-empty-registry")
+    response = owner.post("/api/v1/deployments/", {"artifact": artifact.id}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "no_inference_worker"
+    assert not Deployment.objects.exists()
+
+    # One CPU-only worker announces itself the way real workers do.
+    monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-cpu-registry")
+    services.inference_worker_heartbeat(
+        info={"name": "cpu-only@test", "cuda": False, "onnx_providers": ["CPUExecutionProvider"]},
+        ttl_s=30)
+    try:
+        cuda = owner.post("/api/v1/deployments/", {"artifact": artifact.id, "device": "cuda"},
+                          format="json")
+        assert cuda.status_code == 400 and cuda.json()["error"]["code"] == "runtime_unavailable"
+        assert "CUDAExecutionProvider" in cuda.json()["error"]["message"]
+        torch_cuda = owner.post("/api/v1/deployments/", {"artifact": artifact.id, "device": "cuda",
+                                                         "runtime": "pytorch"}, format="json")
+        assert "no CUDA" in torch_cuda.json()["error"]["message"]
+        two = owner.post("/api/v1/deployments/", {"artifact": artifact.id, "replicas": 2}, format="json")
+        assert two.status_code == 400 and two.json()["error"]["code"] == "not_enough_workers"
+        assert not Deployment.objects.exists()
+    finally:
+        services.inference_worker_forget(name="cpu-only@test")
