@@ -59,7 +59,10 @@ class TesseraServer:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def start_server(var_dir: Path | None = None, *, worker: bool = True) -> TesseraServer:
+def start_server(
+    var_dir: Path | None = None, *, worker: bool = True, extra_env: dict[str, str] | None = None
+) -> TesseraServer:
+    """Start the node; ``extra_env`` adds settings (e.g. ``TESSERA_SAM_MODEL=tiny``)."""
     var_dir = Path(var_dir or tempfile.mkdtemp(prefix="tessera-e2e-"))
     var_dir.mkdir(parents=True, exist_ok=True)
     port, redis_port = _free_port(), _free_port()
@@ -72,6 +75,7 @@ def start_server(var_dir: Path | None = None, *, worker: bool = True) -> Tessera
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "TESSERA_LOG_LEVEL": "WARNING",
         "OMP_NUM_THREADS": "1",
+        **(extra_env or {}),
     }
     python = sys.executable
     server = TesseraServer(url=f"http://127.0.0.1:{port}", var_dir=var_dir, env=env)

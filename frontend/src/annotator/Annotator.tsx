@@ -6,7 +6,7 @@ import type { Asset, AssetStatus, LabelClass, Page } from "../api/types";
 import type { BoxBitmap } from "../lib/rle";
 import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
 import { Autosaver, type SaveState } from "./autosave";
-import { requestProposal, type Proposal } from "./intellibrush";
+import { IntelliBrushSession, type IbMode, type IbStats, type Proposal } from "./intellibrush";
 import { KeyboardHelp } from "./KeyboardHelp";
 import type { MaskDocument, MaskObject } from "./maskDocument";
 import { drawBitmapCanvas, MaskRenderer, packColor } from "./renderer";
@@ -57,6 +57,8 @@ declare global {
       /** Main-thread time spent in pointermove handlers: [total ms, events]. */
       pointerMoveMs: () => [number, number];
       proposal: () => Proposal | null;
+      /** IntelliBrush method and timings; clickToDrawMs: pointer up to proposal drawn (next frame). */
+      intellibrush: () => IbStats & { mode: IbMode; clickToDrawMs: number[] };
     };
   }
 }
@@ -86,6 +88,10 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const [ibBox, setIbBox] = useState<[number, number, number, number] | null>(null);
   const [proposal, setProposal] = useState<Proposal | null>(null);
   const [ibBusy, setIbBusy] = useState(false);
+  const [ibMode, setIbMode] = useState<IbMode | null>(null);
+  const ib = useMemo(() => new IntelliBrushSession(asset.id, setIbMode), [asset.id]);
+  const clickAt = useRef<number | null>(null);
+  const clickToDraw = useRef<number[]>([]);
   const [status, setStatus] = useState<AssetStatus>(asset.status);
 
   const viewportRef = useRef<HTMLDivElement>(null);
@@ -319,7 +325,17 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     }
     c.hidden = false;
     drawBitmapCanvas(c, proposal.bitmap, packColor(currentClass?.color ?? "#ffffff", 170));
+    const t0 = clickAt.current;
+    if (t0 !== null) {
+      clickAt.current = null;
+      requestAnimationFrame(() => clickToDraw.current.push(performance.now() - t0));
+    }
   }, [proposal, currentClass]);
+
+  // IntelliBrush: fetch the embedding and the decoder as soon as the tool is picked.
+  useEffect(() => {
+    if (tool === "intellibrush") void ib.prepare();
+  }, [tool, ib]);
 
   // Test/debug hook.
   useEffect(() => {
@@ -335,6 +351,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       benchmarkFlushMs: () => rendererRef.current?.flushTimes.slice() ?? [],
       pointerMoveMs: () => [moveStats.current.ms, moveStats.current.n],
       proposal: () => proposal,
+      intellibrush: () => ({ ...ib.stats, mode: ib.mode, clickToDrawMs: clickToDraw.current.slice() }),
     };
     return () => {
       delete window.__tessera;
@@ -386,7 +403,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     ibAbort.current = ctl;
     setIbBusy(true);
     try {
-      const p = await requestProposal(asset.id, { points, box: box ?? undefined }, ctl.signal);
+      const p = await ib.propose({ points, box: box ?? undefined }, ctl.signal);
       if (!ctl.signal.aborted) {
         setProposal(p);
         if (p.message) setNotice(p.message);
@@ -411,6 +428,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   const discardIntelliBrush = () => {
     ibAbort.current?.abort();
+    ib.reset();
     setIbBusy(false);
     setIbPoints([]);
     setIbBox(null);
@@ -558,12 +576,14 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         const [x1, y1] = clampPixel(Math.max(st.lastX, ix), Math.max(st.lastY, iy));
         const box: [number, number, number, number] = [x0, y0, x1, y1];
         setIbBox(box);
+        clickAt.current = performance.now();
         void fetchProposal(ibPoints, box);
       } else if (inImage(ix, iy)) {
         const exclude = st.button === 2 || e.altKey;
         const [px, py] = clampPixel(ix, iy);
         const pts: [number, number, number][] = [...ibPoints, [px, py, exclude ? 0 : 1]];
         setIbPoints(pts);
+        clickAt.current = performance.now();
         void fetchProposal(pts, ibBox);
       }
     }
@@ -924,6 +944,16 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
           {tool === "intellibrush" && (
             <div className="ib-panel" aria-live="polite">
               <p className="muted small">Click to include, Alt/right-click to exclude, drag for a box.</p>
+              {ibMode && (
+                <p className={`ib-method ib-${ibMode.method}`} data-testid="ib-method" data-method={ibMode.method}>
+                  Method: <strong>{ibMode.label}</strong>
+                  {ibMode.detail && (
+                    <span className="muted small ib-detail" style={{ display: "block" }}>
+                      {ibMode.detail}
+                    </span>
+                  )}
+                </p>
+              )}
               {ibBusy && <p role="status">Thinking…</p>}
               {proposal && (
                 <p>

@@ -1,31 +1,201 @@
 /**
- * IntelliBrush client: sends click/box prompts to the server and returns the proposed mask as a
- * box bitmap. Points are image pixel coordinates [x, y, label] with label 1 = include, 0 = exclude;
- * the box is [x0, y0, x1, y1] in pixels.
+ * IntelliBrush client: turns click/box prompts into a proposed mask (a box bitmap).
+ *
+ * Points are image pixel coordinates [x, y, label] with label 1 = include, 0 = exclude; the box
+ * is [x0, y0, x1, y1] in pixels.
+ *
+ * Three ways to answer, chosen per asset by `IntelliBrushSession.prepare()`:
+ * - "browser": the asset's SAM embedding is fetched once and every click is decoded here with
+ *   onnxruntime-web (`samDecoder.ts`);
+ * - "server": SAM runs on the server (`POST /assets/{id}/intellibrush/`), used when the decoder
+ *   cannot run in this browser (the ONNX graph or the wasm runtime failed to load, or the
+ *   embedding is not ready yet);
+ * - "fallback": the server has no SAM weights (409 `sam_unavailable`); its classical fallback
+ *   answers, and the UI says how to install weights.
+ * Consecutive clicks refine the previous proposal: its low-res logits go back in as the
+ * decoder's mask input (both in the browser and on the server, so both give the same mask).
  */
-import { api } from "../api/client";
+import { api, ApiError } from "../api/client";
 import type { IntelliBrushRequest, IntelliBrushResult } from "../api/types";
 import { rleToBoxBitmap, type BoxBitmap } from "../lib/rle";
+import {
+  fetchEmbedding,
+  getDecoder,
+  halfBitsToBase64,
+  halfToFloat,
+  type SamDecoder,
+  type SamEmbedding,
+} from "./samDecoder";
+
+export type IbMethod = "loading" | "browser" | "server" | "fallback";
+
+/** Which method answers clicks, and why (for the UI). */
+export interface IbMode {
+  method: IbMethod;
+  /** Short label shown in the IntelliBrush panel. */
+  label: string;
+  /** Why this method (e.g. the decoder error), or how to get SAM (install hint). */
+  detail?: string;
+}
 
 export interface Proposal {
   bitmap: BoxBitmap | null;
   score: number;
+  /** "sam (browser)", "sam" (server) or "fallback". */
   method: string;
   message?: string;
+  /** Milliseconds spent producing it (decoder run, or the whole request). */
+  ms?: number;
 }
 
+export type Prompt = { points: [number, number, number][]; box?: [number, number, number, number] };
+
+const LABELS: Record<IbMethod, string> = {
+  loading: "loading SAM…",
+  browser: "SAM (in browser)",
+  server: "SAM (server)",
+  fallback: "fallback: no SAM weights",
+};
+
+function mode(method: IbMethod, detail?: string): IbMode {
+  return { method, label: LABELS[method], detail };
+}
+
+/** One POST to the server endpoint (SAM on the server, or its fallback). */
 export async function requestProposal(
   assetId: number,
-  prompt: { points: [number, number, number][]; box?: [number, number, number, number] },
+  prompt: Prompt & { maskInput?: string | null; returnLogits?: boolean },
   signal?: AbortSignal,
-): Promise<Proposal> {
-  const body: IntelliBrushRequest = { points: prompt.points };
+): Promise<IntelliBrushResult> {
+  const body: IntelliBrushRequest & { return_logits?: boolean } = { points: prompt.points };
   if (prompt.box) body.box = prompt.box;
-  const res = await api<IntelliBrushResult>(`/assets/${assetId}/intellibrush/`, { method: "POST", body, signal });
-  return {
-    bitmap: rleToBoxBitmap(res.rle),
-    score: res.score,
-    method: res.method,
-    message: res.message ?? res.hint ?? undefined,
+  if (prompt.maskInput) body.mask_input = prompt.maskInput;
+  if (prompt.returnLogits) body.return_logits = true;
+  return api<IntelliBrushResult>(`/assets/${assetId}/intellibrush/`, { method: "POST", body, signal });
+}
+
+/** Statistics kept for tests and benchmarks (window.__tessera.intellibrush()). */
+export interface IbStats {
+  method: IbMethod;
+  /** Decoder-only milliseconds of each in-browser decode (session.run + thresholding). */
+  decodeMs: number[];
+  /** Base64 fp16 mask input used by the last proposal (null: none), the server's format. */
+  lastMaskInput: string | null;
+  embeddingMs: number | null;
+  decoderLoadMs: number | null;
+  threads: number | null;
+}
+
+/** Per-asset IntelliBrush state: how clicks are answered, and the logits to refine. */
+export class IntelliBrushSession {
+  private prepared: Promise<IbMode> | null = null;
+  private emb: SamEmbedding | null = null;
+  private decoder: SamDecoder | null = null;
+  /** fp16 bits of the last SAM proposal's low-res logits (refinement input), or null. */
+  private prevLowRes: Uint16Array | null = null;
+  mode: IbMode = mode("loading");
+  readonly stats: IbStats = {
+    method: "loading",
+    decodeMs: [],
+    lastMaskInput: null,
+    embeddingMs: null,
+    decoderLoadMs: null,
+    threads: null,
   };
+
+  constructor(
+    readonly assetId: number,
+    private readonly onMode: (m: IbMode) => void = () => {},
+  ) {}
+
+  private setMode(m: IbMode): IbMode {
+    this.mode = m;
+    this.stats.method = m.method;
+    this.onMode(m);
+    return m;
+  }
+
+  /** Decide the method once (fetch the embedding and the decoder); safe to call repeatedly. */
+  prepare(): Promise<IbMode> {
+    if (!this.prepared) this.prepared = this.doPrepare();
+    return this.prepared;
+  }
+
+  private async doPrepare(): Promise<IbMode> {
+    this.setMode(mode("loading"));
+    let emb: SamEmbedding;
+    try {
+      const t0 = performance.now();
+      emb = await fetchEmbedding(this.assetId);
+      this.stats.embeddingMs = performance.now() - t0;
+    } catch (e) {
+      if (e instanceof ApiError && e.code === "sam_unavailable") {
+        const install = (e.details as { install?: string } | null)?.install;
+        return this.setMode(mode("fallback", install ?? e.message));
+      }
+      // Not ready yet, or a transient error: the server answers (it waits for the embedding);
+      // the next asset load tries the browser again.
+      return this.setMode(mode("server", `Embedding not available in the browser: ${(e as Error).message}`));
+    }
+    try {
+      const t0 = performance.now();
+      this.decoder = await getDecoder(emb.decoderUrl);
+      this.stats.decoderLoadMs = performance.now() - t0;
+      this.stats.threads = this.decoder.threads;
+    } catch (e) {
+      return this.setMode(mode("server", `The in-browser decoder could not load: ${(e as Error).message}`));
+    }
+    this.emb = emb;
+    return this.setMode(mode("browser", `${emb.modelType}, ${this.decoder.threads} thread(s)`));
+  }
+
+  /** Forget the previous proposal (after accept or discard): the next click starts afresh. */
+  reset(): void {
+    this.prevLowRes = null;
+  }
+
+  /** The proposal for `prompt`, refining the previous one of this prompt session. */
+  async propose(prompt: Prompt, signal?: AbortSignal): Promise<Proposal> {
+    const m = await this.prepare();
+    if (signal?.aborted) throw new DOMException("aborted", "AbortError");
+    const maskBits = this.prevLowRes;
+    this.stats.lastMaskInput = maskBits ? halfBitsToBase64(maskBits) : null;
+    if (m.method === "browser" && this.decoder && this.emb) {
+      try {
+        const r = await this.decoder.decode(this.emb, prompt, maskBits ? halfToFloat(maskBits) : null);
+        this.stats.decodeMs.push(r.timing.totalMs);
+        if (signal?.aborted) throw new DOMException("aborted", "AbortError");
+        this.prevLowRes = r.lowResHalf;
+        return { bitmap: r.bitmap, score: r.score, method: "sam (browser)", ms: r.timing.totalMs };
+      } catch (e) {
+        if ((e as Error).name === "AbortError") throw e;
+        this.decoder = null;
+        this.setMode(mode("server", `The in-browser decoder failed: ${(e as Error).message}`));
+      }
+    }
+    const t0 = performance.now();
+    const sam = this.mode.method !== "fallback";
+    const res = await requestProposal(
+      this.assetId,
+      { ...prompt, maskInput: sam ? this.stats.lastMaskInput : null, returnLogits: sam },
+      signal,
+    );
+    if (res.method === "fallback" && this.mode.method !== "fallback") this.setMode(mode("fallback", res.hint ?? undefined));
+    const logits = (res as { low_res_logits?: { data: string } | null }).low_res_logits;
+    this.prevLowRes = logits ? base64ToHalfBits(logits.data) : null;
+    return {
+      bitmap: rleToBoxBitmap(res.rle),
+      score: res.score,
+      method: res.method,
+      message: res.message ?? undefined,
+      ms: performance.now() - t0,
+    };
+  }
+}
+
+function base64ToHalfBits(b64: string): Uint16Array {
+  const s = atob(b64);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return new Uint16Array(bytes.buffer);
 }
