@@ -9,7 +9,12 @@ from __future__ import annotations
 import re
 import time
 
-from tests.browser.training_fixtures import api_get, seed_synthetic_project, start_run_via_api, wait_for_run
+from tests.browser.training_fixtures import (
+    api_get,
+    seed_synthetic_project,
+    start_run_via_api,
+    wait_for_run,
+)
 
 FORM = "form[aria-label='Training workflow']"
 

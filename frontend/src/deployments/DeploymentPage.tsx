@@ -194,7 +194,7 @@ function TryIt({ deploymentId, projectId, ready }: { deploymentId: number; proje
   const classes = useClasses(projectId);
   const [file, setFile] = useState<File | null>(null);
   return (
-    <section className="card" aria-label="Try it">
+    <section className="card try-it" aria-label="Try it">
       <h2>Try it</h2>
       <label>
         Image
