@@ -6,7 +6,7 @@ The model code is ``deployments.runtime`` (no Django); this module hands it path
 arrays. Tasks (``deployments.tasks``) are thin wrappers around the ``*_run``/``*_load``
 functions here.
 
-Settings (Django setting, else environment variable of the same name, else default):
+Settings (``common.conf.setting``: Django setting, else environment variable, else default):
   TESSERA_PREDICT_TIMEOUT_S           how long a request waits for the worker (30)
   TESSERA_PREDICT_MAX_IMAGES          images per request (16)
   TESSERA_PREDICT_MAX_IMAGE_BYTES     bytes per image (20 MB)
@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from common.conf import setting
 from common.errors import ApplicationError
 from deployments.models import ApiKey, ArtifactExport, Deployment
 from projects.models import Asset, Job, Project
@@ -59,16 +60,6 @@ from training.models import Artifact
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "tsk_"
-
-
-def setting(name: str, default: Any, cast: Callable[[Any], Any] | None = None) -> Any:
-    """settings.NAME, else the environment variable NAME (read now), else ``default``."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    return cast(value) if cast else value
 
 
 class ServiceUnavailable(ApplicationError):

@@ -30,6 +30,8 @@ BUILDERS: dict[str, Callable] = {
     "run_id": lambda p: _run(p).id,
     "artifact_id": lambda p: _artifact(p).id,
     "revision_id": lambda p: _mask_revision(p),
+    "deployment_id": lambda p: _deployment(p).id,
+    "key_id": lambda p: _api_key(p).id,
 }
 UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "health",
             "schema", "docs", "project-list",
@@ -75,6 +77,21 @@ def _artifact(project):
 
     return Artifact.objects.create(project=project, run=_run(project), name="a", family="segformer",
                                    variant="tiny", storage_prefix="artifacts/none")
+
+
+def _deployment(project):
+    from deployments.models import Deployment
+
+    return Deployment.objects.create(project=project, artifact=_artifact(project), name="d",
+                                     status=Deployment.Status.READY)
+
+
+def _api_key(project):
+    from deployments.models import Deployment
+    from deployments.services import api_key_create
+
+    deployment = Deployment.objects.filter(project=project).first() or _deployment(project)
+    return api_key_create(deployment=deployment, user=None, name="k")[0]
 
 
 def _iter_patterns(resolvers, prefix=""):

@@ -12,9 +12,9 @@ from deployments.models import ArtifactExport
 from projects.models import Job
 from tests import factories
 from tests.conftest import wait_until
-from training.models import Artifact
 from training.modeling.artifact import load_artifact
 from training.modeling.inference import predict_class_maps
+from training.models import Artifact
 from training.selectors import artifact_local_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

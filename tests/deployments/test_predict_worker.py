@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from deployments.models import Deployment
 from deployments.runtime import rle_decode
 from projects.synthetic import make_dataset
 from tests import factories
