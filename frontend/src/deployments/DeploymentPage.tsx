@@ -320,13 +320,13 @@ export function DeploymentPage() {
       )}
       <div className="deployment-grid">
         {isOwner && <Keys deploymentId={d.id} onCreated={(k) => setKey(k.key)} />}
-        <TryIt deploymentId={d.id} projectId={pid} ready={d.status === "ready"} />
         <section className="card" aria-label="Snippets">
           <h2>Call it from code</h2>
           {!key && <p className="muted small">Create a key to have it filled in; until then the snippets read it from $TESSERA_API_KEY.</p>}
           <CopyBlock label="curl" text={curlSnippet(url, key)} testId="snippet-curl" />
           <CopyBlock label="Python" text={pythonSnippet(url, key)} testId="snippet-python" />
         </section>
+        <TryIt deploymentId={d.id} projectId={pid} ready={d.status === "ready"} />
       </div>
     </section>
   );
