@@ -9,6 +9,7 @@ import {
   mergeByStep,
   plottedCount,
   resumeStep,
+  trackResume,
   truncateAfter,
   type Point,
 } from "./series";
@@ -113,5 +114,27 @@ describe("etaSeconds", () => {
     expect(formatDuration(42)).toBe("42 s");
     expect(formatDuration(125)).toBe("2 min 5 s");
     expect(formatDuration(3 * 3600 + 60)).toBe("3 h 1 min");
+  });
+});
+
+describe("trackResume", () => {
+  it("truncates once when a re-queued run runs again, at its resumed step", () => {
+    let t = { attempts: null as number | null, pending: false };
+    let cut: number | null;
+    [t, cut] = trackResume(t, { status: "running", step: 40, attempts: 0 });
+    expect(cut).toBeNull();
+    [t, cut] = trackResume(t, { status: "queued", step: 57, attempts: 1 }); // worker lost at 57
+    expect(cut).toBeNull();
+    [t, cut] = trackResume(t, { status: "preparing", step: 57, attempts: 1 });
+    expect(cut).toBeNull();
+    [t, cut] = trackResume(t, { status: "running", step: 50, attempts: 1 }); // from checkpoint 50
+    expect(cut).toBe(50);
+    [t, cut] = trackResume(t, { status: "running", step: 50, attempts: 1 });
+    expect(cut).toBeNull();
+  });
+
+  it("does not truncate on the first status seen (a page opened on a resumed run)", () => {
+    const [, cut] = trackResume({ attempts: null, pending: false }, { status: "running", step: 10, attempts: 2 });
+    expect(cut).toBeNull();
   });
 });

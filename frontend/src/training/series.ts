@@ -144,3 +144,21 @@ export function formatDuration(seconds: number | null): string {
   if (m < 60) return `${m} min ${s % 60} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
+
+/**
+ * Tracks a run's resumptions from status events. A lost worker makes the server re-queue the
+ * run with `attempts + 1`; when it runs again it restarts at its last checkpoint (`step` of
+ * that running status) and trains the later steps again. Returns the step to truncate the
+ * series to (and reconnect from) exactly once per resumption, else null.
+ */
+export interface ResumeTracker {
+  attempts: number | null;
+  pending: boolean;
+}
+
+export function trackResume(t: ResumeTracker, status: { status: string; step: number; attempts: number }): [ResumeTracker, number | null] {
+  const grew = t.attempts !== null && status.attempts > t.attempts;
+  const pending = t.pending || grew;
+  if (pending && status.status === "running") return [{ attempts: status.attempts, pending: false }, status.step];
+  return [{ attempts: status.attempts, pending }, null];
+}

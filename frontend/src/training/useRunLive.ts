@@ -10,7 +10,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
 import { FINISHED_STATUSES, fetchMetrics, trainingKeys, type RunStatus, type TrainingRun } from "../api/training";
 import { RunSocket, type RunEvent, type SocketState } from "./runSocket";
-import { addPoints, emptySeries, resumeStep, truncateAfter, type Kind, type RunSeries } from "./series";
+import { addPoints, emptySeries, resumeStep, trackResume, truncateAfter, type Kind, type ResumeTracker, type RunSeries } from "./series";
 
 export interface RunLive {
   series: RunSeries;
@@ -29,7 +29,7 @@ export function useRunLive(runId: number, run: TrainingRun | undefined): RunLive
   const [socketState, setSocketState] = useState<SocketState>("idle");
   const [reconnects, setReconnects] = useState(0);
   const seriesRef = useRef<RunSeries>(emptySeries);
-  const attemptsRef = useRef<number | null>(null);
+  const resumeRef = useRef<ResumeTracker>({ attempts: null, pending: false });
   const known = run !== undefined;
   const finished = isFinished(run?.status);
 
@@ -46,7 +46,7 @@ export function useRunLive(runId: number, run: TrainingRun | undefined): RunLive
   // Reset when the page switches to another run.
   useEffect(() => {
     seriesRef.current = emptySeries;
-    attemptsRef.current = null;
+    resumeRef.current = { attempts: null, pending: false };
     setSeries(emptySeries);
     setReconnects(0);
   }, [runId]);
@@ -82,12 +82,12 @@ export function useRunLive(runId: number, run: TrainingRun | undefined): RunLive
         }
       } else if (e.type === "training.status") {
         const p = e.payload;
-        const prevAttempts = attemptsRef.current;
-        attemptsRef.current = p.attempts;
+        const [tracker, cut] = trackResume(resumeRef.current, p);
+        resumeRef.current = tracker;
         patchRun({ status: p.status as RunStatus, step: p.step, total_steps: p.total_steps, message: p.message, error: p.error, attempts: p.attempts });
-        if (prevAttempts !== null && p.attempts > prevAttempts && p.status === "running") {
-          // Resumed from a checkpoint at p.step: the later steps are trained again.
-          update((s) => truncateAfter(s, p.step));
+        if (cut !== null) {
+          // Resumed from a checkpoint at `cut`: the later steps are trained again.
+          update((s) => truncateAfter(s, cut));
           sock?.reconnectNow();
         }
         if (isFinished(p.status)) {
