@@ -79,6 +79,8 @@ export interface IbStats {
   method: IbMethod;
   /** Decoder-only milliseconds of each in-browser decode (session.run + thresholding). */
   decodeMs: number[];
+  /** The session.run part of decodeMs (the rest is thresholding to a bitmap). */
+  decodeRunMs: number[];
   /** Base64 fp16 mask input used by the last proposal (null: none), the server's format. */
   lastMaskInput: string | null;
   embeddingMs: number | null;
@@ -97,6 +99,7 @@ export class IntelliBrushSession {
   readonly stats: IbStats = {
     method: "loading",
     decodeMs: [],
+    decodeRunMs: [],
     lastMaskInput: null,
     embeddingMs: null,
     decoderLoadMs: null,
@@ -164,6 +167,7 @@ export class IntelliBrushSession {
       try {
         const r = await this.decoder.decode(this.emb, prompt, maskBits ? halfToFloat(maskBits) : null);
         this.stats.decodeMs.push(r.timing.totalMs);
+        this.stats.decodeRunMs.push(r.timing.runMs);
         if (signal?.aborted) throw new DOMException("aborted", "AbortError");
         this.prevLowRes = r.lowResHalf;
         return { bitmap: r.bitmap, score: r.score, method: "sam (browser)", ms: r.timing.totalMs };

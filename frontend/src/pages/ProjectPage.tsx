@@ -3,6 +3,7 @@ import { useProject } from "../api/hooks";
 import { useTitle } from "../components/useTitle";
 import { AssetGrid } from "./project/AssetGrid";
 import { ClassEditor } from "./project/ClassEditor";
+import { EmbeddingStatus } from "./project/EmbeddingStatus";
 import { ImportExport } from "./project/ImportExport";
 import { Uploader } from "./project/Uploader";
 
@@ -40,6 +41,7 @@ export function ProjectPage() {
       {section === "Assets" && (
         <>
           {canEdit && <Uploader projectId={id} />}
+          <EmbeddingStatus projectId={id} canStart={canEdit} />
           <AssetGrid projectId={id} />
         </>
       )}

@@ -1,7 +1,17 @@
-import { useQueryClient } from "@tanstack/react-query";
-import { useCallback, useRef, useState, type DragEvent } from "react";
-import { ApiError, uploadForm } from "../../api/client";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useCallback, useEffect, useRef, useState, type DragEvent } from "react";
+import { api, ApiError, uploadForm } from "../../api/client";
 import type { UploadResult } from "../../api/types";
+
+/** GET /videos/{id}/ */
+interface VideoInfo {
+  id: number;
+  name: string;
+  status: "pending" | "processing" | "done" | "failed";
+  progress: number;
+  frame_count: number;
+  error: string;
+}
 
 type ItemState = "queued" | "uploading" | "done" | "duplicate" | "error";
 
@@ -11,9 +21,51 @@ interface Item {
   progress: number;
   state: ItemState;
   message: string;
+  /** Set for an accepted video: its frames are extracted in the background (polled). */
+  videoId?: number;
 }
 
 const CONCURRENCY = 3;
+const VIDEO_POLL_MS = 1000;
+
+/** Live frame-extraction progress of one uploaded video (polls GET /videos/{id}/ until it ends). */
+function VideoProgress({ projectId, videoId, name }: { projectId: number; videoId: number; name: string }) {
+  const qc = useQueryClient();
+  const video = useQuery({
+    queryKey: ["video", videoId],
+    queryFn: () => api<VideoInfo>(`/videos/${videoId}/`),
+    refetchInterval: (q) => (q.state.data && ["done", "failed"].includes(q.state.data.status) ? false : VIDEO_POLL_MS),
+  });
+  const v = video.data;
+  const frames = v?.frame_count ?? 0;
+  // New frames are new assets: refresh the grid as they arrive (every 5 frames) and at the end.
+  const shown = useRef(0);
+  useEffect(() => {
+    if (!v) return;
+    if (v.status === "done" || v.status === "failed" || frames - shown.current >= 5) {
+      shown.current = frames;
+      qc.invalidateQueries({ queryKey: ["assets", projectId] });
+      qc.invalidateQueries({ queryKey: ["project", projectId] });
+    }
+  }, [v?.status, frames, projectId, qc]); // eslint-disable-line react-hooks/exhaustive-deps
+  const text = !v
+    ? "Video: waiting for frame extraction…"
+    : v.status === "failed"
+      ? `Video failed: ${v.error || "could not be decoded"}`
+      : v.status === "done"
+        ? `Video: ${frames} frame${frames === 1 ? "" : "s"} extracted`
+        : v.status === "pending"
+          ? "Video: queued for frame extraction"
+          : `Video: extracting frames ${Math.round(v.progress * 100)}% (${frames} so far)`;
+  return (
+    <span className="video-progress" data-video-status={v?.status ?? "unknown"} role={v?.status === "failed" ? "alert" : "status"}>
+      {v && v.status !== "done" && v.status !== "failed" && (
+        <progress max={1} value={v.progress} aria-label={`Frame extraction of ${name}`} />
+      )}{" "}
+      {text}
+    </span>
+  );
+}
 
 /** Outcome of one single-file upload response, from its status and body. */
 export function uploadOutcome(status: number, body: unknown): { state: ItemState; message: string } {
@@ -49,7 +101,9 @@ export function Uploader({ projectId }: { projectId: number }) {
       const form = new FormData();
       form.append("files", item.file, item.file.name);
       uploadForm<UploadResult>(`/projects/${projectId}/assets/`, form, (f) => patch(item.key, { progress: f }))
-        .then(({ status, body }) => patch(item.key, { progress: 1, ...uploadOutcome(status, body) }))
+        .then(({ status, body }) =>
+          patch(item.key, { progress: 1, ...uploadOutcome(status, body), videoId: body?.videos?.[0]?.id }),
+        )
         .catch((e: unknown) =>
           patch(item.key, { state: "error", message: e instanceof ApiError ? e.message : String(e) }),
         )
@@ -125,9 +179,13 @@ export function Uploader({ projectId }: { projectId: number }) {
               <li key={it.key} className={`upload-item ${it.state}`} data-file={it.file.name}>
                 <span className="file-name">{it.file.name}</span>
                 <progress max={1} value={it.progress} aria-label={`Upload progress of ${it.file.name}`} />
-                <span className="upload-state" role={it.state === "error" ? "alert" : undefined}>
-                  {it.state === "error" ? `Error: ${it.message}` : it.message || it.state}
-                </span>
+                {it.videoId !== undefined && it.state === "done" ? (
+                  <VideoProgress projectId={projectId} videoId={it.videoId} name={it.file.name} />
+                ) : (
+                  <span className="upload-state" role={it.state === "error" ? "alert" : undefined}>
+                    {it.state === "error" ? `Error: ${it.message}` : it.message || it.state}
+                  </span>
+                )}
               </li>
             ))}
           </ul>

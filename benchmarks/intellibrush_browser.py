@@ -1,0 +1,273 @@
+"""IntelliBrush decoded in the browser: onnxruntime-web (wasm) in headless Chromium.
+
+For each SAM model type (``tiny``: the test model, embedding (1, 64, 16, 16); ``vit_b``: the
+official decoder, embedding (1, 256, 64, 64), shared by vit_b/l/h) a real Tessera node is
+started, an image uploaded, and the annotator page driven with real mouse clicks:
+include click, exclude click (refining the first), Escape; repeated. Measured on the page:
+  * decode_ms: decoder only (session.run + thresholding the full-size logits), per click;
+  * click_to_draw_ms: pointerup -> proposal drawn on its canvas, measured at the next frame;
+  * the one-time costs: embedding fetch (binary fp16) and decoder load (wasm + graph).
+Baseline in the same run: the server endpoint (POST /assets/{id}/intellibrush/) for the
+same prompts, timed from Python.
+
+Threads: the product serves static files without Cross-Origin-Embedder-Policy, so
+Chromium blocks onnxruntime-web's worker and the page uses 1 thread (``threads_1``). The
+``threads_2`` rows use benchmarks/coep_static_settings.py (isolation middleware in front of
+WhiteNoise) to show what that one-line settings change gives.
+
+vit_b runs with random weights (a generated checkpoint; timings do not depend on values),
+and its embedding is written straight into storage with random values instead of spending
+minutes in the ViT-B encoder on this CPU: the decoder's cost does not depend on them.
+
+Usage:  .venv/bin/python benchmarks/intellibrush_browser.py [--cycles 15] [--models tiny,vit_b]
+Writes benchmarks/results/intellibrush_browser.json and prints the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.server import PASSWORD, USERNAME, ensure_frontend_built, start_server  # noqa: E402
+
+W, H = 640, 480
+CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
+
+
+def _image_bytes() -> bytes:
+    img = Image.new("RGB", (W, H), (128, 128, 128))
+    d = ImageDraw.Draw(img)
+    d.ellipse([90, 270, 210, 390], fill=(220, 30, 30))
+    d.rectangle([420, 60, 520, 160], fill=(30, 40, 200))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    arr = np.asarray(values)
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(arr, 50)), 2),
+        "p95": round(float(np.percentile(arr, 95)), 2),
+        "mean": round(float(arr.mean()), 2),
+        "max": round(float(arr.max()), 2),
+    }
+
+
+class Api:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.s = requests.Session()
+        r = self.s.post(f"{base}/api/v1/auth/token/", json={"username": USERNAME, "password": PASSWORD})
+        r.raise_for_status()
+        self.s.headers["Authorization"] = f"Token {r.json()['token']}"
+
+    def __call__(self, method: str, path: str, **kw) -> requests.Response:
+        r = self.s.request(method, f"{self.base}/api/v1{path}", timeout=600, **kw)
+        if r.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
+        return r
+
+
+def _random_vit_b_checkpoint(folder: Path) -> Path:
+    """A state dict of the official vit_b architecture with seeded random weights."""
+    import torch
+
+    from annotator.intellibrush.sam import OFFICIAL_CHECKPOINTS, build_sam
+
+    path = folder / OFFICIAL_CHECKPOINTS["vit_b"]
+    torch.save(build_sam("vit_b").state_dict(), path)
+    return path
+
+
+def _store_random_embedding(media: Path, asset: dict, model_type: str) -> None:
+    """Write a vit_b-shaped embedding where the server looks for it (services.embedding_key)."""
+    from annotator.intellibrush.sam import EmbeddingRecord
+
+    scale = 1024 / max(W, H)
+    record = EmbeddingRecord(
+        embedding=np.random.default_rng(0).standard_normal((1, 256, 64, 64)).astype(np.float16) * 0.1,
+        input_size=(int(H * scale + 0.5), int(W * scale + 0.5)),
+        original_size=(H, W),
+        image_size=1024,
+        model_type=model_type,
+    )
+    target = media / "embeddings" / str(asset["id"]) / f"{asset['sha256']}-{model_type}.npz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(record.to_npz_bytes())
+
+
+def _login(pg) -> None:
+    pg.goto("/login")
+    pg.get_by_label("Username").fill(USERNAME)
+    pg.get_by_label("Password").fill(PASSWORD)
+    pg.get_by_role("button", name="Log in").click()
+    pg.get_by_role("heading", name="Projects").wait_for()
+
+
+def _page_run(browser, url: str, pid: int, aid: int, threads: int | None, cycles: int) -> dict:
+    """Open the annotator, click ``cycles`` x (include, exclude, Escape); return the page's stats."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=url)
+    pg = context.new_page()
+    if threads:
+        pg.add_init_script(f"window.__TESSERA_ORT_THREADS = {threads}")
+    posts: list[str] = []
+    pg.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/intellibrush/" in r.url else None)
+    try:
+        _login(pg)
+        pg.goto(f"/projects/{pid}/annotate/{aid}")
+        pg.wait_for_function("() => !!window.__tessera", timeout=60_000)
+        t0 = time.perf_counter()
+        pg.keyboard.press("i")
+        pg.get_by_test_id("ib-method").filter(has_text="SAM (in browser)").wait_for(timeout=300_000)
+        ready_s = time.perf_counter() - t0
+        rng = np.random.default_rng(1)
+        done = 0
+        for _ in range(cycles):
+            for exclude in (False, True):
+                x, y = rng.uniform(0.15, 0.85) * W, rng.uniform(0.15, 0.85) * H
+                px, py = pg.evaluate("([x, y]) => window.__tessera.imageToPage(x, y)", [x, y])
+                if exclude:
+                    pg.keyboard.down("Alt")
+                pg.mouse.click(px, py)
+                if exclude:
+                    pg.keyboard.up("Alt")
+                done += 1
+                pg.wait_for_function(
+                    "(n) => window.__tessera.intellibrush().clickToDrawMs.length >= n", arg=done, timeout=120_000
+                )
+            pg.keyboard.press("Escape")
+        stats = pg.evaluate("() => window.__tessera.intellibrush()")
+        stats["ready_s"] = ready_s
+        stats["posts"] = len(posts)
+        stats["crossOriginIsolated"] = pg.evaluate("() => crossOriginIsolated")
+        return stats
+    finally:
+        context.close()
+
+
+def _server_baseline(api: Api, aid: int, cycles: int) -> dict:
+    rng = np.random.default_rng(1)
+    times: list[float] = []
+    for _ in range(cycles):
+        points: list[list[float]] = []
+        for label in (1, 0):
+            points.append([int(rng.uniform(0.15, 0.85) * W), int(rng.uniform(0.15, 0.85) * H), label])
+            t0 = time.perf_counter()
+            api("POST", f"/assets/{aid}/intellibrush/", json={"points": points})
+            times.append(1000 * (time.perf_counter() - t0))
+    return _stats(times[1:])
+
+
+def bench_model(browser, model_type: str, cycles: int, work: Path) -> dict:
+    var_dir = work / f"node-{model_type}"
+    weights = work / "weights"
+    weights.mkdir(exist_ok=True)
+    env = {
+        "TESSERA_SAM_MODEL": model_type,
+        "TESSERA_SAM_PRECOMPUTE": "false",
+        "TESSERA_WEIGHTS_DIR": str(weights),
+        "DJANGO_SETTINGS_MODULE": "benchmarks.coep_static_settings",
+    }
+    if model_type == "vit_b":
+        t0 = time.perf_counter()
+        _random_vit_b_checkpoint(weights)
+        print(f"  random vit_b checkpoint written in {time.perf_counter() - t0:.1f}s", flush=True)
+    server = start_server(var_dir, extra_env=env)
+    try:
+        api = Api(server.url)
+        pid = api("POST", "/projects/", json={"name": f"bench {model_type}"}).json()["id"]
+        api("POST", f"/projects/{pid}/classes/", json={"name": "thing", "color": "#ff0000"})
+        api("POST", f"/projects/{pid}/assets/", files={"files": ("shapes.png", _image_bytes(), "image/png")})
+        asset = api("GET", f"/projects/{pid}/assets/").json()["results"][0]
+        aid = asset["id"]
+        if model_type != "tiny":
+            _store_random_embedding(var_dir / "media", asset, model_type)
+        emb = api("GET", f"/assets/{aid}/embedding/", params={"encoding": "binary"})
+        onnx = api("GET", "/intellibrush/decoder.onnx", params={"model_type": model_type})  # export once
+        result: dict = {
+            "embedding_shape": emb.headers["X-Sam-Embedding-Shape"],
+            "embedding_bytes": len(emb.content),
+            "decoder_onnx_bytes": len(onnx.content),
+        }
+        for threads in (1, 2):
+            print(f"  {model_type}: {threads} thread(s)…", flush=True)
+            s = _page_run(browser, server.url, pid, aid, threads, cycles)
+            decode = s["decodeMs"]
+            result[f"threads_{threads}"] = {
+                "threads_used": s["threads"],
+                "cross_origin_isolated": s["crossOriginIsolated"],
+                "first_decode_ms": round(decode[0], 1) if decode else None,
+                "decode_ms": _stats(decode[1:]),
+                "decode_session_run_ms": _stats(s["decodeRunMs"][1:]),
+                "click_to_draw_ms": _stats(s["clickToDrawMs"][1:]),
+                "embedding_fetch_ms": round(s["embeddingMs"] or 0, 1),
+                "decoder_load_ms": round(s["decoderLoadMs"] or 0, 1),
+                "tool_ready_s": round(s["ready_s"], 2),
+                "clicks": len(decode),
+                "server_posts_during_run": s["posts"],
+            }
+        result["server_endpoint_click_ms"] = _server_baseline(api, aid, max(3, cycles // 3))
+        return result
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cycles", type=int, default=15, help="include+exclude click pairs per run")
+    parser.add_argument("--models", default="tiny,vit_b")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    load_at_start = os.getloadavg()[0]  # the machine is shared: load skews every figure
+    ensure_frontend_built()
+    chromium_version = os.popen(f"{CHROMIUM} --version 2>/dev/null").read().strip()
+    out: dict = {
+        "benchmark": "intellibrush_browser",
+        "runtime": "onnxruntime-web (wasm backend, SIMD) in headless Chromium --disable-gpu",
+        "chromium": chromium_version,
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "image_size": [H, W],
+        "cycles": args.cycles,
+        "prompts": "per cycle: include click, then exclude click refining it (mask_input), then Escape",
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="ib-browser-bench-") as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            for model_type in args.models.split(","):
+                print(f"{model_type}:", flush=True)
+                out["models"][model_type] = bench_model(browser, model_type, args.cycles, Path(tmp))
+                print(json.dumps(out["models"][model_type], indent=1), flush=True)
+        finally:
+            browser.close()
+    out["load_average_1m_at_start_and_end"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
+    target = ROOT / "benchmarks" / "results" / "intellibrush_browser.json"
+    target.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
