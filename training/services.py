@@ -280,6 +280,7 @@ class _Data:
     val: list[tuple[np.ndarray, np.ndarray]]
     classes: list[dict[str, Any]]
     ids: dict[str, list[int]]
+    val_asset_ids: list[int]  # asset id of each val pair, in order
 
 
 def _collect_data(run: TrainingRun) -> _Data:
@@ -303,9 +304,11 @@ def _collect_data(run: TrainingRun) -> _Data:
         ids = {"train": train_ids, "val": val_ids}
     assets = {a.id: a for a in Asset.objects.filter(id__in=ids["train"] + ids["val"]).select_related("project")}
 
-    def pairs(id_list: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    kept: dict[str, list[int]] = {"train": [], "val": []}  # ids of the pairs, in order
+
+    def pairs(split: str) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
-        for pk in id_list:
+        for pk in ids[split]:
             asset = assets.get(pk)
             if asset is None:
                 continue  # deleted since the run started
@@ -313,9 +316,10 @@ def _collect_data(run: TrainingRun) -> _Data:
             if semantic is None:
                 continue
             out.append((_decode_image(asset), semantic.astype(np.uint8)))
+            kept[split].append(pk)
         return out
 
-    data = _Data(pairs(ids["train"]), pairs(ids["val"]), classes, ids)
+    data = _Data(pairs("train"), pairs("val"), classes, ids, kept["val"])
     if not data.train:
         raise ApplicationError("No labelled training images are left.", code="no_training_data")
     return data
@@ -324,10 +328,13 @@ def _collect_data(run: TrainingRun) -> _Data:
 class _RunCallbacks:
     """Trainer callbacks -> rows, heartbeats and events."""
 
-    def __init__(self, run: TrainingRun, heartbeat: _Heartbeat) -> None:
+    def __init__(self, run: TrainingRun, heartbeat: _Heartbeat, val_asset_ids: list[int],
+                 device: str) -> None:
         self.run, self.heartbeat = run, heartbeat
+        self.val_asset_ids, self.device = val_asset_ids, device
 
     def on_log(self, step: int, values: dict[str, float]) -> None:
+        values = {**values, "device": self.device}
         point = MetricPoint.objects.create(run=self.run, step=step, kind=MetricPoint.Kind.TRAIN, values=values)
         TrainingRun.objects.filter(pk=self.run.pk).update(
             step=step, images_per_second=values.get("images_per_second"),
@@ -335,7 +342,9 @@ class _RunCallbacks:
         publish_run_event(self.run.pk, "training.metric", {"id": point.pk, "step": step, "values": values})
 
     def on_eval(self, step: int, metrics: dict[str, Any], sample_predictions: list[dict[str, Any]]) -> None:
-        values = {**metrics, "samples": [_sample_summary(s) for s in sample_predictions]}
+        samples = [{**_sample_summary(s), "asset_id": self.val_asset_ids[s["index"]]}
+                   for s in sample_predictions]
+        values = {**metrics, "samples": samples}
         point = MetricPoint.objects.create(run=self.run, step=step, kind=MetricPoint.Kind.EVAL, values=values)
         publish_run_event(self.run.pk, "training.eval", {"id": point.pk, "step": step, "values": values})
 
@@ -418,6 +427,15 @@ def _failure_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _device_name() -> str:
+    """What the Trainer will run on (accelerate takes CUDA when present), for the page."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return "cpu"
+
+
 def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
     from training.modeling.pipeline import run_training
     from training.modeling.trainer import TrainConfig, latest_checkpoint
@@ -437,7 +455,7 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
     outcome = run_training(
         TrainConfig.from_dict(run.config), data.train, data.val, data.classes,
         directory, directory / "artifact",
-        callbacks=_RunCallbacks(run, heartbeat),
+        callbacks=_RunCallbacks(run, heartbeat, data.val_asset_ids, _device_name()),
         weights_dir=setting("TESSERA_WEIGHTS_DIR", None),
         resume_from=resume,
         run_info={"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},

@@ -29,6 +29,7 @@ def test_scores_by_hand() -> None:
     assert metrics["mean_f1"] == pytest.approx((0.5 + 0.8 + 0) / 3)
     assert metrics["pixel_accuracy"] == pytest.approx(3 / 5)
     assert metrics["pixels"] == 5
+    assert metrics["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
 
 
 def test_class_absent_from_truth_and_prediction_is_left_out_of_means() -> None:

@@ -75,8 +75,14 @@ def test_run_completes_with_metrics_checkpoints_events_and_an_artifact(gpu_worke
     assert all(p["values"]["images_per_second"] > 0 for p in train)
     assert [p["step"] for p in evals] == [10, 20, 30]
     assert max(p["values"]["miou"] for p in evals) == pytest.approx(final["best_metric"])
+    assert all(p["values"]["device"] == "cpu" for p in train)
     sample = evals[-1]["values"]["samples"][0]
     assert sample["size"] == [64, 64] and all("counts" in m["rle"] for m in sample["masks"])
+    val_ids = set(Asset.objects.filter(project=project, split="val").values_list("id", flat=True))
+    assert {s["asset_id"] for s in evals[-1]["values"]["samples"]} <= val_ids
+    confusion = np.array(evals[-1]["values"]["confusion"])
+    assert confusion.shape == (5, 5) and confusion.sum() == 4 * 64 * 64  # every val pixel once
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(evals[-1]["values"]["pixel_accuracy"])
     later = client.get(f"/api/v1/trainings/{run['id']}/metrics/?after={points[2]['id']}").json()
     assert [p["id"] for p in later] == [p["id"] for p in points[3:]]
 
@@ -126,7 +132,22 @@ def test_cancel_stops_a_running_training(gpu_worker, client_for, training_env):
     assert final["step"] < 5000 and final["artifact"] is None
 
 
-def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, client_for, training_env):
+@pytest.fixture
+def only_new_gpu_workers():
+    """Workers started earlier in the session stop taking gpu tasks for this test (Celery's
+    remote cancel_consumer), so the run goes to the worker the test is about to kill."""
+    from config.celery_app import app
+
+    earlier = [name for reply in app.control.ping(timeout=1.0) or [] for name in reply]
+    if earlier:
+        app.control.cancel_consumer("gpu", destination=earlier, reply=True, timeout=2.0)
+    yield
+    if earlier:
+        app.control.add_consumer("gpu", destination=earlier, reply=True, timeout=2.0)
+
+
+def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, client_for, training_env,
+                                                       only_new_gpu_workers):
     worker = start_celery_worker(queues=("gpu",), name="doomed-gpu@tessera", env=WORKER_ENV)
     project = labelled_project(images=12)
     client = client_for(factories.owner_of(project))

@@ -75,7 +75,8 @@ def metrics_from_confusion(
     """Metrics dict from a confusion matrix (rows = truth, columns = prediction).
 
     Returns {"miou", "mean_f1", "pixel_accuracy", "pixels", "per_class": [{"index",
-    "name", "iou", "f1", "support", "predicted"}]} with floats in 0..1 (None when undefined).
+    "name", "iou", "f1", "support", "predicted"}], "confusion": [[int]]} with floats in 0..1
+    (None when undefined); "confusion" is the matrix itself, rows = truth.
     """
     m = np.asarray(matrix, dtype=np.float64)
     tp = np.diag(m)
@@ -105,4 +106,5 @@ def metrics_from_confusion(
         "pixel_accuracy": float(tp.sum() / total) if total else None,
         "pixels": int(total),
         "per_class": per_class,
+        "confusion": m.astype(np.int64).tolist(),
     }
