@@ -7,8 +7,9 @@ include click, exclude click (refining the first), Escape; repeated. Measured on
   * decode_ms: decoder only (session.run + thresholding the full-size logits), per click;
   * click_to_draw_ms: pointerup -> proposal drawn on its canvas, measured at the next frame;
   * the one-time costs: embedding fetch (binary fp16) and decoder load (wasm + graph).
-Baseline in the same run: the server endpoint (POST /assets/{id}/intellibrush/) for the
-same prompts, timed from Python.
+Baselines in the same run: the server endpoint (POST /assets/{id}/intellibrush/, PyTorch
+decode + RLE) timed from Python, and the same ONNX graph in native onnxruntime (1 thread;
+its decode includes thresholding, as the browser's decode_ms does).
 
 Threads: the product serves static files without Cross-Origin-Embedder-Policy, so
 Chromium blocks onnxruntime-web's worker and the page uses 1 thread (``threads_1``). The
@@ -176,6 +177,37 @@ def _server_baseline(api: Api, aid: int, cycles: int) -> dict:
     return _stats(times[1:])
 
 
+def _native_ort_baseline(onnx_bytes: bytes, emb: requests.Response, cycles: int, work: Path) -> dict:
+    """The same graph and embedding in native onnxruntime (CPU, 1 thread), same prompt pattern."""
+    from annotator.intellibrush.onnx_export import OnnxDecoder
+    from annotator.intellibrush.sam import EmbeddingRecord
+
+    path = work / "decoder.onnx"
+    path.write_bytes(onnx_bytes)
+    shape = tuple(int(v) for v in emb.headers["X-Sam-Embedding-Shape"].split(","))
+    record = EmbeddingRecord(
+        embedding=np.frombuffer(emb.content, "<f2").reshape(shape),
+        input_size=tuple(int(v) for v in emb.headers["X-Sam-Input-Size"].split(",")),
+        original_size=tuple(int(v) for v in emb.headers["X-Sam-Original-Size"].split(",")),
+        image_size=int(emb.headers["X-Sam-Image-Size"]),
+        model_type=emb.headers["X-Sam-Model-Type"],
+    )
+    decoder = OnnxDecoder(path, threads=1)
+    rng = np.random.default_rng(1)
+    times: list[float] = []
+    for _ in range(cycles):
+        points = np.array([[rng.uniform(0.15, 0.85) * W, rng.uniform(0.15, 0.85) * H]])
+        first = decoder.decode(record, points, np.array([1]))
+        t0 = time.perf_counter()
+        decoder.decode(record, points, np.array([1]))
+        times.append(1000 * (time.perf_counter() - t0))
+        points = np.vstack([points, [[rng.uniform(0.15, 0.85) * W, rng.uniform(0.15, 0.85) * H]]])
+        t0 = time.perf_counter()
+        decoder.decode(record, points, np.array([1, 0]), mask_input=first.low_res_logits)
+        times.append(1000 * (time.perf_counter() - t0))
+    return _stats(times)
+
+
 def bench_model(browser, model_type: str, cycles: int, work: Path) -> dict:
     var_dir = work / f"node-{model_type}"
     weights = work / "weights"
@@ -225,6 +257,7 @@ def bench_model(browser, model_type: str, cycles: int, work: Path) -> dict:
                 "server_posts_during_run": s["posts"],
             }
         result["server_endpoint_click_ms"] = _server_baseline(api, aid, max(3, cycles // 3))
+        result["native_onnxruntime_1_thread_decode_ms"] = _native_ort_baseline(onnx.content, emb, cycles, var_dir)
         return result
     finally:
         server.stop()
