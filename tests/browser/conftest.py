@@ -56,6 +56,8 @@ def browser():
 @pytest.fixture
 def page(browser, tessera):
     context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=tessera.url)
+    # Generous waits: CI's 2 cores also run the server, a worker and training here.
+    context.set_default_timeout(60_000)
     pg = context.new_page()
     pg.console_errors = []  # type: ignore[attr-defined]
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))  # type: ignore[attr-defined]
