@@ -11,10 +11,9 @@ Baselines in the same run: the server endpoint (POST /assets/{id}/intellibrush/,
 decode + RLE) timed from Python, and the same ONNX graph in native onnxruntime (1 thread;
 its decode includes thresholding, as the browser's decode_ms does).
 
-Threads: the product serves static files without Cross-Origin-Embedder-Policy, so
-Chromium blocks onnxruntime-web's worker and the page uses 1 thread (``threads_1``). The
-``threads_2`` rows use benchmarks/coep_static_settings.py (isolation middleware in front of
-WhiteNoise) to show what that one-line settings change gives.
+Threads: static files carry the cross-origin isolation headers (the isolation middleware
+sits in front of WhiteNoise), so onnxruntime-web may use worker threads; ``threads_1`` and
+``threads_2`` compare one and two.
 
 vit_b runs with random weights (a generated checkpoint; timings do not depend on values),
 and its embedding is written straight into storage with random values instead of spending
@@ -216,7 +215,6 @@ def bench_model(browser, model_type: str, cycles: int, work: Path) -> dict:
         "TESSERA_SAM_MODEL": model_type,
         "TESSERA_SAM_PRECOMPUTE": "false",
         "TESSERA_WEIGHTS_DIR": str(weights),
-        "DJANGO_SETTINGS_MODULE": "benchmarks.coep_static_settings",
     }
     if model_type == "vit_b":
         t0 = time.perf_counter()

@@ -10,10 +10,14 @@ state that was rolled back.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import queue
+import threading
+import time
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -27,14 +31,58 @@ def run_group(run_id: int) -> str:
     return f"training_run_{run_id}"
 
 
+class _Publisher(threading.Thread):
+    """Sends events from a background thread with its own event loop, in FIFO order, so a
+    training step never waits for Redis and the layer's connections are reused."""
+
+    def __init__(self) -> None:
+        super().__init__(name="tessera-event-publisher", daemon=True)
+        self.pid = os.getpid()
+        self.queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+
+    def run(self) -> None:
+        loop = asyncio.new_event_loop()
+        layer = get_channel_layer()
+        while True:
+            group, message = self.queue.get()
+            try:
+                loop.run_until_complete(layer.group_send(group, message))
+            except Exception:  # noqa: BLE001 - live updates must never break the training
+                logger.warning("could not publish %s to %s", message["type"], group, exc_info=True)
+            finally:
+                self.queue.task_done()
+
+    def flush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.queue.unfinished_tasks
+
+
+_publisher: _Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def _get_publisher() -> _Publisher:
+    """One publisher per process (a forked Celery child starts its own)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher.pid != os.getpid():
+            _publisher = _Publisher()
+            _publisher.start()
+        return _publisher
+
+
 def _send(run_id: int, type: str, payload: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
+    if get_channel_layer() is None:
         return
-    try:
-        async_to_sync(layer.group_send)(run_group(run_id), {"type": type, "run_id": run_id, "payload": payload})
-    except Exception:  # noqa: BLE001 - live updates must never break the training itself
-        logger.warning("could not publish %s for run %s", type, run_id, exc_info=True)
+    message = {"type": type, "run_id": run_id, "payload": payload}
+    _get_publisher().queue.put((run_group(run_id), message))
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Wait until every event queued so far has been sent (e.g. before a task returns)."""
+    return _publisher.flush(timeout) if _publisher is not None else True
 
 
 def publish_run_event(run_id: int, type: str, payload: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ from django.utils import timezone
 from common.conf import setting
 from common.errors import ApplicationError
 from projects.models import Asset, LabelClass, Project
+from training import events
 from training.events import publish_run_event
 from training.models import Artifact, Checkpoint, MetricPoint, TrainingRun, TrainingWorkflow
 
@@ -416,6 +417,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> None:
     finally:
         heartbeat.done.set()
         heartbeat.join(timeout=10)
+        events.flush()  # the final status reaches listeners before the task returns
 
 
 def _failure_reason(exc: Exception) -> str:
