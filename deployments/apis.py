@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -41,6 +41,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 
 
 class DeploymentListCreateApi(APIView):
+    @extend_schema_serializer(component_name="DeploymentCreateInput")
     class Input(serializers.Serializer):
         artifact = serializers.IntegerField()
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
@@ -49,6 +50,7 @@ class DeploymentListCreateApi(APIView):
         device = serializers.ChoiceField(choices=Deployment.Device.choices, default=Deployment.Device.CPU)
         replicas = serializers.IntegerField(min_value=1, max_value=64, default=1)
 
+    @extend_schema_serializer(component_name="DeploymentListFilter")
     class Filter(serializers.Serializer):
         project = serializers.IntegerField(required=False)
         status = serializers.ChoiceField(choices=Deployment.Status.choices, required=False)
@@ -79,6 +81,7 @@ class DeploymentDetailApi(APIView):
         deployment = selectors.deployment_get_for_user(user=request.user, deployment_id=deployment_id)
         return Response(DeploymentOutput(deployment).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, deployment_id: int):
         deployment = selectors.deployment_get_for_user(user=request.user, deployment_id=deployment_id,
                                                        min_role=Role.OWNER)
@@ -103,6 +106,7 @@ class ApiKeyCreatedOutput(ApiKeyOutput):
 
 
 class ApiKeyListCreateApi(APIView):
+    @extend_schema_serializer(component_name="ApiKeyCreateInput")
     class Input(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
         rate = serializers.CharField(max_length=32, required=False, default="", allow_blank=True,
@@ -273,6 +277,7 @@ class ArtifactExportApi(APIView):
     content_negotiation_class = _FormatParamNegotiation
     renderer_classes = [JSONRenderer]
 
+    @extend_schema_serializer(component_name="ArtifactExportParams")
     class Params(serializers.Serializer):
         format = serializers.ChoiceField(choices=ArtifactExport.Format.choices)
         rebuild = serializers.BooleanField(default=False, help_text="retry a failed build")
@@ -303,6 +308,7 @@ class ArtifactExportApi(APIView):
 
 
 class ArtifactExportsApi(APIView):
+    @extend_schema_serializer(component_name="ArtifactReportInput")
     class Input(serializers.Serializer):
         formats = serializers.ListField(child=serializers.CharField(), required=False,
                                         default=list(services.REPORT_FORMATS))
@@ -334,6 +340,7 @@ class ArtifactExportsApi(APIView):
 
 
 class ArtifactPruneApi(APIView):
+    @extend_schema_serializer(component_name="ArtifactPruneInput")
     class Input(serializers.Serializer):
         ratio = serializers.FloatField(help_text="fraction of Linear/Conv weights set to zero")
 

@@ -8,6 +8,7 @@ session/token callers of the try-it panel) at the key's ``rate`` or the default
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
 from deployments.models import ApiKey
@@ -86,3 +87,14 @@ class PredictRateThrottle(throttling.SimpleRateThrottle):
         else:
             return None
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the API key in the OpenAPI schema (HTTP bearer)."""
+
+    target_class = "deployments.auth.ApiKeyAuthentication"
+    name = "DeploymentApiKey"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {"type": "http", "scheme": "bearer",
+                "description": "A deployment's API key: 'Authorization: Bearer tsk_...'."}
