@@ -408,6 +408,8 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
                                  code="inference_timeout") from None
     finally:
         result.forget()
+    if isinstance(answer, BaseException):  # e.g. expired in the queue, or a lost worker
+        raise ServiceUnavailable(f"The prediction did not run: {type(answer).__name__}: {answer}")
     if not isinstance(answer, dict) or not answer.get("ok"):
         error = answer.get("error", {}) if isinstance(answer, dict) else {}
         raise ApplicationError(error.get("message") or f"The inference worker failed: {answer!r}",
