@@ -16,11 +16,7 @@ export function ProjectPage() {
       ? "Classes"
       : tab === "data"
         ? "Import / export"
-        : tab === "training"
-          ? "Training"
-          : tab === "deployments"
-            ? "Deployments"
-            : "Assets";
+        : "Assets"; // training and deployments have pages of their own (App.tsx)
   useTitle(project.data ? `${section} · ${project.data.name}` : section);
   if (project.error) {
     return (
@@ -47,9 +43,6 @@ export function ProjectPage() {
       )}
       {section === "Classes" && <ClassEditor projectId={id} editable={isOwner} />}
       {section === "Import / export" && <ImportExport projectId={id} canImport={canEdit} />}
-      {(section === "Training" || section === "Deployments") && (
-        <p className="muted">{section} will appear here.</p>
-      )}
     </section>
   );
 }
