@@ -504,25 +504,11 @@ def artifact_validation_pairs(*, artifact: Artifact, limit: int | None = None) -
 
 def artifact_create_from_dir(*, project: Project, directory: Path, meta: dict[str, Any],
                              name: str, user=None) -> Artifact:
-    """Copy an artifact directory (model/ + tessera.json) into default storage and record
-    it (run-less, e.g. a pruned copy). Files written before a failure are removed."""
-    prefix = f"artifacts/{project.pk}/{uuid.uuid4().hex}/"
-    written: dict[str, str] = {}
-    size = 0
-    try:
-        for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
-            rel = path.relative_to(directory).as_posix()
-            with open(path, "rb") as fh:
-                written[rel] = default_storage.save(prefix + rel, File(fh))
-            size += path.stat().st_size
-        return Artifact.objects.create(
-            project=project, run=None, name=name[:200], family=meta["family"],
-            variant=meta["variant"], meta=meta, storage_prefix=prefix, files=written,
-            size_bytes=size, created_by=user)
-    except BaseException:
-        for stored in written.values():
-            default_storage.delete(stored)
-        raise
+    """Record a run-less artifact (e.g. a pruned copy) from a local directory."""
+    from training.services import artifact_store
+
+    return artifact_store(project_id=project.pk, directory=directory, meta=meta, name=name,
+                          user=user)
 
 
 # --- exports ---------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def wait_for_worker(name: str, timeout: float = 90.0) -> None:
 
 @pytest.fixture(scope="session")
 def start_celery_worker(django_db_setup, django_db_blocker) -> Iterator[Callable]:
-    """start_celery_worker(queues=("default",), name=None, env=None) -> Popen.
+    """start_celery_worker(queues=("default",), name=None, env=None, concurrency=1,
+    pool="prefork") -> Popen.
 
     Starts `celery worker` as a separate process on the test database and waits until it
     answers a ping. Workers still running at the end of the session are stopped."""
@@ -68,7 +69,8 @@ def start_celery_worker(django_db_setup, django_db_blocker) -> Iterator[Callable
         database_url = _test_database_url()
 
     def start(queues=("default", "gpu", "inference"), name: str | None = None,
-              env: dict | None = None, concurrency: int = 1) -> subprocess.Popen:
+              env: dict | None = None, concurrency: int = 1,
+              pool: str = "prefork") -> subprocess.Popen:
         name = name or f"test-{'-'.join(queues)}-{len(procs)}@tessera"
         worker_env = {**os.environ, "DATABASE_URL": database_url, **(env or {})}
         from django.conf import settings
@@ -76,7 +78,7 @@ def start_celery_worker(django_db_setup, django_db_blocker) -> Iterator[Callable
         log = open(settings.VAR_DIR / f"worker-{name.split('@')[0]}.log", "w")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues),
-             "-n", name, "-c", str(concurrency), "-l", "info", "--without-gossip",
+             "-n", name, "-P", pool, "-c", str(concurrency), "-l", "info", "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,

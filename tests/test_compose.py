@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_compose_file_describes_the_full_stack():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"web", "worker-cpu", "worker-gpu", "postgres", "redis", "minio"} <= services.keys()
+    assert {"web", "worker-cpu", "worker-gpu", "worker-inference", "postgres", "redis",
+            "minio"} <= services.keys()
     for name, service in services.items():
         if "build" in service:
             assert (ROOT / service["build"]["dockerfile"]).is_file(), name

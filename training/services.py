@@ -468,17 +468,22 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
         _set_status(run, Status.CANCELLED, step=result.step, message=f"Cancelled at step {result.step}.")
         return
     with transaction.atomic():
-        artifact = artifact_store(run=run, directory=outcome.artifact_dir, meta=outcome.meta)
+        config = run.config
+        artifact = artifact_store(
+            project_id=run.project_id, run=run, directory=outcome.artifact_dir, meta=outcome.meta,
+            name=f"{config['family']}-{config['variant']} run {run.pk}", user=run.created_by)
         stopped = " (early stop)" if result.status == "early_stopped" else ""
         _set_status(run, Status.COMPLETED, step=result.step, best_metric=result.best_metric,
                     best_step=result.best_step,
                     message=f"Completed{stopped}: artifact {artifact.pk} at step {result.step}.")
 
 
-def artifact_store(*, run: TrainingRun, directory: Path, meta: dict[str, Any]) -> Artifact:
-    """Copy an artifact directory into default storage and record it. Files written
-    before a failure are removed again."""
-    prefix = f"artifacts/{run.project_id}/{uuid.uuid4().hex}/"
+def artifact_store(*, project_id: int, directory: Path, meta: dict[str, Any], name: str,
+                   run: TrainingRun | None = None, user=None) -> Artifact:
+    """Copy an artifact directory (model/ + tessera.json) into default storage and record
+    it: a run's result, or a run-less derivative such as a pruned copy. Files written
+    before a failure are removed again, so an artifact exists completely or not at all."""
+    prefix = f"artifacts/{project_id}/{uuid.uuid4().hex}/"
     written: dict[str, str] = {}
     size = 0
     try:
@@ -487,16 +492,14 @@ def artifact_store(*, run: TrainingRun, directory: Path, meta: dict[str, Any]) -
             with open(path, "rb") as fh:
                 written[rel] = default_storage.save(prefix + rel, File(fh))
             size += path.stat().st_size
-        config = run.config
-        name = f"{config['family']}-{config['variant']} run {run.pk}"
         return Artifact.objects.create(
-            project_id=run.project_id, run=run, name=name, family=meta["family"],
+            project_id=project_id, run=run, name=name[:200], family=meta["family"],
             variant=meta["variant"], meta=meta, storage_prefix=prefix, files=written,
-            size_bytes=size, created_by=run.created_by,
+            size_bytes=size, created_by=user,
         )
     except BaseException:
-        for name in written.values():
-            default_storage.delete(name)
+        for stored in written.values():
+            default_storage.delete(stored)
         raise
 
 

@@ -6,13 +6,10 @@ concurrent predict tasks share one process's hot models and batching queues."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,6 @@ from deployments import services
 from deployments.models import Deployment
 from projects.models import LabelClass, Project
 from projects.synthetic import SYNTHETIC_CLASSES, make_dataset
-from tests.conftest import ROOT, _test_database_url, wait_for_worker
 from tests.training.conftest import TINY_SEGFORMER, labelled_project
 from training.models import Artifact
 
@@ -84,37 +80,16 @@ def ready_deployment(artifact: Artifact, runtime: str = "pytorch") -> Deployment
 
 
 @pytest.fixture(scope="session")
-def start_worker(django_db_setup, django_db_blocker) -> Iterator[Callable[..., subprocess.Popen]]:
+def start_worker(start_celery_worker) -> Callable[..., subprocess.Popen]:
     """start_worker(name, queues, env=None) -> a `celery worker -P threads` process on the
-    test database; stopped at the end of the session if still running."""
-    procs: list[subprocess.Popen] = []
-    with django_db_blocker.unblock():
-        database_url = _test_database_url()
+    test database, as the platform runs its inference workers."""
 
     def start(name: str, queues: tuple[str, ...] = ("inference", "default"),
               env: dict[str, str] | None = None, concurrency: int = 4) -> subprocess.Popen:
-        from django.conf import settings
+        return start_celery_worker(queues=queues, name=name, env={**WORKER_ENV, **(env or {})},
+                                   concurrency=concurrency, pool="threads")
 
-        worker_env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url, **(env or {})}
-        log = open(Path(settings.VAR_DIR) / f"worker-{name.split('@')[0]}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues),
-             "-n", name, "-P", "threads", "-c", str(concurrency), "-l", "info",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(proc)
-        wait_for_worker(name)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    return start
 
 
 @pytest.fixture(scope="session")
