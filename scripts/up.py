@@ -34,14 +34,14 @@ def main() -> int:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         honcho = subprocess.Popen([python, "-m", "honcho", "-f", "platform/Procfile", "-d",
                                    str(ROOT), "start"])
-        # SIGTERM (a process manager stopping us) is passed on like Ctrl-C, so that
-        # honcho stops web and workers before the embedded Redis goes away.
-        signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGINT))
+        # Ctrl-C or SIGTERM: tell honcho to stop web and workers (a repeated request is
+        # harmless to it) and wait for them before the embedded Redis goes away.
+        signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
         while True:
             try:
                 return honcho.wait()
             except KeyboardInterrupt:
-                continue  # honcho got the same Ctrl-C and is shutting its processes down
+                honcho.send_signal(signal.SIGTERM)
     except KeyboardInterrupt:
         return 0
     finally:
