@@ -30,3 +30,7 @@ def test_openapi_schema_generates(client_for):
     paths = response.json()["paths"]
     assert "/api/v1/projects/{project_id}/assets/" in paths
     assert "/api/v1/health/" in paths
+    # Every view's nested Input gets a component of its own (no silent name collisions).
+    components = response.json()["components"]["schemas"]
+    assert {"ProjectListCreateInput", "ClassListCreateInput", "AssetMasksInput"} <= components.keys()
+    assert components["ProjectListCreateInput"]["properties"].keys() >= {"name", "type"}
