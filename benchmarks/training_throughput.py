@@ -8,8 +8,12 @@ from other processes on a shared machine hits both alike.
     per-item seeded augmentation (hflip), DataLoader, LR schedule, grad clipping), timed by
     the images/s it logs itself (data loading + step, one log per step; the first step is
     left out as warm-up); evaluation and checkpoints off.
-  * bare: the textbook loop: pre-normalised tensors in memory, random batch indices,
-    ``model(pixel_values, labels).loss.backward(); optimizer.step()``.
+  * bare: the textbook loop over the same data: the same dataset (decoded once, same
+    seeded hflip, resize, normalisation) through a plain shuffled DataLoader,
+    ``model(pixel_values, labels).loss.backward(); optimizer.step()``. So the ratio is what
+    the Trainer adds (accelerate, schedule, clipping, logging, cancel checks); what the
+    platform's database writes and live publishing add is measured by
+    benchmarks/training_publish_cost.py.
 
 Usage:  python benchmarks/training_throughput.py [--family segformer] [--variant tiny]
         [--resolution 64] [--batch 16] [--steps 40] [--rounds 3] [--threads 1]
@@ -29,14 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from projects.synthetic import SYNTHETIC_CLASSES, make_dataset  # noqa: E402
-from training.modeling.registry import IMAGENET_MEAN, IMAGENET_STD, build_model, get_spec  # noqa: E402
+from training.modeling.registry import build_model, get_spec  # noqa: E402
 from training.modeling.trainer import TrainConfig, Trainer, TrainerCallbacks, make_datasets  # noqa: E402
 
 
@@ -49,13 +52,7 @@ class _Throughput(TrainerCallbacks):
 
 
 def _platform_round(args, state: dict, pairs, device: str) -> float:
-    config = TrainConfig(
-        family=args.family, variant=args.variant, resolution=(args.resolution, args.resolution),
-        batch_size=args.batch, steps=args.steps + 1, lr=1e-3, schedule="constant",
-        eval_interval=10**9, log_interval=1, checkpoint_every_n_steps=0,
-        keep_best_metric=None, pretrained="none", augmentations={"hflip": True},
-        mixed_precision="no",
-    )
+    config = _config(args)
     model = build_model(get_spec(args.family, args.variant), len(SYNTHETIC_CLASSES) + 1, "none")
     model.load_state_dict(state)
     train, _ = make_datasets(config, pairs, pairs[:1])
@@ -66,30 +63,43 @@ def _platform_round(args, state: dict, pairs, device: str) -> float:
     return args.steps * args.batch / seconds
 
 
+def _config(args) -> TrainConfig:
+    return TrainConfig(
+        family=args.family, variant=args.variant, resolution=(args.resolution, args.resolution),
+        batch_size=args.batch, steps=args.steps + 1, lr=1e-3, schedule="constant",
+        eval_interval=10**9, log_interval=1, checkpoint_every_n_steps=0,
+        keep_best_metric=None, pretrained="none", augmentations={"hflip": True},
+        mixed_precision="no",
+    )
+
+
 def _bare_round(args, state: dict, pairs, device: str) -> float:
+    """The textbook loop over the same data: the same dataset object (decoded images,
+    the same seeded hflip, resize, normalisation) through a plain DataLoader."""
     model = build_model(get_spec(args.family, args.variant), len(SYNTHETIC_CLASSES) + 1, "none")
     model.load_state_dict(state)
     model.to(device).train()
-    size = (args.resolution, args.resolution)
-    images = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).float()
-    images = torch.nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    images = ((images / 255 - mean) / std).to(device)
-    labels = torch.from_numpy(np.stack([p[1] for p in pairs])).long()[:, None].float()
-    labels = torch.nn.functional.interpolate(labels, size=size, mode="nearest")[:, 0].long().to(device)
+    train, _ = make_datasets(_config(args), pairs, pairs[:1])
+    loader = torch.utils.data.DataLoader(train, batch_size=args.batch, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
+
+    def batches():
+        while True:
+            yield from loader
+
+    stream = batches()
 
     def step() -> None:
-        idx = torch.randint(0, len(pairs), (args.batch,), generator=generator)
+        batch = next(stream)
+        images, labels = batch["pixel_values"].to(device), batch["labels"].to(device)
         if args.family == "mask2former":
             from training.modeling.trainer import mask2former_targets
 
-            masks, classes = mask2former_targets(labels[idx])
-            loss = model(pixel_values=images[idx], mask_labels=masks, class_labels=classes).loss
+            masks, classes = mask2former_targets(labels)
+            loss = model(pixel_values=images, mask_labels=masks, class_labels=classes).loss
         else:
-            loss = model(pixel_values=images[idx], labels=labels[idx]).loss
+            loss = model(pixel_values=images, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
