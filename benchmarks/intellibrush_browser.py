@@ -42,7 +42,13 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.server import PASSWORD, USERNAME, ensure_frontend_built, start_server  # noqa: E402
+from tests.browser.server import (  # noqa: E402
+    PASSWORD,
+    USERNAME,
+    ApiClient,
+    ensure_frontend_built,
+    start_server,
+)
 
 W, H = 640, 480
 CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
@@ -69,21 +75,6 @@ def _stats(values: list[float]) -> dict:
         "mean": round(float(arr.mean()), 2),
         "max": round(float(arr.max()), 2),
     }
-
-
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.s = requests.Session()
-        r = self.s.post(f"{base}/api/v1/auth/token/", json={"username": USERNAME, "password": PASSWORD})
-        r.raise_for_status()
-        self.s.headers["Authorization"] = f"Token {r.json()['token']}"
-
-    def __call__(self, method: str, path: str, **kw) -> requests.Response:
-        r = self.s.request(method, f"{self.base}/api/v1{path}", timeout=600, **kw)
-        if r.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
-        return r
 
 
 def _random_vit_b_checkpoint(folder: Path) -> Path:
@@ -163,7 +154,7 @@ def _page_run(browser, url: str, pid: int, aid: int, threads: int | None, cycles
         context.close()
 
 
-def _server_baseline(api: Api, aid: int, cycles: int) -> dict:
+def _server_baseline(api: ApiClient, aid: int, cycles: int) -> dict:
     rng = np.random.default_rng(1)
     times: list[float] = []
     for _ in range(cycles):
@@ -222,7 +213,7 @@ def bench_model(browser, model_type: str, cycles: int, work: Path) -> dict:
         print(f"  random vit_b checkpoint written in {time.perf_counter() - t0:.1f}s", flush=True)
     server = start_server(var_dir, extra_env=env)
     try:
-        api = Api(server.url)
+        api = ApiClient(server.url, strict=True, timeout=600)
         pid = api("POST", "/projects/", json={"name": f"bench {model_type}"}).json()["id"]
         api("POST", f"/projects/{pid}/classes/", json={"name": "thing", "color": "#ff0000"})
         api("POST", f"/projects/{pid}/assets/", files={"files": ("shapes.png", _image_bytes(), "image/png")})

@@ -138,3 +138,25 @@ if __name__ == "__main__":
         pass
     finally:
         s.stop()
+
+
+class ApiClient:
+    """Token-authenticated `requests` client for one node's API (as the e2e user).
+
+    ``strict=True`` turns any 4xx/5xx answer into an exception (for scripts such as the
+    benchmarks); tests leave it off and assert on the response themselves."""
+
+    def __init__(self, base: str, *, strict: bool = False, timeout: float = 180) -> None:
+        import requests
+
+        self.base, self.strict, self.timeout = base, strict, timeout
+        self.s = requests.Session()
+        r = self.s.post(f"{base}/api/v1/auth/token/", json={"username": USERNAME, "password": PASSWORD})
+        r.raise_for_status()
+        self.s.headers["Authorization"] = f"Token {r.json()['token']}"
+
+    def __call__(self, method: str, path: str, **kw):
+        r = self.s.request(method, f"{self.base}/api/v1{path}", timeout=self.timeout, **kw)
+        if self.strict and r.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
+        return r

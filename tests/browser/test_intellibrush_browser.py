@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_util
 
 from tests.browser.server import (
     PASSWORD,
     USERNAME,
+    ApiClient,
     TesseraServer,
     ensure_frontend_built,
     start_server,
@@ -45,21 +45,7 @@ def _image_bytes() -> bytes:
     return buf.getvalue()
 
 
-class Api:
-    """Token-authenticated client for one node."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.s = requests.Session()
-        r = self.s.post(f"{base}/api/v1/auth/token/", json={"username": USERNAME, "password": PASSWORD})
-        r.raise_for_status()
-        self.s.headers["Authorization"] = f"Token {r.json()['token']}"
-
-    def __call__(self, method: str, path: str, **kw) -> requests.Response:
-        return self.s.request(method, f"{self.base}/api/v1{path}", timeout=180, **kw)
-
-
-def _project_with_image(api: Api, name: str) -> tuple[int, int]:
+def _project_with_image(api: ApiClient, name: str) -> tuple[int, int]:
     """A project with one class and the test image; returns (project id, asset id)."""
     r = api("POST", "/projects/", json={"name": name})
     assert r.status_code == 201, r.text
@@ -134,7 +120,7 @@ def tiny_page(browser, tiny_node):
 def test_browser_decoding_matches_server(tiny_page, tiny_node, shot):
     """Include + exclude click decoded by onnxruntime-web == the server endpoint, pixel for pixel."""
     pg = tiny_page
-    api = Api(tiny_node.url)
+    api = ApiClient(tiny_node.url)
     pid, aid = _project_with_image(api, "in-browser SAM")
     posts: list[str] = []
     pg.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/intellibrush/" in r.url else None)
@@ -202,7 +188,7 @@ def test_browser_decoding_matches_server(tiny_page, tiny_node, shot):
 def test_decoder_failure_falls_back_to_server(tiny_page, tiny_node):
     """When the ONNX decoder cannot load, clicks go to the server endpoint and the UI says so."""
     pg = tiny_page
-    api = Api(tiny_node.url)
+    api = ApiClient(tiny_node.url)
     pid, aid = _project_with_image(api, "decoder blocked")
     pg.route(re.compile(r".*/intellibrush/decoder\.onnx.*"), lambda route: route.abort())
     _login(pg)
@@ -220,7 +206,7 @@ def test_decoder_failure_falls_back_to_server(tiny_page, tiny_node):
 def test_no_weights_says_fallback_and_how_to_install(page, tessera):
     """Default node: vit_b without a checkpoint -> 409 from the embedding, fallback label + hint."""
     pg = page
-    api = Api(tessera.url)
+    api = ApiClient(tessera.url)
     pid, aid = _project_with_image(api, "no SAM weights")
     _login(pg)
     _open_annotator(pg, pid, aid)
@@ -254,7 +240,7 @@ def test_video_extraction_progress_and_embedding_status(tiny_page, tiny_node, tm
     """After a video upload the uploader polls the video until its frames are extracted and
     shows the count; the project page shows how many images have SAM embeddings."""
     pg = tiny_page
-    api = Api(tiny_node.url)
+    api = ApiClient(tiny_node.url)
     pid = api("POST", "/projects/", json={"name": "video progress"}).json()["id"]
     clip = tmp_path / "clip.mp4"
     _video_file(clip)
