@@ -55,6 +55,19 @@ def test_class_map_matches_training_postprocess() -> None:
     assert (ours == ref).mean() > 0.999  # only float ties may differ
 
 
+@pytest.mark.parametrize(("channels", "src", "dst"), [
+    (151, (32, 32), (130, 120)),  # many classes, upsampling across several row blocks
+    (4, (40, 30), (17, 23)),  # downsampling
+    (2, (8, 8), (8, 8)),  # same size
+])
+def test_blockwise_class_map_equals_the_full_upsample_argmax(channels, src, dst) -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(channels, *src)).astype(np.float32)
+    logits[:, 0, 0] = 1.0  # a tie between every class: the lowest index must win
+    full = np.argmax(resize_bilinear(logits.transpose(1, 2, 0), *dst), axis=2).astype(np.uint8)
+    assert np.array_equal(logits_to_class_map(logits, *dst, rows=16), full)
+
+
 def test_check_image_accepts_grey_and_rgba_and_rejects_the_rest() -> None:
     grey = np.full((4, 5), 7, np.uint8)
     assert check_image(grey).shape == (4, 5, 3)
