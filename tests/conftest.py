@@ -105,6 +105,25 @@ def celery_worker_process(start_celery_worker) -> subprocess.Popen:
     return start_celery_worker(name="shared@tessera")
 
 
+def stop_consuming(queue: str) -> list[str]:
+    """Make every worker running now stop taking tasks from ``queue`` (Celery's remote
+    cancel_consumer), so that a worker started next is the one that gets them. Returns
+    the names, for resume_consuming."""
+    from config.celery_app import app
+
+    names = [name for reply in app.control.ping(timeout=1.0) or [] for name in reply]
+    if names:
+        app.control.cancel_consumer(queue, destination=names, reply=True, timeout=2.0)
+    return names
+
+
+def resume_consuming(queue: str, names: list[str]) -> None:
+    from config.celery_app import app
+
+    if names:
+        app.control.add_consumer(queue, destination=names, reply=True, timeout=2.0)
+
+
 def wait_until(predicate: Callable[[], object], timeout: float = 60.0, interval: float = 0.1):
     """Poll until predicate() is truthy; return its value or fail with a clear message."""
     deadline = time.monotonic() + timeout

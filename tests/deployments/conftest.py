@@ -94,10 +94,13 @@ def start_worker(start_celery_worker) -> Callable[..., subprocess.Popen]:
 
 @pytest.fixture(scope="session")
 def inference_worker(start_worker) -> subprocess.Popen:
-    """One worker for the inference and default queues (threads pool)."""
+    """One worker for the inference and default queues (threads pool). Workers started
+    earlier in the session (the shared one serves every queue) stop taking inference
+    tasks, so deployments load on this one."""
     from deployments.selectors import inference_workers
-    from tests.conftest import wait_until
+    from tests.conftest import stop_consuming, wait_until
 
+    stop_consuming("inference")
     proc = start_worker("deploy-inference@tessera")
     wait_until(lambda: any(w["name"] == "deploy-inference@tessera" for w in inference_workers()),
                timeout=30)

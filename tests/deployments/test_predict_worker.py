@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from deployments.runtime import rle_decode
 from projects.synthetic import make_dataset
 from tests import factories
-from tests.conftest import wait_until
+from tests.conftest import resume_consuming, stop_consuming, wait_until
 from training.modeling.artifact import load_artifact
 from training.modeling.inference import predict_class_maps
 from training.selectors import artifact_local_dir
@@ -140,7 +140,7 @@ def test_onnxruntime_deployment_and_a_failed_load(inference_worker, project_with
 
 
 def test_no_inference_worker_gives_503_at_once(start_worker, project_with_artifact, client_for,
-                                               monkeypatch):
+                                               monkeypatch, request):
     """A worker of its own (its own registry namespace): stop it, the API answers 503
     without waiting for a timeout."""
     import time
@@ -150,6 +150,8 @@ def test_no_inference_worker_gives_503_at_once(start_worker, project_with_artifa
     project, artifact = project_with_artifact
     owner = client_for(factories.owner_of(project))
     monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-lonely")
+    earlier = stop_consuming("inference")  # the deployment must load on the lonely worker
+    request.addfinalizer(lambda: resume_consuming("inference", earlier))
     proc = start_worker("deploy-lonely@tessera", queues=("inference",),
                         env={"TESSERA_CACHE_PREFIX": "deploy-test-lonely"}, concurrency=2)
     wait_until(lambda: inference_workers(), timeout=30)

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from projects.models import Asset
 from tests import factories
-from tests.conftest import wait_until
+from tests.conftest import resume_consuming, stop_consuming, wait_until
 from tests.training.conftest import TINY_SEGFORMER, WORKER_ENV, labelled_project
 from training.models import Artifact, Checkpoint, TrainingRun
 
@@ -134,16 +134,11 @@ def test_cancel_stops_a_running_training(gpu_worker, client_for, training_env):
 
 @pytest.fixture
 def only_new_gpu_workers():
-    """Workers started earlier in the session stop taking gpu tasks for this test (Celery's
-    remote cancel_consumer), so the run goes to the worker the test is about to kill."""
-    from config.celery_app import app
-
-    earlier = [name for reply in app.control.ping(timeout=1.0) or [] for name in reply]
-    if earlier:
-        app.control.cancel_consumer("gpu", destination=earlier, reply=True, timeout=2.0)
+    """Workers started earlier in the session stop taking gpu tasks for this test, so the
+    run goes to the worker the test is about to kill."""
+    earlier = stop_consuming("gpu")
     yield
-    if earlier:
-        app.control.add_consumer("gpu", destination=earlier, reply=True, timeout=2.0)
+    resume_consuming("gpu", earlier)
 
 
 def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, client_for, training_env,
