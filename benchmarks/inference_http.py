@@ -112,25 +112,22 @@ def main() -> int:
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     os.environ.update(env)
-    from config.embedded import ensure_redis_url
+    from config.embedded import redis_url_ensured
 
-    redis_proc = ensure_redis_url(work / "var")
-    env["REDIS_URL"] = os.environ["REDIS_URL"]
     procs: list[subprocess.Popen] = []
-    try:
-        return _run(args, work, env, procs)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        if redis_proc is not None:
-            redis_proc.terminate()
-
+    with redis_url_ensured(work / "var") as redis_url:
+        env["REDIS_URL"] = redis_url
+        try:
+            return _run(args, work, env, procs)
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> int:
     import django

@@ -26,7 +26,6 @@ Writes benchmarks/results/intellibrush_browser.json and prints the same figures.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -37,31 +36,22 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.browser.server import (  # noqa: E402
     PASSWORD,
+    SHAPES_SIZE,
     USERNAME,
     ApiClient,
     ensure_frontend_built,
+    shapes_png,
     start_server,
 )
 
-W, H = 640, 480
+W, H = SHAPES_SIZE
 CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
-
-
-def _image_bytes() -> bytes:
-    img = Image.new("RGB", (W, H), (128, 128, 128))
-    d = ImageDraw.Draw(img)
-    d.ellipse([90, 270, 210, 390], fill=(220, 30, 30))
-    d.rectangle([420, 60, 520, 160], fill=(30, 40, 200))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _stats(values: list[float]) -> dict:
@@ -216,7 +206,7 @@ def bench_model(browser, model_type: str, cycles: int, work: Path) -> dict:
         api = ApiClient(server.url, strict=True, timeout=600)
         pid = api("POST", "/projects/", json={"name": f"bench {model_type}"}).json()["id"]
         api("POST", f"/projects/{pid}/classes/", json={"name": "thing", "color": "#ff0000"})
-        api("POST", f"/projects/{pid}/assets/", files={"files": ("shapes.png", _image_bytes(), "image/png")})
+        api("POST", f"/projects/{pid}/assets/", files={"files": ("shapes.png", shapes_png(), "image/png")})
         asset = api("GET", f"/projects/{pid}/assets/").json()["results"][0]
         aid = asset["id"]
         if model_type != "tiny":

@@ -36,14 +36,10 @@ def main() -> None:
     os.environ.update({"TESSERA_VAR_DIR": str(var), "TESSERA_MEDIA_ROOT": str(var / "media"),
                        "TESSERA_TORCH_THREADS": "1", "DJANGO_SETTINGS_MODULE": "config.settings"})
     os.environ.pop("DATABASE_URL", None)
-    from config.embedded import ensure_redis_url
+    from config.embedded import redis_url_ensured
 
-    redis_proc = ensure_redis_url(var)
-    try:
+    with redis_url_ensured(var):
         result = _run(args)
-    finally:
-        if redis_proc is not None:
-            redis_proc.terminate()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

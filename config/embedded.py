@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -39,12 +41,18 @@ def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
             time.sleep(0.05)
 
 
-def ensure_redis_url(var_dir: Path, port: int | None = None) -> subprocess.Popen | None:
-    """If REDIS_URL is unset, start the embedded server and export REDIS_URL.
-    Returns the process to stop later, or None when an external Redis is configured."""
+@contextmanager
+def redis_url_ensured(var_dir: Path, port: int | None = None) -> Iterator[str]:
+    """Within the block REDIS_URL is set: the configured Redis, or the embedded server
+    started on ``port`` (a free one by default) and stopped when the block ends."""
     if os.environ.get("REDIS_URL"):
-        return None
+        yield os.environ["REDIS_URL"]
+        return
     port = port or free_port()
     proc = start_redis(port, var_dir / "redis")
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-    return proc
+    try:
+        yield os.environ["REDIS_URL"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

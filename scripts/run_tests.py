@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.embedded import ensure_redis_url  # noqa: E402
+from config.embedded import redis_url_ensured  # noqa: E402
 
 
 def main() -> int:
@@ -22,13 +22,8 @@ def main() -> int:
     os.environ.setdefault("TESSERA_MEDIA_ROOT", str(var_dir / "media"))
     os.environ.setdefault("TESSERA_CACHE_PREFIX", "tessera-test")
     os.environ.setdefault("TESSERA_CHANNELS_PREFIX", "asgi-test")
-    redis_proc = ensure_redis_url(var_dir)
-    try:
+    with redis_url_ensured(var_dir):
         return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])
-    finally:
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

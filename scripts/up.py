@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.embedded import ensure_redis_url  # noqa: E402
+from config.embedded import redis_url_ensured  # noqa: E402
 
 
 def main() -> int:
@@ -23,32 +23,28 @@ def main() -> int:
     os.environ.setdefault("TESSERA_PORT", "8000")
     os.environ.setdefault("TESSERA_HOST", "127.0.0.1")
     var_dir = Path(os.environ.get("TESSERA_VAR_DIR", ROOT / "var"))
-    redis_proc = ensure_redis_url(var_dir, int(os.environ.get("TESSERA_REDIS_PORT", "0")) or None)
+    port = int(os.environ.get("TESSERA_REDIS_PORT", "0")) or None
     python = sys.executable
-    try:
-        subprocess.run([python, "manage.py", "migrate", "--noinput"], check=True)
-        subprocess.run([python, "manage.py", "seed_demo"], check=True)
-        print(f"\nTessera on http://{os.environ['TESSERA_HOST']}:{os.environ['TESSERA_PORT']}/ "
-              f"(API docs at /api/v1/docs/, Redis at {os.environ['REDIS_URL']})\n", flush=True)
-        bin_dir = str(Path(python).parent)
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-        honcho = subprocess.Popen([python, "-m", "honcho", "-f", "platform/Procfile", "-d",
-                                   str(ROOT), "start"])
-        # Ctrl-C or SIGTERM: tell honcho to stop web and workers (a repeated request is
-        # harmless to it) and wait for them before the embedded Redis goes away.
-        signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
-        while True:
-            try:
-                return honcho.wait()
-            except KeyboardInterrupt:
-                honcho.send_signal(signal.SIGTERM)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(timeout=10)
-
+    with redis_url_ensured(var_dir, port) as redis_url:
+        try:
+            subprocess.run([python, "manage.py", "migrate", "--noinput"], check=True)
+            subprocess.run([python, "manage.py", "seed_demo"], check=True)
+            print(f"\nTessera on http://{os.environ['TESSERA_HOST']}:{os.environ['TESSERA_PORT']}/ "
+                  f"(API docs at /api/v1/docs/, Redis at {redis_url})\n", flush=True)
+            bin_dir = str(Path(python).parent)
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+            honcho = subprocess.Popen([python, "-m", "honcho", "-f", "platform/Procfile", "-d",
+                                       str(ROOT), "start"])
+            # Ctrl-C or SIGTERM: tell honcho to stop web and workers (a repeated request is
+            # harmless to it) and wait for them before the embedded Redis goes away.
+            signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
+            while True:
+                try:
+                    return honcho.wait()
+                except KeyboardInterrupt:
+                    honcho.send_signal(signal.SIGTERM)
+        except KeyboardInterrupt:
+            return 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -160,3 +160,21 @@ class ApiClient:
         if self.strict and r.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
         return r
+
+
+SHAPES_SIZE = (640, 480)  # (width, height) of shapes_png()
+
+
+def shapes_png() -> bytes:
+    """The IntelliBrush test image: a red disc and a blue square on grey, 640x480 PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", SHAPES_SIZE, (128, 128, 128))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse([90, 270, 210, 390], fill=(220, 30, 30))
+    draw.rectangle([420, 60, 520, 160], fill=(30, 40, 200))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

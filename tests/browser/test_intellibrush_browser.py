@@ -11,38 +11,28 @@ The default node (``tessera`` fixture, vit_b without weights) checks the fallbac
 from __future__ import annotations
 
 import base64
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from pycocotools import mask as mask_util
 
 from tests.browser.server import (
     PASSWORD,
+    SHAPES_SIZE,
     USERNAME,
     ApiClient,
     TesseraServer,
     ensure_frontend_built,
+    shapes_png,
     start_server,
 )
 
-W, H = 640, 480
+W, H = SHAPES_SIZE
 INCLUDE = (150, 330)
 EXCLUDE = (300, 420)
-
-
-def _image_bytes() -> bytes:
-    img = Image.new("RGB", (W, H), (128, 128, 128))
-    d = ImageDraw.Draw(img)
-    d.ellipse([90, 270, 210, 390], fill=(220, 30, 30))
-    d.rectangle([420, 60, 520, 160], fill=(30, 40, 200))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _project_with_image(api: ApiClient, name: str) -> tuple[int, int]:
@@ -51,7 +41,7 @@ def _project_with_image(api: ApiClient, name: str) -> tuple[int, int]:
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
     assert api("POST", f"/projects/{pid}/classes/", json={"name": "disc", "color": "#ff0000"}).status_code == 201
-    r = api("POST", f"/projects/{pid}/assets/", files={"files": ("shapes.png", _image_bytes(), "image/png")})
+    r = api("POST", f"/projects/{pid}/assets/", files={"files": ("shapes.png", shapes_png(), "image/png")})
     assert r.status_code == 201, r.text
     assets = api("GET", f"/projects/{pid}/assets/").json()["results"]
     return pid, assets[0]["id"]
