@@ -81,6 +81,12 @@ def _wait_port(port: int, timeout: float = 120) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _p(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -281,12 +287,20 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
          f"HTTP x{per_round} from {args.clients} clients)")
     eager_ips, ort_ips, http_ips_rounds, latencies = [], [], [], []
     eager_ms = []
+    cpu = {"bare_ort": 0.0, "web": 0.0, "worker": 0.0, "clients": 0.0}
     for _ in range(rounds):
         samples = [timed(eager) for _ in range(2)]
         eager_ms += samples
         eager_ips.append(2000 / sum(samples))
+        before = time.process_time()
         ort_ips.append(per_round * 1000 / sum(timed(bare_ort) for _ in range(per_round)))
+        cpu["bare_ort"] += time.process_time() - before
+        before = {"web": _cpu_s(procs[0].pid), "worker": _cpu_s(procs[1].pid),
+                  "clients": time.process_time()}
         seconds, lat = http_burst(per_round)
+        cpu["web"] += _cpu_s(procs[0].pid) - before["web"]
+        cpu["worker"] += _cpu_s(procs[1].pid) - before["worker"]
+        cpu["clients"] += time.process_time() - before["clients"]
         http_ips_rounds.append(per_round / seconds)
         latencies += lat
 
@@ -332,6 +346,9 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
                 "bare_ort_forward": ort_p50,
             },
         },
+        # CPU time per image in the throughput rounds (all threads of each process): the
+        # bare loop's is the forward alone; the worker's minus it is the worker's overhead.
+        "cpu_ms_per_image": {name: 1000 * value / (rounds * per_round) for name, value in cpu.items()},
         "ratios": {
             "http_vs_eager_throughput": ratio_eager,
             "http_vs_bare_ort_throughput": ratio_ort,
@@ -352,6 +369,7 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
     print(f"  HTTP, one at a time {seq_p50:8.1f} ms p50  (+{100 * overhead:.0f}% vs the bare ORT "
           f"forward of the same round, median)")
     print(f"  one request, p50 parts: {result['http']['sequential_breakdown_ms_p50']}")
+    print(f"  CPU ms per image: {result['cpu_ms_per_image']}")
     print(f"wrote {out}")
     return 0
 

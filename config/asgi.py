@@ -6,6 +6,8 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from config.daphne_tuning import skip_twisted_form_parsing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
@@ -14,6 +16,8 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from common.websocket import TokenOrSessionAuthMiddlewareStack  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+skip_twisted_form_parsing()
 
 application = ProtocolTypeRouter(
     {

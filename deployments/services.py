@@ -324,33 +324,47 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
 
 
 # --- predictions: web side ----------------------------------------------------------------------
+# The web process checks each image's header only (format, bytes, pixel limits) and hands
+# the raw bytes to the worker through Redis (one key per image, expiring with the request),
+# so the Celery message stays small and no image is base64-encoded or decoded twice. The
+# worker decodes every pixel once; corrupt data comes back as a 400 from there.
 @dataclass
 class PredictImage:
-    """An accepted input image: its (upright) encoded bytes and size."""
+    """An accepted input image: its encoded bytes and the size its header declares."""
 
     data: bytes
     width: int
     height: int
 
 
+def _predict_limits() -> dict[str, int]:
+    return {"max_bytes": setting("TESSERA_PREDICT_MAX_IMAGE_BYTES", 20 * 1024 * 1024, int),
+            "max_pixels": setting("TESSERA_PREDICT_MAX_IMAGE_PIXELS", 40_000_000, int),
+            "max_side": setting("TESSERA_PREDICT_MAX_IMAGE_SIDE", 20_000, int)}
+
+
+def _rejected(exc: Any, index: int) -> dict[str, Any]:
+    """An UploadRejected as an error payload (400, or 413 for too many bytes or pixels)."""
+    too_large = exc.code in ("file_too_large", "too_many_pixels")
+    return {"code": exc.code, "status": 413 if too_large else 400,
+            "message": f"Image {index}: {exc.message}", "details": {"image": index}}
+
+
+def _error(error: dict[str, Any]) -> ApplicationError:
+    return ApplicationError(error["message"], code=error["code"], status_code=error["status"],
+                            details=error.get("details"))
+
+
 def predict_image_check(*, data: bytes, index: int = 0) -> PredictImage:
-    """Validate one input image (fully decoded once). 400 for unreadable data, 413 for
-    too many bytes or pixels."""
-    from projects.validation import UploadRejected, check_image
+    """Header checks of one input image: 400 for data that is not a supported image, 413
+    for too many bytes or pixels. Its pixels are decoded (and checked) by the worker."""
+    from projects.validation import UploadRejected, inspect_image
 
     try:
-        checked = check_image(
-            data,
-            max_bytes=setting("TESSERA_PREDICT_MAX_IMAGE_BYTES", 20 * 1024 * 1024, int),
-            max_pixels=setting("TESSERA_PREDICT_MAX_IMAGE_PIXELS", 40_000_000, int),
-            max_side=setting("TESSERA_PREDICT_MAX_IMAGE_SIDE", 20_000, int),
-        )
+        header = inspect_image(data, **_predict_limits())
     except UploadRejected as exc:
-        too_large = exc.code in ("file_too_large", "too_many_pixels")
-        raise ApplicationError(f"Image {index}: {exc.message}", code=exc.code,
-                               status_code=413 if too_large else 400,
-                               details={"image": index}) from None
-    return PredictImage(checked.data, checked.width, checked.height)
+        raise _error(_rejected(exc, index)) from None
+    return PredictImage(data, header.width, header.height)
 
 
 def decode_base64_image(value: Any, index: int = 0) -> bytes:
@@ -367,13 +381,37 @@ def decode_base64_image(value: Any, index: int = 0) -> bytes:
                                details={"image": index}) from None
 
 
+def _input_keys(count: int) -> list[str]:
+    prefix = setting("TESSERA_CACHE_PREFIX", "tessera")
+    token = uuid.uuid4().hex
+    return [f"{prefix}:predict-input:{token}:{i}" for i in range(count)]
+
+
+def _inputs_put(images: Sequence[PredictImage], ttl_s: float) -> list[str]:
+    keys = _input_keys(len(images))
+    pipe = _redis().pipeline(transaction=False)
+    for key, image in zip(keys, images, strict=True):
+        pipe.set(key, image.data, px=max(1, int(ttl_s * 1000)))
+    pipe.execute()
+    return keys
+
+
+def _inputs_take(keys: Sequence[str]) -> list[bytes | None]:
+    pipe = _redis().pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+    pipe.delete(*keys)
+    return pipe.execute()[:-1]
+
+
 def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage],
                        polygons: bool = False, png: bool = False) -> list[dict[str, Any]]:
     """Run ``images`` through the deployment on an inference worker.
 
     Returns one payload per image: ``{"width", "height", "predictions": [{"class_id",
     "label", "class_name", "rle", "area"[, "polygons"]}][, "png"], "timing_ms"}``.
-    Raises 409 (not ready), 503 (no inference worker, or none answered in time)."""
+    Raises 409 (not ready), 400/413 (an image the worker could not decode), 503 (no
+    inference worker, or none answered in time)."""
     from celery.exceptions import TimeoutError as CeleryTimeout
 
     from deployments.selectors import inference_workers
@@ -392,29 +430,28 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
                                  "right now.", code="no_inference_worker")
     timeout = setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float)
     start = time.perf_counter()
+    keys = _inputs_put(images, ttl_s=timeout)
     result = predict.apply_async(
-        kwargs={
-            "deployment_id": deployment.pk, "artifact_id": deployment.artifact_id,
-            "runtime": deployment.runtime, "device": deployment.device,
-            "images": [base64.b64encode(image.data).decode("ascii") for image in images],
-            "polygons": polygons, "png": png,
-        },
+        kwargs={"deployment_id": deployment.pk, "artifact_id": deployment.artifact_id,
+                "runtime": deployment.runtime, "device": deployment.device,
+                "inputs": keys, "polygons": polygons, "png": png},
         expires=timeout)
     try:
         answer = result.get(timeout=timeout, propagate=False)
     except CeleryTimeout:
         result.revoke()
+        _redis().delete(*keys)
         raise ServiceUnavailable(f"No inference worker answered within {timeout:g} s.",
                                  code="inference_timeout") from None
     finally:
         result.forget()
     if isinstance(answer, BaseException):  # e.g. expired in the queue, or a lost worker
+        _redis().delete(*keys)
         raise ServiceUnavailable(f"The prediction did not run: {type(answer).__name__}: {answer}")
     if not isinstance(answer, dict) or not answer.get("ok"):
         error = answer.get("error", {}) if isinstance(answer, dict) else {}
-        raise ApplicationError(error.get("message") or f"The inference worker failed: {answer!r}",
-                               code=error.get("code", "inference_failed"),
-                               status_code=int(error.get("status", 500)))
+        raise _error({"code": "inference_failed", "status": 500,
+                      "message": f"The inference worker failed: {answer!r}", **error})
     total_ms = (time.perf_counter() - start) * 1000.0
     for payload in answer["results"]:
         payload["timing_ms"] = {"total": round(total_ms, 2),
@@ -430,20 +467,47 @@ def _decode_rgb(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def predict_run(*, artifact_id: int, runtime: str, device: str, images: Sequence[str],
+class _InputError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error["message"])
+        self.error = error
+
+
+def _decode_inputs(keys: Sequence[str]) -> list[np.ndarray]:
+    """The request's images from Redis, decoded (upright RGB); _InputError when one is
+    gone (the caller gave up) or cannot be decoded."""
+    from projects.validation import UploadRejected, decode_image
+
+    arrays = []
+    for index, data in enumerate(_inputs_take(keys)):
+        if data is None:
+            raise _InputError({"code": "input_expired", "status": 503,
+                               "message": f"Image {index} expired before a worker took it."})
+        try:
+            image = decode_image(data, **_predict_limits())
+        except UploadRejected as exc:
+            raise _InputError(_rejected(exc, index)) from None
+        arrays.append(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
+    return arrays
+
+
+def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence[str],
                 polygons: bool = False, png: bool = False) -> dict[str, Any]:
-    """Worker side of :func:`deployment_predict`: ``images`` are base64 encoded files.
+    """Worker side of :func:`deployment_predict`: ``inputs`` are the Redis keys of the
+    encoded images.
 
     Returns ``{"ok": True, "results": [...], "inference_ms"}`` or ``{"ok": False,
-    "error": {"code", "message", "status"}}`` (errors travel as data, not exceptions)."""
+    "error": {"code", "message", "status"[, "details"]}}`` (errors travel as data)."""
     from deployments.runtime import QueueClosed, QueueFull, RuntimeUnavailable
 
     start = time.perf_counter()
     try:
+        arrays = _decode_inputs(inputs)
         hot = hot_models().get(_artifact_dir(artifact_id), runtime, device)
-        arrays = [_decode_rgb(base64.b64decode(item)) for item in images]
         results = hot.predict_encoded(arrays, polygons=polygons, png=png,
                                       timeout=setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float))
+    except _InputError as exc:
+        return {"ok": False, "error": exc.error}
     except (QueueFull, QueueClosed) as exc:
         return {"ok": False, "error": {"code": "inference_busy", "status": 503,
                                        "message": f"The inference worker is overloaded: {exc}"}}

@@ -31,11 +31,11 @@ def deployment_load(self, deployment_id: int) -> None:
 
 @shared_task(name="deployments.tasks.predict", acks_late=False)
 def predict(*, deployment_id: int, artifact_id: int, runtime: str, device: str,
-            images: list[str], polygons: bool = False, png: bool = False) -> dict[str, Any]:
-    """Predictions for base64-encoded images (see services.predict_run). Not re-run
-    after a lost worker: the caller has given up by then."""
+            inputs: list[str], polygons: bool = False, png: bool = False) -> dict[str, Any]:
+    """Predictions for images waiting in Redis under ``inputs`` (see
+    services.predict_run). Not re-run after a lost worker: the caller has given up by then."""
     return services.predict_run(artifact_id=artifact_id, runtime=runtime, device=device,
-                                images=images, polygons=polygons, png=png)
+                                inputs=inputs, polygons=polygons, png=png)
 
 
 @shared_task(name="deployments.tasks.artifact_export_build")

@@ -39,7 +39,16 @@ def looks_like_video(name: str, head: bytes) -> bool:
     return head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
 
 
-def check_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> CheckedImage:
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, read without decoding its pixels."""
+
+    format: str
+    width: int
+    height: int
+
+
+def _open_header(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> Image.Image:
     if not data:
         raise UploadRejected("empty_file", "The file is empty (0 bytes).")
     if len(data) > max_bytes:
@@ -68,20 +77,42 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) 
             f"The image is {width}x{height} ({width * height} pixels); the limits are "
             f"{max_pixels} pixels and {max_side} pixels per side.",
         )
+    return image
+
+
+def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> ImageHeader:
+    """Header-only checks (size in bytes, known format, pixel limits): microseconds, for
+    callers that decode the pixels later anyway (``decode_image`` then finds corrupt data)."""
+    image = _open_header(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
+    return ImageHeader(image.format, *image.size)
+
+
+def _load(image: Image.Image) -> Image.Image:
     try:
         image.load()  # decodes every pixel: truncated or corrupt data fails here
     except (OSError, ValueError, SyntaxError) as exc:
         raise UploadRejected("corrupt_image", f"The image data is corrupt or truncated ({exc}).") from None
+    # Browsers honour EXIF orientation; work on upright pixels so masks line up.
+    return ImageOps.exif_transpose(image) if _has_rotation(image) else image
 
-    if _has_rotation(image):
-        # Browsers honour EXIF orientation; store upright pixels so masks line up.
-        transposed = ImageOps.exif_transpose(image)
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> Image.Image:
+    """The upright, fully decoded image (checks as ``check_image``)."""
+    return _load(_open_header(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side))
+
+
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> CheckedImage:
+    """Full check before storing: header limits, every pixel decoded, EXIF rotation applied
+    (the stored bytes are re-encoded as PNG only in that case)."""
+    image = _open_header(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
+    fmt = image.format
+    upright = _load(image)
+    if upright is not image:
         out = io.BytesIO()
-        transposed.save(out, format="PNG")
-        width, height = transposed.size
-        return CheckedImage(out.getvalue(), "PNG", width, height, ".png")
+        upright.save(out, format="PNG")
+        return CheckedImage(out.getvalue(), "PNG", upright.width, upright.height, ".png")
     extension = {"JPEG": ".jpg", "TIFF": ".tif"}.get(fmt, f".{fmt.lower()}")
-    return CheckedImage(data, fmt, width, height, extension)
+    return CheckedImage(data, fmt, image.width, image.height, extension)
 
 
 def _has_rotation(image: Image.Image) -> bool:

@@ -132,8 +132,8 @@ def test_bad_inputs(project_with_artifact, client_for, settings):
         return response.status_code, response.json()["error"]["code"]
 
     assert code(client.post(url, {}, format="json")) == (400, "no_image")
-    corrupt = _png()[:60]
-    assert code(client.post(url, {"image": io.BytesIO(corrupt)}, format="multipart"))[0] == 400
+    # (Truncated pixel data passes these header checks; the worker refuses it, see
+    # test_predict_worker.)
     assert code(client.post(url, {"image": base64.b64encode(b"not an image").decode()},
                             format="json")) == (400, "not_an_image")
     assert code(client.post(url, {"image": "%%%not base64"}, format="json")) == (400, "invalid_image")

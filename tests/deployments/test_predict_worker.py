@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
+from deployments import services
 from deployments.runtime import rle_decode
 from projects.synthetic import make_dataset
 from tests import factories
@@ -94,6 +95,24 @@ def test_deployment_answers_with_the_models_own_masks(inference_worker, project_
     assert len(results) == 3 and "png" not in results[0] and "polygons" not in str(results[0])
     for payload, want in zip(results, expected, strict=True):
         assert np.array_equal(_class_map(payload), want)
+
+    # The worker decodes every pixel: a truncated image is a 400 naming it, and nothing
+    # of the request is left behind in Redis. EXIF orientation is applied before predicting.
+    truncated = _png(images[2])[:-200]
+    bad = client.post(url, {"images": [base64.b64encode(_png(images[0])).decode(),
+                                       base64.b64encode(truncated).decode()]}, format="json")
+    assert bad.status_code == 400, bad.json()
+    assert bad.json()["error"]["code"] == "corrupt_image"
+    assert bad.json()["error"]["details"] == {"image": 1}
+    assert not list(services._redis().scan_iter(match="*predict-input*"))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated 90 degrees counter-clockwise: display turns it back
+    rotated = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(images[1]))).save(rotated, "PNG", exif=exif)
+    upright = client.post(url, {"image": io.BytesIO(rotated.getvalue())}, format="multipart")
+    assert upright.status_code == 200, upright.json()
+    assert (upright.json()["height"], upright.json()["width"]) == images[1].shape[:2]
+    assert np.array_equal(_class_map(upright.json()), expected[1])
 
     # Concurrent requests are all answered correctly (and may share forward passes).
     with ThreadPoolExecutor(6) as pool:
