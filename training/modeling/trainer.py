@@ -467,6 +467,12 @@ class Trainer:
         model = acc.unwrap_model(self.model)
         was_training = model.training
         model.eval()
+        if acc.num_processes > 1:
+            # DDP copies buffers (BatchNorm statistics) from rank 0 at each forward, then each
+            # rank updates its own copy with its batch: score every shard with rank 0's, the
+            # ones that checkpoints and the artifact keep.
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
         shard = list(range(acc.process_index, len(self.val_dataset), acc.num_processes))
         loader = DataLoader(
             Subset(self.val_dataset, shard),
@@ -566,8 +572,10 @@ class Trainer:
         path = Path(path)
         acc = self.accelerator
         model = acc.unwrap_model(self.model)
-        load_model(model, str(path / MODEL_WEIGHTS), strict=True, device=str(acc.device))
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=acc.device, weights_only=False))
+        # safetensors and torch.load take "cpu" but not accelerate's "cpu:0" (MULTI_CPU's device)
+        device = "cpu" if acc.device.type == "cpu" else str(acc.device)
+        load_model(model, str(path / MODEL_WEIGHTS), strict=True, device=device)
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=False))
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
         if acc.scaler is not None and (path / "scaler.pt").exists():
             acc.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
