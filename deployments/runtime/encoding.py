@@ -21,7 +21,9 @@ def rle_encode(mask: np.ndarray) -> dict[str, Any]:
     """
     from pycocotools import mask as mask_utils
 
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    if mask.dtype == bool and mask.flags.f_contiguous:
+        mask = mask.view(np.uint8)  # already what pycocotools wants: no copy
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
     return {
         "size": [int(rle["size"][0]), int(rle["size"][1])],
         "counts": rle["counts"].decode("ascii"),
@@ -103,11 +105,13 @@ def encode_class_map(
     """
     height, width = class_map.shape
     present = np.bincount(class_map.reshape(-1), minlength=len(classes))
+    # Column-major once: every per-class mask then comes out in the order RLE reads.
+    columns = np.asfortranarray(class_map)
     predictions: list[dict[str, Any]] = []
     for label in range(1, len(present)):
         if present[label] == 0:
             continue
-        mask = class_map == label
+        mask = columns == label
         entry: dict[str, Any] = {
             "label": label,
             "class_name": classes[label]["name"] if label < len(classes) else str(label),

@@ -92,15 +92,22 @@ def preprocess(
         mean, std: per-channel RGB normalisation on the 0..1 scale.
 
     Returns:
-        float32 array (N, 3, height, width).
+        float32 array (N, 3, height, width): ``(resized / 255 - mean) / std``, written
+        channel by channel into the batch (no intermediate full-size arrays).
     """
     height, width = int(resolution[0]), int(resolution[1])
-    mean_arr = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
-    std_arr = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
+    mean32 = np.asarray(mean, dtype=np.float32)
+    std32 = np.asarray(std, dtype=np.float32)
     batch = np.empty((len(images), 3, height, width), dtype=np.float32)
     for i, image in enumerate(images):
-        resized = resize_bilinear(check_image(image), height, width) / 255.0
-        batch[i] = ((resized - mean_arr) / std_arr).transpose(2, 0, 1)
+        rgb = check_image(image)
+        if rgb.shape[:2] != (height, width):
+            rgb = resize_bilinear(rgb, height, width)
+        for c in range(3):
+            out = batch[i, c]
+            np.divide(rgb[:, :, c], np.float32(255.0), out=out, dtype=np.float32)
+            out -= mean32[c]
+            out /= std32[c]
     return batch
 
 

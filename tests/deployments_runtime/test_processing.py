@@ -37,12 +37,12 @@ def test_resize_matches_torch_bilinear(src: tuple[int, int], dst: tuple[int, int
 def test_preprocess_matches_training_preprocess() -> None:
     rng = np.random.default_rng(1)
     images = [
-        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(64, 64), (97, 61), (30, 140)]
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(64, 64), (97, 61), (30, 140), (64, 48)]
     ]
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     ours = preprocess(images, (64, 48), mean, std)
     ref = training_inference.preprocess(images, (64, 48), mean, std).numpy()
-    assert ours.shape == (3, 3, 64, 48) and ours.dtype == np.float32
+    assert ours.shape == (4, 3, 64, 48) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
 
