@@ -13,8 +13,13 @@ Settings (read with defaults; environment variables of the same name):
   TESSERA_TRAINING_MAX_ATTEMPTS        resumptions of a lost run before it fails (2)
   TESSERA_GPU_MEMORY_GB                GPU memory of a worker; workflows needing more are
                                        refused up front (unset = no check)
-  TESSERA_GPUS_PER_WORKER              most GPUs one run may ask for (1)
-  TESSERA_TORCH_THREADS                torch CPU threads in the worker (unset = torch default)
+  TESSERA_GPUS_PER_WORKER              most GPUs one run may ask for (1). A run with
+                                       num_gpus > 1 is started by torchrun as that many
+                                       DDP processes (training.modeling.distributed): one
+                                       GPU each on CUDA, CPU processes on gloo without it
+  TESSERA_TORCH_THREADS                torch CPU threads in the worker, and per process
+                                       of a multi-process run (unset = torch default;
+                                       cores / processes for a multi-process run)
 """
 from __future__ import annotations
 
@@ -85,6 +90,13 @@ def workflow_config_check(*, config: dict[str, Any]) -> dict[str, Any]:
         gpus = setting("TESSERA_GPUS_PER_WORKER", 1, int)
         if parsed.num_gpus > gpus:
             problems.append(f"num_gpus {parsed.num_gpus} is more than a worker has ({gpus})")
+        elif parsed.num_gpus > 1:
+            import torch
+
+            # Without CUDA the processes run on CPU (gloo); with it, one GPU per process.
+            if torch.cuda.is_available() and parsed.num_gpus > torch.cuda.device_count():
+                problems.append(f"num_gpus {parsed.num_gpus} is more than this machine's "
+                                f"{torch.cuda.device_count()} GPUs")
         memory = setting("TESSERA_GPU_MEMORY_GB", None, float)
         need = estimate_memory_gb(parsed)
         if memory is not None and need > memory:
@@ -421,18 +433,24 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> None:
 
 
 def _failure_reason(exc: Exception) -> str:
+    from training.modeling.distributed import DistributedTrainingError
     from training.modeling.registry import ModelRegistryError, WeightsNotFoundError
     from training.modeling.trainer import TrainConfigError
 
-    if isinstance(exc, WeightsNotFoundError | ModelRegistryError | TrainConfigError | ApplicationError):
+    if isinstance(exc, WeightsNotFoundError | ModelRegistryError | TrainConfigError | ApplicationError
+                  | DistributedTrainingError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
-def _device_name() -> str:
+def _device_name(processes: int = 1) -> str:
     """What the Trainer will run on (accelerate takes CUDA when present), for the page."""
     import torch
 
+    if processes > 1:
+        if torch.cuda.is_available():
+            return f"{processes} x cuda ({torch.cuda.get_device_name(0)}) (DDP, nccl)"
+        return f"{processes} x cpu (DDP, gloo)"
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
     return "cpu"
@@ -454,14 +472,24 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
         _set_status(run, Status.RUNNING, step=resumed_step, message=message,
                     dataset={"ids": data.ids, "train": len(data.train), "val": len(data.val)})
 
-    outcome = run_training(
-        TrainConfig.from_dict(run.config), data.train, data.val, data.classes,
-        directory, directory / "artifact",
-        callbacks=_RunCallbacks(run, heartbeat, data.val_asset_ids, _device_name()),
-        weights_dir=setting("TESSERA_WEIGHTS_DIR", None),
-        resume_from=resume,
-        run_info={"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},
-    )
+    processes = int(run.config.get("num_gpus") or 1)
+    args = (TrainConfig.from_dict(run.config), data.train, data.val, data.classes,
+            directory, directory / "artifact")
+    options: dict[str, Any] = {
+        "callbacks": _RunCallbacks(run, heartbeat, data.val_asset_ids, _device_name(processes)),
+        "weights_dir": setting("TESSERA_WEIGHTS_DIR", None),
+        "resume_from": resume,
+        "run_info": {"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},
+    }
+    if processes > 1:
+        # torchrun starts the processes; their callbacks come back here, in this thread.
+        from training.modeling.distributed import run_training_distributed
+
+        outcome = run_training_distributed(*args, num_processes=processes,
+                                           threads_per_process=setting("TESSERA_TORCH_THREADS", None, int),
+                                           **options)
+    else:
+        outcome = run_training(*args, **options)
     result = outcome.result
     run.refresh_from_db()
     if result.status == "cancelled":

@@ -115,3 +115,22 @@ def test_model_catalogue(client_for):
     assert ("segformer", "b2") in keys and ("mask2former", "swin-base") in keys
     b0 = next(m for m in models if m["variant"] == "b0")
     assert b0["default_resolution"] == [512, 512] and "imagenet" in b0["pretrained_sources"]
+
+
+def test_num_gpus_is_capped_by_the_workers_gpus(client_for, settings, monkeypatch):
+    settings.TESSERA_GPUS_PER_WORKER = 2
+    project = factories.project_create()
+    client = client_for(factories.owner_of(project))
+    assert _post_workflow(client, project.id, {**TINY_SEGFORMER, "num_gpus": 2}).status_code == 201
+    response = _post_workflow(client, project.id, {**TINY_SEGFORMER, "num_gpus": 3})
+    assert response.status_code == 400
+    assert "num_gpus 3 is more than a worker has (2)" in response.json()["error"]["details"]["problems"]
+
+    # With CUDA present, the machine's GPU count caps it too (without, the processes run on CPU).
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    response = _post_workflow(client, project.id, {**TINY_SEGFORMER, "num_gpus": 2})
+    assert response.status_code == 400
+    assert "num_gpus 2 is more than this machine's 1 GPUs" in response.json()["error"]["message"]

@@ -99,7 +99,8 @@ class TrainConfig:
     keep_last_k:              most recent checkpoints kept (the best one is always kept).
     early_stopping_patience:  stop after this many evaluations without improvement of
                               ``keep_best_metric``; 0 = never.
-    num_gpus:                 processes the launcher should start (informational here).
+    num_gpus:                 processes to train with; > 1 = ``distributed.run_training_distributed``
+                              (torchrun + DDP). Informational inside the Trainer.
     mixed_precision:          auto = bf16 (or fp16) on CUDA, none on CPU.
     pretrained:               see ``registry.build_model``.
     """
