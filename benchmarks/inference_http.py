@@ -16,7 +16,7 @@ client pays: upload, PNG decode and checks, the queue hop, pre/postprocessing, R
 each class and JSON. The baselines are forward passes only.
 
 Usage:  python benchmarks/inference_http.py [--threads 2] [--clients 4] [--requests 32]
-        [--sequential 15] [--max-batch 8] [--max-wait-ms 5]
+        [--sequential 15] [--max-batch N] [--max-wait-ms MS] [--cpu-instances N]
 Writes benchmarks/results/inference_http.json and prints a summary.
 """
 from __future__ import annotations
@@ -100,8 +100,12 @@ def main() -> int:
                         help="HTTP requests in the throughput rounds (2 x clients per round)")
     parser.add_argument("--sequential", type=int, default=15,
                         help="latency rounds: one bare forward, then one request")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--max-batch", type=int, default=8, help="dynamic batching: most images per forward")
+    parser.add_argument("--max-wait-ms", type=float, default=None,
+                        help="dynamic batching wait (default: the platform's)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="dynamic batching: most images per forward (default: the platform's)")
+    parser.add_argument("--cpu-instances", type=int, default=None,
+                        help="forwards side by side on the CPU (default: the platform's)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inference_http.json"))
     args = parser.parse_args()
 
@@ -111,8 +115,10 @@ def main() -> int:
         "TESSERA_VAR_DIR": str(work / "var"), "TESSERA_MEDIA_ROOT": str(work / "var" / "media"),
         "TESSERA_CACHE_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
         "TESSERA_INFERENCE_THREADS": str(args.threads), "TESSERA_TORCH_THREADS": str(args.threads),
-        "TESSERA_INFERENCE_MAX_WAIT_MS": str(args.max_wait_ms),
-        "TESSERA_INFERENCE_MAX_BATCH": str(args.max_batch),
+        **{name: str(value) for name, value in (
+            ("TESSERA_INFERENCE_MAX_WAIT_MS", args.max_wait_ms),
+            ("TESSERA_INFERENCE_MAX_BATCH", args.max_batch),
+            ("TESSERA_INFERENCE_CPU_INSTANCES", args.cpu_instances)) if value is not None},
         "TESSERA_PREDICT_RATE": "100000/min", "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     env.pop("DATABASE_URL", None)
@@ -318,8 +324,10 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
                     "onnxruntime": __import__("onnxruntime").__version__,
                     "load_average_at_end": os.getloadavg()},
         "setup": {"clients": args.clients, "rounds": rounds, "requests_per_round": per_round,
-                  "worker": f"celery -P threads -c 8, HotModels max_batch {args.max_batch}, "
-                            f"max_wait_ms {args.max_wait_ms}",
+                  "worker": "celery -P threads -c 8; HotModels max_batch "
+                            f"{args.max_batch or 'default'}, max_wait_ms "
+                            f"{'default' if args.max_wait_ms is None else args.max_wait_ms}, "
+                            f"cpu_instances {args.cpu_instances or 'default'}",
                   "request": f"multipart PNG {len(buffer.getvalue())} bytes, Bearer key",
                   "deployment_load_ms": load_ms,
                   "method": "alternating rounds; ratios are medians of per-round ratios"},

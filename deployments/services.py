@@ -15,8 +15,9 @@ Settings (``common.conf.setting``: Django setting, else environment variable, el
   TESSERA_PREDICT_RATE                default throttle rate per API key ("600/min")
   TESSERA_INFERENCE_THREADS           intra-op threads of a runtime in the worker
   TESSERA_INFERENCE_CAPACITY          models kept hot per worker process (4)
-  TESSERA_INFERENCE_MAX_BATCH         dynamic batching: images per forward (8)
-  TESSERA_INFERENCE_MAX_WAIT_MS       dynamic batching: wait for companions (5)
+  TESSERA_INFERENCE_MAX_BATCH         dynamic batching: images per forward (8 on CUDA, 1 on CPU)
+  TESSERA_INFERENCE_MAX_WAIT_MS       dynamic batching: wait for companions (0: batch what queued)
+  TESSERA_INFERENCE_CPU_INSTANCES     ONNX Runtime on CPU: forwards side by side (CPUs, max 4)
   TESSERA_INFERENCE_HEARTBEAT_S       inference worker heartbeat period (2)
   TESSERA_INFERENCE_HEARTBEAT_TTL_S   a worker silent this long counts as gone (8)
   TESSERA_EXPORT_EVAL_IMAGES          validation images used by reports and pruning (32)
@@ -225,10 +226,11 @@ def hot_models() -> Any:
 
             _hot = HotModels(
                 capacity=setting("TESSERA_INFERENCE_CAPACITY", 4, int),
-                max_batch=setting("TESSERA_INFERENCE_MAX_BATCH", 8, int),
-                max_wait_ms=setting("TESSERA_INFERENCE_MAX_WAIT_MS", 5.0, float),
+                max_batch=setting("TESSERA_INFERENCE_MAX_BATCH", None, int),
+                max_wait_ms=setting("TESSERA_INFERENCE_MAX_WAIT_MS", 0.0, float),
                 cache_dir=Path(settings.VAR_DIR) / "inference-cache",
                 threads=setting("TESSERA_INFERENCE_THREADS", None, int),
+                cpu_instances=setting("TESSERA_INFERENCE_CPU_INSTANCES", None, int),
             )
         return _hot
 

@@ -1,10 +1,11 @@
 """Dynamic batching: many concurrent callers, one forward pass.
 
-A :class:`BatchingQueue` owns one background thread. Callers ``submit`` items (images)
-from any thread and get a ``Future``; the thread takes the first waiting item, then keeps
-collecting for at most ``max_wait_ms`` or until ``max_batch`` items are in hand, calls
-``batch_fn`` once on the whole list and hands each caller its own result (or the
-exception, if the batch failed).
+A :class:`BatchingQueue` owns ``workers`` background threads (one by default). Callers
+``submit`` items (images) from any thread and get a ``Future``; a free thread takes the
+first waiting item, then keeps collecting for at most ``max_wait_ms`` or until
+``max_batch`` items are in hand, calls ``batch_fn`` once on the whole list and hands each
+caller its own result (or the exception, if the batch failed). With ``max_wait_ms=0``
+nothing waits: batches are what queued up while the runtime was busy.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class BatchingQueue(Generic[T, R]):
         max_wait_ms: how long the first item of a batch waits for companions.
         max_pending: items allowed to wait; beyond it ``submit`` raises :class:`QueueFull`.
         name: thread name.
+        workers: threads calling ``batch_fn``, i.e. batches that may run at the same time
+            (for runtimes that run several forwards in parallel, e.g. CPU model instances).
 
     Thread-safe. Use as a context manager or call :meth:`close`.
     """
@@ -62,9 +65,12 @@ class BatchingQueue(Generic[T, R]):
         max_wait_ms: float = 5.0,
         max_pending: int = 1024,
         name: str = "tessera-batching",
+        workers: int = 1,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
         if max_wait_ms < 0:
             raise ValueError("max_wait_ms must be >= 0")
         self.batch_fn = batch_fn
@@ -75,8 +81,11 @@ class BatchingQueue(Generic[T, R]):
         self._submit_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.batch_sizes: Counter[int] = Counter()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, item: T) -> Future[R]:
         """Queue one item; the future resolves to its result."""
@@ -119,8 +128,10 @@ class BatchingQueue(Generic[T, R]):
             if self._closed.is_set():
                 return
             self._closed.set()
-        self._queue.put(_STOP)  # may wait for room; the worker keeps draining meanwhile
-        self._thread.join(timeout)
+        for _ in self._threads:  # may wait for room; the workers keep draining meanwhile
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def __enter__(self) -> BatchingQueue[T, R]:
         return self
@@ -178,11 +189,17 @@ class BatchingQueue(Generic[T, R]):
                 break
             batch, stop = self._collect(first)  # type: ignore[arg-type]
             self._run_batch(batch)
-        # Drain anything queued before close() so no caller waits forever.
+        # Drain anything queued before close() so no caller waits forever; stop markers
+        # meant for the other workers go back.
+        stops = 0
         while True:
             try:
                 rest = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if rest is not _STOP:
+            if rest is _STOP:
+                stops += 1
+            else:
                 self._run_batch([rest])  # type: ignore[list-item]
+        for _ in range(stops):
+            self._queue.put(_STOP)

@@ -40,6 +40,8 @@ class Predictor(ABC):
 
     runtime: str
     device: str
+    #: forwards that may run at the same time (see OnnxPredictor's CPU instances)
+    lanes: int = 1
 
     def __init__(self, meta: ArtifactMeta) -> None:
         self.meta = meta
@@ -179,7 +181,17 @@ def ort_session(onnx_path: str | Path, device: str = "cpu", threads: int | None 
 
 
 class OnnxPredictor(Predictor):
-    """ONNX Runtime session over an exported model (fp32, fp16 or int8)."""
+    """ONNX Runtime session over an exported model (fp32, fp16 or int8).
+
+    On the CPU with ``instances`` > 1 it holds a second session of the same model with
+    ``threads // instances`` intra-op threads (Triton's "model instances"): a forward that
+    finds others already running uses that one, so up to ``instances`` forwards run side
+    by side, each on its own cores, instead of queueing for the all-core session. A lone
+    request still gets every core. On 2 cores, two 1-thread forwards of SegFormer-B0 at
+    512x512 gave 6.5 images/s against 5.6 for one 2-thread session run back to back: the
+    threads of one forward wait for each other at every operator, and any other process
+    on a core stalls them all. The second session costs the model's memory once more.
+    """
 
     def __init__(
         self,
@@ -189,6 +201,7 @@ class OnnxPredictor(Predictor):
         *,
         threads: int | None = None,
         runtime: str = "onnxruntime",
+        instances: int = 1,
     ) -> None:
         super().__init__(meta)
         if device not in DEVICES:
@@ -198,13 +211,29 @@ class OnnxPredictor(Predictor):
         self.onnx_path = Path(onnx_path)
         self.session = ort_session(onnx_path, device, threads)
         self.input_name = self.session.get_inputs()[0].name
-        self._lock = (
-            threading.Lock()
-        )  # sessions are thread-safe, but one run at a time keeps cores for it
+        self.narrow = None
+        if device == "cpu" and instances > 1:
+            cores = threads or int(os.environ.get("TESSERA_INFERENCE_THREADS", "0") or 0) or (
+                os.cpu_count() or 1)
+            self.narrow = ort_session(onnx_path, device, max(1, cores // instances))
+            self.lanes = instances
+        self._lock = threading.Lock()  # one forward at a time on the all-core session
+        self._count_lock = threading.Lock()
+        self._running = 0
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:
-            (logits,) = self.session.run(None, {self.input_name: batch})
+        with self._count_lock:
+            self._running += 1
+            crowded = self._running > 1
+        try:
+            if crowded and self.narrow is not None:
+                (logits,) = self.narrow.run(None, {self.input_name: batch})
+            else:
+                with self._lock:
+                    (logits,) = self.session.run(None, {self.input_name: batch})
+        finally:
+            with self._count_lock:
+                self._running -= 1
         return np.asarray(logits, dtype=np.float32)
 
 
@@ -216,6 +245,7 @@ def create_predictor(
     cache_dir: str | Path | None = None,
     calibration_images: Sequence[np.ndarray] | None = None,
     threads: int | None = None,
+    instances: int = 1,
 ) -> Predictor:
     """Load an artifact into a ready predictor.
 
@@ -227,6 +257,8 @@ def create_predictor(
         calibration_images: for ``onnxruntime-int8``: RGB images to calibrate static QDQ
             quantization; without them dynamic (weight-only) quantization is used.
         threads: intra-op threads for ONNX Runtime / torch.
+        instances: ONNX Runtime on the CPU: forwards that may run side by side (see
+            :class:`OnnxPredictor`); ignored by the other runtimes.
 
     Raises:
         ValueError: unknown runtime or device.
@@ -266,4 +298,4 @@ def create_predictor(
             path = cache / "model.int8-dynamic.onnx"
             if not path.exists():
                 export.quantize_onnx_dynamic(fp32, path)
-    return OnnxPredictor(path, meta, device, threads=threads, runtime=runtime)
+    return OnnxPredictor(path, meta, device, threads=threads, runtime=runtime, instances=instances)

@@ -113,3 +113,28 @@ def test_batching_a_real_predictor_gives_the_same_masks(
     for a, b in zip(got, expected, strict=True):
         assert a.shape == b.shape and (a == b).mean() > 0.9999
     assert stats["items"] == 12 and stats["batches"] < 12
+
+
+def test_workers_run_batches_side_by_side_and_close_cleanly() -> None:
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow(items: list[int]) -> list[int]:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return [x + 1 for x in items]
+
+    batching = BatchingQueue(slow, max_batch=1, max_wait_ms=0, workers=3)
+    with ThreadPoolExecutor(9) as pool:
+        results = list(pool.map(lambda x: batching(x, timeout=10), range(9)))
+    assert results == [x + 1 for x in range(9)]
+    assert peak[0] == 3  # three forwards at once, never more
+    pending = batching.submit_many(range(5))  # queued behind nothing: drained on close
+    batching.close()
+    assert [f.result(timeout=1) for f in pending] == [1, 2, 3, 4, 5]
+    assert not any(t.is_alive() for t in batching._threads)
+    with pytest.raises(QueueClosed):
+        batching.submit(1)

@@ -3,6 +3,7 @@ inference, within the precision the runtime offers."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,26 @@ def test_bad_runtime_or_device_is_refused(trained_artifact: Path) -> None:
 def test_not_an_artifact_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="tessera.json"):
         create_predictor(tmp_path, "onnxruntime")
+
+
+def test_cpu_instances_run_forwards_side_by_side_with_the_same_masks(
+    trained_artifact: Path, val_set, tmp_path: Path
+) -> None:
+    single = create_predictor(trained_artifact, "onnxruntime", cache_dir=tmp_path)
+    parallel = create_predictor(trained_artifact, "onnxruntime", cache_dir=tmp_path, instances=2)
+    assert (single.lanes, parallel.lanes) == (1, 2) and parallel.narrow is not None
+    images = val_set.images[:8]
+    expected = single.predict_batch(images)
+    sessions_used = []
+    run = parallel.narrow.run
+
+    def counting_run(*args, **kwargs):
+        sessions_used.append("narrow")
+        return run(*args, **kwargs)
+
+    parallel.narrow.run = counting_run
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda image: parallel.predict(image), images))
+    assert _agreement(got, expected) > 0.9999
+    assert sessions_used  # some forwards found another running and took the second session
+    assert parallel.predict(images[0]).shape == expected[0].shape  # alone: the all-core one
