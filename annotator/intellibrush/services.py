@@ -9,6 +9,11 @@ Where things live:
   * one computation per embedding: a request that finds none enqueues the task only if
     no other request or job already did (an atomic ``cache.add`` marker in Redis), and
     then every waiting request polls the stored result;
+  * clicks go ahead of background precompute jobs: on-demand tasks are sent with the
+    most urgent priority, and a running precompute slice stops after the embedding in
+    progress as soon as an on-demand task is enqueued (a counter in Redis), so a click
+    waits for at most one embedding of the backlog, not for the slice or the project
+    (a training run holding the only gpu worker is not interrupted: the click waits);
   * without a SAM checkpoint (and a model other than ``tiny``) the classical fallback
     answers, and the response says so and how to install weights.
 
@@ -208,6 +213,24 @@ def _failed_key(key: str) -> str:
     return f"intellibrush:failed:{key}"
 
 
+#: Counts on-demand embedding tasks ever enqueued; precompute slices watch it change.
+_ON_DEMAND_SEQ_KEY = "intellibrush:on_demand_seq"
+
+
+def _on_demand_seq() -> int | None:
+    return cache.get(_ON_DEMAND_SEQ_KEY)
+
+
+def _on_demand_enqueued() -> None:
+    """Tell running precompute slices that an on-demand task is waiting on the queue."""
+    if cache.add(_ON_DEMAND_SEQ_KEY, 1, timeout=None):
+        return
+    try:
+        cache.incr(_ON_DEMAND_SEQ_KEY)
+    except ValueError:  # evicted between add and incr
+        cache.add(_ON_DEMAND_SEQ_KEY, 1, timeout=None)
+
+
 def embedding_compute(*, asset: Asset, model_type: str) -> tuple[EmbeddingRecord, bool]:
     """Compute and store the embedding of ``asset`` unless it exists. Runs on a GPU worker.
 
@@ -275,8 +298,11 @@ def embedding_request(*, asset: Asset, model_type: str) -> bool:
         return False
     cache.delete(_failed_key(key))
     # Default priority: on the Redis transport that is the most urgent list, served
-    # before the project-wide precompute tasks (sent with priority 9).
+    # before the project-wide precompute tasks (sent with priority 9). Then a running
+    # precompute slice is told to end early (after the message is in the queue, so the
+    # worker's next fetch finds it).
     intellibrush_embed_asset.apply_async(args=[asset.pk, model_type])
+    _on_demand_enqueued()
     return True
 
 
@@ -506,7 +532,8 @@ def embeddings_precompute_start(
     )
     from .tasks import intellibrush_embed_project
 
-    state = {"remaining": ids, "done": 0, "total": len(ids), "computed": 0, "errors": []}
+    state = {"remaining": ids, "done": 0, "total": len(ids), "computed": 0, "errors": [],
+             "on_demand_seen": _on_demand_seq()}
     transaction.on_commit(
         lambda: intellibrush_embed_project.apply_async(args=[job.pk, model_type, state], priority=9)
     )
@@ -525,14 +552,23 @@ def embeddings_project_step(
 ) -> dict[str, Any]:
     """Embed assets of a precompute job for up to ``budget_s`` seconds; report progress.
 
-    ``state``: {"remaining": [asset ids], "done", "total", "computed", "errors"}; returns
-    the next state (``remaining`` empty when the job is finished). Working in slices lets
-    on-demand requests (more urgent on the queue) run between slices instead of after
-    the whole project.
+    ``state``: {"remaining": [asset ids], "done", "total", "computed", "errors",
+    "on_demand_seen"}; returns the next state (``remaining`` empty when the job is
+    finished). Working in slices lets on-demand requests (more urgent on the queue) run
+    between slices instead of after the whole project; and a slice ends before its budget
+    as soon as an on-demand task was enqueued since the last look (``on_demand_seen``),
+    so that a click waits for at most the embedding in progress. The caller re-enqueues
+    the rest with the low priority, behind the click.
     """
     started = time.monotonic()
     state = {**state, "remaining": list(state["remaining"]), "errors": list(state["errors"])}
+    if "on_demand_seen" not in state:  # a job enqueued before this field existed
+        state["on_demand_seen"] = _on_demand_seq()
     while state["remaining"] and time.monotonic() - started < budget_s:
+        seq = _on_demand_seq()
+        if seq != state["on_demand_seen"]:
+            state["on_demand_seen"] = seq
+            break
         asset_id = state["remaining"].pop(0)
         asset = Asset.objects.filter(pk=asset_id).first()
         if asset is not None:

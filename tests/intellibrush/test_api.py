@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import signal
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +25,10 @@ from annotator.intellibrush import services
 from annotator.intellibrush.onnx_export import OnnxDecoder
 from annotator.intellibrush.sam import EmbeddingRecord, SamEngine, build_sam, clear_engines
 from projects import services as project_services
-from projects.models import Asset
+from projects.models import Asset, Job
 from projects.synthetic import make_sample
 from tests import factories
-from tests.conftest import wait_until
+from tests.conftest import ROOT, resume_consuming, stop_consuming, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -222,6 +226,92 @@ def test_precompute_job_reports_progress_then_clicks_hit_the_cache(celery_worker
     body = client.post(f"/api/v1/assets/{assets[1].id}/intellibrush/", {"box": [5, 5, 50, 40]},
                        format="json").json()
     assert body["embedding_source"] == "cache" and body["method"] == "sam"
+
+
+#: Seconds added to each embedding by the slow worker (tests/intellibrush/slow_worker).
+EMBED_DELAY_S = 0.4
+
+
+@pytest.fixture
+def slow_gpu_worker(start_celery_worker):
+    """The only gpu worker during the test (one process, as in production: one task per
+    GPU), whose embeddings take EMBED_DELAY_S longer. Stopped at the end of the test."""
+    earlier = stop_consuming("gpu")
+    hook = Path(__file__).resolve().parent / "slow_worker"
+    worker = start_celery_worker(
+        queues=("gpu",), name="ib-slow-gpu@tessera",
+        env={"PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "TESSERA_TEST_EMBED_DELAY_S": str(EMBED_DELAY_S)},
+    )
+    yield worker
+    os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown: a running slice finishes first
+    worker.wait(timeout=60)
+    resume_consuming("gpu", earlier)
+
+
+def test_click_goes_ahead_of_a_precompute_backlog(slow_gpu_worker, client_for) -> None:
+    """A project's 20 images are being embedded in the background on the only gpu worker;
+    a click on another image gets its embedding computed next, not after the backlog.
+
+    Backlog: 20 x 0.4 s = 8 s, less than one precompute slice's 10 s budget, so a click
+    that waited for the slice to end would wait for the whole backlog. ~20 s in all.
+    """
+    project = factories.project_create()
+    client = client_for(factories.owner_of(project))
+    backlog = [_asset(project, seed=9100 + i, width=64, height=48)[0] for i in range(20)]
+    clicked, _ = _asset(project, seed=9120, width=64, height=48)
+    job = services.embeddings_precompute_start(project=project, asset_ids=[a.id for a in backlog])
+    assert job is not None
+
+    def done() -> int:
+        return round(Job.objects.get(pk=job.pk).progress * len(backlog))
+
+    wait_until(lambda: done() >= 3, timeout=60, interval=0.05)
+    done_before, started = done(), time.monotonic()
+    response = client.post(f"/api/v1/assets/{clicked.id}/intellibrush/", {"points": [[30, 20, 1]]},
+                           format="json")
+    elapsed, done_after = time.monotonic() - started, done()
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["method"] == "sam" and body["embedding_source"] == "computed"
+    # At most the embedding in progress (and one that raced with reading the progress)
+    # ran before the click's own; the rest of the backlog was still waiting.
+    assert done_after - done_before <= 2, (done_before, done_after, elapsed)
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
+    assert elapsed < 8 * EMBED_DELAY_S, elapsed
+
+    # The background job then carries on where it stopped and embeds everything once.
+    finished = wait_until(
+        lambda: (j := Job.objects.get(pk=job.pk)).status in (Job.Status.SUCCEEDED, Job.Status.FAILED) and j,
+        timeout=120,
+    )
+    assert finished.status == Job.Status.SUCCEEDED, finished.errors
+    assert finished.result["computed"] == 20 and finished.result["already_stored"] == 0
+    assert all(default_storage.exists(services.embedding_key(asset=a, model_type="tiny"))
+               for a in [*backlog, clicked])
+
+
+def test_precompute_slice_stops_after_the_embedding_in_progress(monkeypatch) -> None:
+    """The slice logic alone (no worker): an on-demand enqueue during an embedding ends the
+    slice after it; the next slice is not cut short by that same, already-served click."""
+    project = factories.project_create()
+    ids = [_asset(project, seed=9130 + i, width=32, height=24)[0].id for i in range(4)]
+    job = project_services.job_create(project=project, user=None, kind=services.JOB_KIND)
+    computed: list[int] = []
+
+    def compute(*, asset, model_type):
+        computed.append(asset.id)
+        if len(computed) == 2:
+            services._on_demand_enqueued()  # a click arrives while the 2nd one is computed
+        return None, True
+
+    monkeypatch.setattr(services, "embedding_compute", compute)
+    state = {"remaining": ids, "done": 0, "total": 4, "computed": 0, "errors": [],
+             "on_demand_seen": services._on_demand_seq()}
+    state = services.embeddings_project_step(job_id=job.pk, model_type="tiny", state=state)
+    assert computed == ids[:2] and state["remaining"] == ids[2:]
+    state = services.embeddings_project_step(job_id=job.pk, model_type="tiny", state=state)
+    assert computed == ids and state["remaining"] == []
+    assert Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED
 
 
 def test_roles_and_validation(client_for) -> None:
