@@ -213,6 +213,16 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
     assert status == 201, key
     headers = {"Authorization": f"Bearer {key['key']}"}
     url = f"/api/v1/deployments/{deployment_id}/predict/"
+    # The floor: the same request to a deployment that is not ready is refused (409) after
+    # authentication, throttling, multipart parsing and the image header check, i.e.
+    # everything but the queue hop and the worker.
+    from deployments import services as deployment_services
+    from deployments.models import Deployment
+
+    parked = Deployment.objects.create(project=project, artifact=artifact, name="parked",
+                                       runtime="onnxruntime", status=Deployment.Status.DEPLOYING)
+    _, parked_key = deployment_services.api_key_create(deployment=parked, user=owner)
+    parked_url = f"/api/v1/deployments/{parked.pk}/predict/"
 
     image = make_dataset(1, seed=5, sizes=((512, 512),))[0].image
     buffer = io.BytesIO()
@@ -280,12 +290,22 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
     seq_client = Client(port, headers)
     for _ in range(2):
         eager(), bare_ort(), one_request(seq_client)
-    _log(f"latency: {args.sequential} rounds of (bare ORT forward, one HTTP request)")
-    ort_ms, sequential_ms = [], []
+    _log(f"latency: {args.sequential} rounds of (bare ORT forward, one HTTP request, one "
+         "refused request)")
+    ort_ms, sequential_ms, floor_ms, small_floor_ms = [], [], [], []
+    floor_client = Client(port, {"Authorization": f"Bearer {parked_key}"})
     server_timings.clear()
     for _ in range(args.sequential):
         ort_ms.append(timed(bare_ort))
         sequential_ms.append(one_request(seq_client))
+        start = time.perf_counter()
+        status, _ = floor_client.request("POST", parked_url, body_bytes, content_type)
+        assert status == 409, status
+        floor_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        status, _ = floor_client.request("POST", parked_url, b"{}")
+        assert status == 409, status
+        small_floor_ms.append((time.perf_counter() - start) * 1000)
     sequential_server = list(server_timings)
     rounds = max(1, args.requests // (2 * args.clients))
     per_round = 2 * args.clients
@@ -351,6 +371,8 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
                     t["total"] - t["inference"] for t in sequential_server),
                 "client_outside_web": statistics.median(
                     c - t["total"] for c, t in zip(sequential_ms, sequential_server, strict=True)),
+                "refused_request_floor": statistics.median(floor_ms),
+                "refused_empty_json_request": statistics.median(small_floor_ms),
                 "bare_ort_forward": ort_p50,
             },
         },

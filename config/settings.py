@@ -45,7 +45,7 @@ MIDDLEWARE = [
     # Before WhiteNoise, which answers static files itself: onnxruntime-web's worker
     # scripts need the cross-origin isolation headers too.
     "common.middleware.CrossOriginIsolationMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "common.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -43,3 +43,55 @@ def test_daphne_leaves_multipart_bodies_to_django():
     # ... daphne's requests no longer do, and the raw body still reaches the application.
     seen = _post(WebRequest)
     assert seen["args"] == {} and seen["body"] == BODY
+
+
+def test_middleware_keeps_api_requests_on_the_event_loop(caplog, settings):
+    """Under ASGI no middleware needs a sync<->async adapter (each one is a thread hop)."""
+    import logging
+
+    from django.core.handlers.asgi import ASGIHandler
+
+    settings.DEBUG = True  # Django names the adapters it adds only in debug mode
+    with caplog.at_level(logging.DEBUG, logger="django.request"):
+        ASGIHandler()
+    adapted = [r.getMessage() for r in caplog.records if "adapted for" in r.getMessage()]
+    # Only the (sync) views are run in a thread; no middleware is.
+    assert [m for m in adapted if "middleware" in m] == [], adapted
+
+
+def test_static_files_and_isolation_headers_in_both_modes(tmp_path, settings):
+    import asyncio
+
+    from asgiref.sync import iscoroutinefunction
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from common.middleware import CrossOriginIsolationMiddleware, StaticFilesMiddleware
+
+    (tmp_path / "app.js").write_text("console.log('tessera')")
+    settings.WHITENOISE_ROOT = tmp_path
+    requests = RequestFactory()
+
+    async def async_view(request):
+        return HttpResponse("api")
+
+    sync_chain = CrossOriginIsolationMiddleware(StaticFilesMiddleware(lambda request: HttpResponse("api")))
+    async_chain = CrossOriginIsolationMiddleware(StaticFilesMiddleware(async_view))
+    assert not iscoroutinefunction(sync_chain) and iscoroutinefunction(async_chain)
+
+    async def call_async(path):
+        response = await async_chain(requests.get(path))
+        if response.streaming:  # a file: a sync iterator, the ASGI handler reads it in a thread
+            return response, b"".join(response.streaming_content)
+        return response, response.content
+
+    for response, body in [
+        (lambda r: (r, b"".join(r.streaming_content)))(sync_chain(requests.get("/app.js"))),
+        asyncio.run(call_async("/app.js")),
+    ]:
+        assert body == b"console.log('tessera')"
+        assert response["Cross-Origin-Embedder-Policy"] == "credentialless"
+    for response, body in [(sync_chain(requests.get("/api/v1/x/")), None),
+                           asyncio.run(call_async("/api/v1/x/"))]:
+        assert (body or response.content) == b"api"
+        assert response["Cross-Origin-Opener-Policy"] == "same-origin"
