@@ -277,7 +277,6 @@ def test_click_goes_ahead_of_a_precompute_backlog(slow_gpu_worker, client_for) -
     # ran before the click's own; the rest of the backlog was still waiting.
     assert done_after - done_before <= 2, (done_before, done_after, elapsed)
     assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
-    assert elapsed < 8 * EMBED_DELAY_S, elapsed
 
     # The background job then carries on where it stopped and embeds everything once.
     finished = wait_until(
