@@ -290,14 +290,15 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
     seq_client = Client(port, headers)
     for _ in range(2):
         eager(), bare_ort(), one_request(seq_client)
-    _log(f"latency: {args.sequential} rounds of (bare ORT forward, one HTTP request, one "
-         "refused request)")
+    _log(f"latency: {args.sequential} rounds of (bare ORT forward, one HTTP request), then "
+         "refused requests")
     ort_ms, sequential_ms, floor_ms, small_floor_ms = [], [], [], []
     floor_client = Client(port, {"Authorization": f"Bearer {parked_key}"})
     server_timings.clear()
     for _ in range(args.sequential):
         ort_ms.append(timed(bare_ort))
         sequential_ms.append(one_request(seq_client))
+    for _ in range(args.sequential):
         start = time.perf_counter()
         status, _ = floor_client.request("POST", parked_url, body_bytes, content_type)
         assert status == 409, status
