@@ -57,6 +57,8 @@ class IntelliBrushApi(APIView):
         embedding_source = serializers.CharField(allow_null=True)
         hint = serializers.CharField(allow_null=True)
         low_res_logits = serializers.DictField(allow_null=True)
+        decoder = serializers.ChoiceField(choices=["onnxruntime", "pytorch"], required=False,
+                                          help_text="what decoded a SAM click")
         timing_ms = serializers.DictField()
 
     @extend_schema(request=IntelliBrushInput, responses=IntelliBrushOutput)

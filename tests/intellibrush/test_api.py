@@ -372,3 +372,26 @@ def test_without_weights_the_fallback_answers(client_for, settings, tmp_path, mo
         error = response.json()["error"]
         assert error["code"] == "sam_unavailable" and "TESSERA_WEIGHTS_DIR" in error["message"]
     assert not default_storage.exists(f"embeddings/{asset.id}")
+
+
+def test_server_clicks_use_the_onnx_decoder_and_agree_with_pytorch(celery_worker_process, client_for,
+                                                                   settings) -> None:
+    """Default clicks run the exported graph in ONNX Runtime (what browsers run); an explicit
+    multimask choice, or TESSERA_SAM_SERVER_ONNX=false, goes to the PyTorch decoder."""
+    project = factories.project_create()
+    client = client_for(factories.owner_of(project))
+    asset, _ = _asset(project, seed=9002)
+    url = f"/api/v1/assets/{asset.id}/intellibrush/"
+    prompts = [{"points": [[60, 40, 1]]}, {"points": [[60, 40, 1], [10, 80, 0]]},
+               {"box": [20, 10, 100, 70]}, {"points": [[50, 45, 1]], "box": [20, 10, 100, 70]}]
+    for prompt in prompts:
+        by_onnx = client.post(url, prompt, format="json").json()
+        assert by_onnx["decoder"] == "onnxruntime", by_onnx
+        settings.TESSERA_SAM_SERVER_ONNX = "false"
+        by_torch = client.post(url, prompt, format="json").json()
+        settings.TESSERA_SAM_SERVER_ONNX = None
+        assert by_torch["decoder"] == "pytorch"
+        assert (_mask(by_onnx["rle"]) == _mask(by_torch["rle"])).mean() >= 0.999, prompt
+        assert by_onnx["score"] == pytest.approx(by_torch["score"], abs=1e-4)
+    explicit = client.post(url, {"points": [[60, 40, 1]], "multimask": False}, format="json").json()
+    assert explicit["decoder"] == "pytorch"
