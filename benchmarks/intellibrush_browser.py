@@ -13,7 +13,9 @@ its decode includes thresholding, as the browser's decode_ms does).
 
 Threads: static files carry the cross-origin isolation headers (the isolation middleware
 sits in front of WhiteNoise), so onnxruntime-web may use worker threads; ``threads_1`` and
-``threads_2`` compare one and two.
+``threads_2`` compare one and two (both pinned to in-browser decoding with ``?ib=browser``);
+``automatic`` is the page as users get it: after 3 slow in-browser decodes it times one
+server click and hands clicks to the server when that was at least twice as fast.
 
 vit_b runs with random weights (a generated checkpoint; timings do not depend on values),
 and its embedding is written straight into storage with random values instead of spending
@@ -103,8 +105,12 @@ def _login(pg) -> None:
     pg.get_by_role("heading", name="Projects").wait_for()
 
 
-def _page_run(browser, url: str, pid: int, aid: int, threads: int | None, cycles: int) -> dict:
-    """Open the annotator, click ``cycles`` x (include, exclude, Escape); return the page's stats."""
+def _page_run(browser, url: str, pid: int, aid: int, threads: int | None, cycles: int,
+              pin_browser: bool = True) -> dict:
+    """Open the annotator, click ``cycles`` x (include, exclude, Escape); return the page's stats.
+
+    pin_browser: ``?ib=browser`` keeps every click in the browser (to time the decoder);
+    without it the page may hand clicks to the server when it decodes slowly."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=url)
     pg = context.new_page()
     if threads:
@@ -113,7 +119,7 @@ def _page_run(browser, url: str, pid: int, aid: int, threads: int | None, cycles
     pg.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/intellibrush/" in r.url else None)
     try:
         _login(pg)
-        pg.goto(f"/projects/{pid}/annotate/{aid}")
+        pg.goto(f"/projects/{pid}/annotate/{aid}" + ("?ib=browser" if pin_browser else ""))
         pg.wait_for_function("() => !!window.__tessera", timeout=60_000)
         t0 = time.perf_counter()
         pg.keyboard.press("i")
@@ -235,6 +241,16 @@ def bench_model(browser, model_type: str, cycles: int, work: Path) -> dict:
                 "clicks": len(decode),
                 "server_posts_during_run": s["posts"],
             }
+        print(f"  {model_type}: 2 threads, automatic browser/server choice…", flush=True)
+        s = _page_run(browser, server.url, pid, aid, 2, cycles, pin_browser=False)
+        result["automatic"] = {
+            "method_at_end": s["method"],
+            "in_browser_decodes": len(s["decodeMs"]),
+            "server_check_ms": s["serverCheckMs"] and round(s["serverCheckMs"], 1),
+            "click_to_draw_ms": _stats(s["clickToDrawMs"][1:]),
+            "click_to_draw_ms_last_half": _stats(s["clickToDrawMs"][len(s["clickToDrawMs"]) // 2:]),
+            "server_posts_during_run": s["posts"],
+        }
         result["server_endpoint_click_ms"] = _server_baseline(api, aid, max(3, cycles // 3))
         result["native_onnxruntime_1_thread_decode_ms"] = _native_ort_baseline(onnx.content, emb, cycles, var_dir)
         return result

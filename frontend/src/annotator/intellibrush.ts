@@ -9,7 +9,11 @@
  *   onnxruntime-web (`samDecoder.ts`);
  * - "server": SAM runs on the server (`POST /assets/{id}/intellibrush/`), used when the decoder
  *   cannot run in this browser (the ONNX graph or the wasm runtime failed to load, or the
- *   embedding is not ready yet);
+ *   embedding is not ready yet), or when this browser is slow: after the first few in-browser
+ *   decodes, if their median is above SLOW_DECODE_MS the session times one server click with
+ *   the same prompt and switches when the server answered at least twice as fast (a 2-core
+ *   machine decodes ViT-B in ~500 ms in wasm; the server, in ONNX Runtime, in ~50 ms).
+ *   `?ib=browser` in the page URL pins in-browser decoding (benchmarks);
  * - "fallback": the server has no SAM weights (409 `sam_unavailable`); its classical fallback
  *   answers, and the UI says how to install weights.
  * Consecutive clicks refine the previous proposal: its low-res logits go back in as the
@@ -74,6 +78,28 @@ export async function requestProposal(
   return api<IntelliBrushResult>(`/assets/${assetId}/intellibrush/`, { method: "POST", body, signal });
 }
 
+/** In-browser decodes slower than this (median) make the session compare with the server. */
+export const SLOW_DECODE_MS = 150;
+/** In-browser decodes measured before that comparison. */
+export const DECODES_BEFORE_CHECK = 3;
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Whether clicks should go to the server: this browser decodes slowly and one server
+ * round trip (whole request) took at most half its median decode. */
+export function preferServer(browserDecodeMs: number[], serverRoundTripMs: number): boolean {
+  const browser = median(browserDecodeMs);
+  return browser > SLOW_DECODE_MS && serverRoundTripMs * 2 <= browser;
+}
+
+function pinnedToBrowser(): boolean {
+  return typeof location !== "undefined" && new URLSearchParams(location.search).get("ib") === "browser";
+}
+
 /** Statistics kept for tests and benchmarks (window.__tessera.intellibrush()). */
 export interface IbStats {
   method: IbMethod;
@@ -86,6 +112,8 @@ export interface IbStats {
   embeddingMs: number | null;
   decoderLoadMs: number | null;
   threads: number | null;
+  /** The one server click timed against slow in-browser decoding (ms), if any. */
+  serverCheckMs: number | null;
 }
 
 /** Per-asset IntelliBrush state: how clicks are answered, and the logits to refine. */
@@ -104,7 +132,9 @@ export class IntelliBrushSession {
     embeddingMs: null,
     decoderLoadMs: null,
     threads: null,
+    serverCheckMs: null,
   };
+  private speedChecked = pinnedToBrowser();
 
   constructor(
     readonly assetId: number,
@@ -152,6 +182,25 @@ export class IntelliBrushSession {
     return this.setMode(mode("browser", `${emb.modelType}, ${this.decoder.threads} thread(s)`));
   }
 
+  /** Once, when in-browser decoding is slow: time the same click on the server (in the
+   * background) and let the server answer from then on if it is clearly faster. */
+  private maybeCompareWithServer(prompt: Prompt, maskInput: string | null): void {
+    const decodes = this.stats.decodeMs;
+    if (this.speedChecked || decodes.length < DECODES_BEFORE_CHECK || median(decodes) <= SLOW_DECODE_MS) return;
+    this.speedChecked = true;
+    const t0 = performance.now();
+    requestProposal(this.assetId, { ...prompt, maskInput, returnLogits: true })
+      .then((res) => {
+        const ms = performance.now() - t0;
+        this.stats.serverCheckMs = ms;
+        if (res.method === "sam" && this.mode.method === "browser" && preferServer(decodes, ms)) {
+          const here = Math.round(median(decodes));
+          this.setMode(mode("server", `the server answers a click in ${Math.round(ms)} ms; this browser decodes in ${here} ms`));
+        }
+      })
+      .catch(() => {}); // the browser keeps answering
+  }
+
   /** Forget the previous proposal (after accept or discard): the next click starts afresh. */
   reset(): void {
     this.prevLowRes = null;
@@ -159,17 +208,18 @@ export class IntelliBrushSession {
 
   /** The proposal for `prompt`, refining the previous one of this prompt session. */
   async propose(prompt: Prompt, signal?: AbortSignal): Promise<Proposal> {
-    const m = await this.prepare();
+    await this.prepare();
     if (signal?.aborted) throw new DOMException("aborted", "AbortError");
     const maskBits = this.prevLowRes;
     this.stats.lastMaskInput = maskBits ? halfBitsToBase64(maskBits) : null;
-    if (m.method === "browser" && this.decoder && this.emb) {
+    if (this.mode.method === "browser" && this.decoder && this.emb) {
       try {
         const r = await this.decoder.decode(this.emb, prompt, maskBits ? halfToFloat(maskBits) : null);
         this.stats.decodeMs.push(r.timing.totalMs);
         this.stats.decodeRunMs.push(r.timing.runMs);
         if (signal?.aborted) throw new DOMException("aborted", "AbortError");
         this.prevLowRes = r.lowResHalf;
+        this.maybeCompareWithServer(prompt, this.stats.lastMaskInput);
         return { bitmap: r.bitmap, score: r.score, method: "sam (browser)", ms: r.timing.totalMs };
       } catch (e) {
         if ((e as Error).name === "AbortError") throw e;
