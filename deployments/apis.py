@@ -29,15 +29,23 @@ from training.selectors import artifact_get_for_user
 
 class DeploymentOutput(serializers.ModelSerializer):
     predict_url = serializers.SerializerMethodField()
+    workers_loaded = serializers.SerializerMethodField(
+        help_text="running inference workers that hold this deployment's model hot")
 
     class Meta:
         model = Deployment
         fields = ["id", "project", "artifact", "name", "runtime", "device", "replicas", "status",
                   "reason", "worker", "load_ms", "created_at", "updated_at", "ready_at",
-                  "predict_url"]
+                  "predict_url", "workers_loaded"]
 
     def get_predict_url(self, deployment: Deployment) -> str:
         return f"/api/v1/deployments/{deployment.pk}/predict/"
+
+    def get_workers_loaded(self, deployment: Deployment) -> int:
+        if "inference_workers" not in self.context:  # one Redis read per response
+            self.context["inference_workers"] = selectors.inference_workers()
+        return sum(deployment.artifact_id in w.get("artifacts", ())
+                   for w in self.context["inference_workers"])
 
 
 class DeploymentListCreateApi(APIView):

@@ -186,9 +186,13 @@ def deployment_create(*, artifact: Artifact, user, name: str = "", runtime: str 
 
 
 def _enqueue_load(deployment_id: int) -> None:
+    """One worker loads the deployment and marks it ready (or failed, with the reason);
+    every other inference worker preloads it in the background, since any of them may
+    take its next request from the shared queue."""
     from deployments.tasks import deployment_load
 
     deployment_load.delay(deployment_id)
+    _broadcast("tessera_preload_deployment", deployment_id=deployment_id)
 
 
 def deployment_delete(*, deployment: Deployment) -> None:
@@ -202,12 +206,19 @@ def deployment_delete(*, deployment: Deployment) -> None:
 
 
 def _broadcast_unload(artifact_id: int) -> None:
+    _broadcast("tessera_unload_artifact", artifact_id=artifact_id)
+
+
+def _broadcast(command: str, **arguments: Any) -> None:
+    """Tell every worker (control commands; inference workers act, others ignore it).
+    Best effort: preloading and unloading are optimisations (lazy loads and the LRU cover
+    a worker that missed it)."""
     from config.celery_app import app
 
     try:
-        app.control.broadcast("tessera_unload_artifact", arguments={"artifact_id": artifact_id})
-    except Exception:  # noqa: BLE001 - unloading is an optimisation; LRU evicts anyway
-        logger.warning("could not broadcast unload of artifact %s", artifact_id, exc_info=True)
+        app.control.broadcast(command, arguments=arguments)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not broadcast %s %s", command, arguments, exc_info=True)
 
 
 # Worker side: one HotModels per process (the inference worker runs a thread pool, so
@@ -253,6 +264,28 @@ def artifact_unload(*, artifact_id: int) -> int:
     return _hot.evict(path)
 
 
+def loaded_artifact_ids() -> list[int]:
+    """Artifacts with a model hot in this process (reported with the worker heartbeat)."""
+    if _hot is None:
+        return []
+    hot_dirs = {key.artifact_dir for key in _hot.loaded()}
+    return sorted(i for i, path in list(_artifact_dirs.items()) if str(path.resolve()) in hot_dirs)
+
+
+def deployment_preload(*, deployment_id: int) -> None:
+    """Worker side: load (and warm up) a deployment's model without touching its status;
+    failures are the load task's to report."""
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    if deployment is None:
+        return
+    try:
+        hot = hot_models().get(_artifact_dir(deployment.artifact_id), deployment.runtime,
+                               deployment.device)
+        hot.predictor.warm_up()
+    except Exception:  # noqa: BLE001
+        logger.warning("preloading deployment %s failed", deployment_id, exc_info=True)
+
+
 def deployment_load(*, deployment_id: int, worker: str = "") -> None:
     """Worker side: load the deployment's model into this process and run one warm-up
     forward; mark it ready (with the load time) or failed (with the reason)."""
@@ -263,8 +296,7 @@ def deployment_load(*, deployment_id: int, worker: str = "") -> None:
     try:
         hot = hot_models().get(_artifact_dir(deployment.artifact_id), deployment.runtime,
                                deployment.device)
-        height, width = hot.predictor.meta.resolution
-        hot.predict([np.zeros((height, width, 3), np.uint8)], timeout=600)
+        hot.predictor.warm_up()
     except Exception as exc:  # noqa: BLE001 - every failure is the deployment's reason
         logger.exception("deployment %s failed to load", deployment_id)
         Deployment.objects.filter(pk=deployment_id).update(

@@ -59,6 +59,17 @@ def tessera_unload_artifact(state, artifact_id: int) -> dict[str, Any]:
     return {"ok": services.artifact_unload(artifact_id=artifact_id)}
 
 
+@control_command(args=[("deployment_id", int)], signature="<deployment_id>")
+def tessera_preload_deployment(state, deployment_id: int) -> dict[str, Any]:
+    """Broadcast when a deployment is created: inference workers load its model in the
+    background (not in this control thread, which also receives the worker's tasks)."""
+    if _heartbeat is None:
+        return {"ok": False, "reason": "not an inference worker"}
+    threading.Thread(target=services.deployment_preload, kwargs={"deployment_id": deployment_id},
+                     name=f"tessera-preload-{deployment_id}", daemon=True).start()
+    return {"ok": True}
+
+
 class _Heartbeat(threading.Thread):
     def __init__(self, name: str, period_s: float, ttl_s: float) -> None:
         super().__init__(name="tessera-inference-heartbeat", daemon=True)
@@ -71,7 +82,8 @@ class _Heartbeat(threading.Thread):
             try:
                 if self.info is None:
                     self.info = services.inference_worker_info(self.worker_name)
-                services.inference_worker_heartbeat(info=self.info, ttl_s=self.ttl_s)
+                info = {**self.info, "artifacts": services.loaded_artifact_ids()}
+                services.inference_worker_heartbeat(info=info, ttl_s=self.ttl_s)
             except Exception:  # noqa: BLE001 - Redis may blink; try again next period
                 logger.warning("inference heartbeat failed", exc_info=True)
             self.done.wait(self.period_s)

@@ -76,6 +76,12 @@ class Predictor(ABC):
         """Class map for one image (see :meth:`predict_batch`)."""
         return self.predict_batch([image])[0]
 
+    def warm_up(self) -> None:
+        """One prediction of a blank image at the model's resolution: first runs allocate
+        and pick kernels, which should not be paid by a user's request."""
+        height, width = self.meta.resolution
+        self.predict(np.zeros((height, width, 3), np.uint8))
+
     def predict_encoded(
         self, images: Sequence[np.ndarray], *, polygons: bool = False, png: bool = False
     ) -> list[dict[str, Any]]:
@@ -220,6 +226,13 @@ class OnnxPredictor(Predictor):
         self._lock = threading.Lock()  # one forward at a time on the all-core session
         self._count_lock = threading.Lock()
         self._running = 0
+
+    def warm_up(self) -> None:
+        super().warm_up()
+        if self.narrow is not None:
+            height, width = self.meta.resolution
+            blank = np.zeros((1, 3, height, width), np.float32)
+            self.narrow.run(None, {self.input_name: blank})
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         with self._count_lock:

@@ -186,3 +186,31 @@ def test_no_inference_worker_gives_503_at_once(start_worker, project_with_artifa
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "no_inference_worker"
     assert time.monotonic() - start < 2.0
+
+
+def test_every_inference_worker_preloads_a_new_deployment(inference_worker, start_worker,
+                                                          project_with_artifact, client_for):
+    """Any inference worker may take the next request from the shared queue, so each one
+    loads a new deployment ahead of it; deleting the deployment unloads it everywhere."""
+    from deployments.selectors import inference_workers
+
+    second = start_worker("deploy-inference-2@tessera", queues=("inference",))
+    try:
+        wait_until(lambda: len(inference_workers()) >= 2, timeout=60)
+        project, artifact = project_with_artifact
+        owner = client_for(factories.owner_of(project))
+        deployment = _deploy(owner, artifact.id, runtime="onnxruntime", replicas=2)
+        assert deployment["status"] == "ready", deployment
+        url = f"/api/v1/deployments/{deployment['id']}/"
+        loaded = wait_until(lambda: (n := owner.get(url).json()["workers_loaded"]) == 2 and n,
+                            timeout=90, interval=0.3)
+        assert loaded == 2
+        holders = {w["name"] for w in inference_workers() if artifact.id in w.get("artifacts", [])}
+        assert holders == {"deploy-inference@tessera", "deploy-inference-2@tessera"}
+
+        assert owner.delete(url).status_code == 204
+        wait_until(lambda: not any(artifact.id in w.get("artifacts", []) for w in inference_workers()),
+                   timeout=30, interval=0.3)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)

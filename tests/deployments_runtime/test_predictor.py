@@ -131,6 +131,7 @@ def test_cpu_instances_run_forwards_side_by_side_with_the_same_masks(
     single = create_predictor(trained_artifact, "onnxruntime", cache_dir=tmp_path)
     parallel = create_predictor(trained_artifact, "onnxruntime", cache_dir=tmp_path, instances=2)
     assert (single.lanes, parallel.lanes) == (1, 2) and parallel.narrow is not None
+    parallel.warm_up()  # both sessions run once before any request
     images = val_set.images[:8]
     expected = single.predict_batch(images)
     sessions_used = []

@@ -20,6 +20,8 @@ export interface Deployment {
   runtime: (typeof RUNTIMES)[number];
   device: (typeof DEVICES)[number];
   replicas: number;
+  /** Running inference workers holding the model hot. */
+  workers_loaded: number;
   status: DeploymentStatus;
   reason: string;
   worker: string;

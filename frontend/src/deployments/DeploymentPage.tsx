@@ -288,7 +288,9 @@ export function DeploymentPage() {
         </div>
         <div>
           <dt>worker</dt>
-          <dd>{d.worker || "—"}</dd>
+          <dd>
+            {d.worker || "—"} · hot on {d.workers_loaded} worker{d.workers_loaded === 1 ? "" : "s"}
+          </dd>
         </div>
         <div>
           <dt>load + warm-up</dt>
