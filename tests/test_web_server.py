@@ -61,6 +61,7 @@ def test_middleware_keeps_api_requests_on_the_event_loop(caplog, settings):
 
 def test_static_files_and_isolation_headers_in_both_modes(tmp_path, settings):
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from asgiref.sync import iscoroutinefunction
     from django.http import HttpResponse
@@ -85,13 +86,16 @@ def test_static_files_and_isolation_headers_in_both_modes(tmp_path, settings):
             return response, b"".join(response.streaming_content)
         return response, response.content
 
+    def run_async(path):  # in its own thread: another test may have left a loop running here
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, call_async(path)).result()
+
     for response, body in [
         (lambda r: (r, b"".join(r.streaming_content)))(sync_chain(requests.get("/app.js"))),
-        asyncio.run(call_async("/app.js")),
+        run_async("/app.js"),
     ]:
         assert body == b"console.log('tessera')"
         assert response["Cross-Origin-Embedder-Policy"] == "credentialless"
-    for response, body in [(sync_chain(requests.get("/api/v1/x/")), None),
-                           asyncio.run(call_async("/api/v1/x/"))]:
+    for response, body in [(sync_chain(requests.get("/api/v1/x/")), None), run_async("/api/v1/x/")]:
         assert (body or response.content) == b"api"
         assert response["Cross-Origin-Opener-Policy"] == "same-origin"
