@@ -7,7 +7,9 @@ events (``training.events``).
 
 Settings (read with defaults; environment variables of the same name):
   TESSERA_TRAINING_DIR                 worker disk for run folders and checkpoints
-                                       (default <TESSERA_VAR_DIR>/training)
+                                       (default <TESSERA_VAR_DIR>/training); each
+                                       checkpoint is also copied to the default storage,
+                                       from where another worker resumes a lost run
   TESSERA_TRAINING_HEARTBEAT_S         heartbeat period of a running worker (5)
   TESSERA_TRAINING_HEARTBEAT_TIMEOUT_S heartbeat age after which a run counts as lost (60)
   TESSERA_TRAINING_MAX_ATTEMPTS        resumptions of a lost run before it fails (2)
@@ -24,6 +26,7 @@ Settings (read with defaults; environment variables of the same name):
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import shutil
@@ -52,6 +55,7 @@ from training.models import Artifact, Checkpoint, MetricPoint, TrainingRun, Trai
 
 logger = logging.getLogger(__name__)
 Status = TrainingRun.Status
+STATE_FILE = "trainer_state.json"  # written last into a checkpoint folder by the Trainer
 
 
 
@@ -362,31 +366,89 @@ class _RunCallbacks:
         publish_run_event(self.run.pk, "training.eval", {"id": point.pk, "step": step, "values": values})
 
     def on_checkpoint(self, step: int, path: Path, metrics: dict[str, Any] | None) -> None:
+        checkpoint_upload(run=self.run, path=path)
         Checkpoint.objects.update_or_create(run=self.run, step=step,
                                             defaults={"path": str(path), "metrics": _summary(metrics),
                                                       "is_best": False})
-        # Rotation removes folders on disk: forget them here too, and mark the best one.
+        # The trainer keeps the last K and the best on disk (under this worker's run folder,
+        # whatever disk wrote the older ones): forget and delete the others, mark the best.
+        best = json.loads((path / STATE_FILE).read_text()).get("best_checkpoint")
+        kept = {d.name for d in path.parent.glob("step-*") if d.is_dir()}
         for ckpt in Checkpoint.objects.filter(run=self.run):
-            if not Path(ckpt.path).is_dir():
+            if Path(ckpt.path).name not in kept:
+                checkpoint_storage_delete(run=self.run, name=Path(ckpt.path).name)
                 ckpt.delete()
-        state_best = _best_checkpoint_name(path.parent)
         Checkpoint.objects.filter(run=self.run).update(is_best=False)
-        if state_best:
-            Checkpoint.objects.filter(run=self.run, path=str(path.parent / state_best)).update(is_best=True)
-        publish_run_event(self.run.pk, "training.checkpoint",
-                          {"step": step, "best": state_best == path.name})
+        if best:
+            Checkpoint.objects.filter(run=self.run, step=int(best.split("-")[1])).update(is_best=True)
+        publish_run_event(self.run.pk, "training.checkpoint", {"step": step, "best": best == path.name})
 
     def should_stop(self) -> bool:
         return self.heartbeat.cancel.is_set()
 
 
-def _best_checkpoint_name(checkpoints_dir: Path) -> str | None:
-    import json
+# --- checkpoints in storage ------------------------------------------------------------------
+# Every checkpoint the trainer writes on the worker's disk is copied to the default storage,
+# so that a run whose worker died resumes on any other worker (its own disk starts empty).
+# A checkpoint folder is flat; trainer_state.json is copied last and marks a complete copy.
+def checkpoint_storage_prefix(*, run: TrainingRun, name: str) -> str:
+    return f"checkpoints/{run.project_id}/{run.pk}-{run.key.hex}/{name}/"
 
-    states = sorted(checkpoints_dir.glob("step-*/trainer_state.json"))
-    if not states:
-        return None
-    return json.loads(states[-1].read_text()).get("best_checkpoint")
+
+def checkpoint_upload(*, run: TrainingRun, path: Path) -> None:
+    prefix = checkpoint_storage_prefix(run=run, name=path.name)
+    files = sorted((p for p in path.iterdir() if p.is_file()), key=lambda p: p.name == STATE_FILE)
+    for file in files:
+        name = prefix + file.name
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        with open(file, "rb") as fh:
+            default_storage.save(name, File(fh))
+
+
+def checkpoint_storage_delete(*, run: TrainingRun, name: str) -> None:
+    prefix = checkpoint_storage_prefix(run=run, name=name)
+    try:
+        _, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return
+    for file in sorted(files, key=lambda f: f != STATE_FILE):  # the completion mark first
+        default_storage.delete(prefix + file)
+
+
+def _checkpoint_download(run: TrainingRun, name: str, checkpoints_dir: Path) -> Path | None:
+    prefix = checkpoint_storage_prefix(run=run, name=name)
+    target = checkpoints_dir / name
+    if target.is_dir() or not default_storage.exists(prefix + STATE_FILE):
+        return target if target.is_dir() else None
+    tmp = checkpoints_dir / f".download-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _, files = default_storage.listdir(prefix)
+    for file in files:
+        with default_storage.open(prefix + file, "rb") as src, open(tmp / file, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    tmp.rename(target)
+    return target
+
+
+def checkpoints_fetch(*, run: TrainingRun, directory: Path) -> Path | None:
+    """The run's newest checkpoint, from this worker's disk or else copied down from storage
+    together with the ones the trainer still tracks (the best among them); None: none yet."""
+    from training.modeling.trainer import CHECKPOINTS_DIR, latest_checkpoint
+
+    local = latest_checkpoint(directory)
+    newest = Checkpoint.objects.filter(run=run).order_by("-step").first()
+    if newest is None or (local is not None and int(local.name.split("-")[1]) >= newest.step):
+        return local
+    checkpoints_dir = directory / CHECKPOINTS_DIR
+    fetched = _checkpoint_download(run, Path(newest.path).name, checkpoints_dir)
+    if fetched is None:
+        return local
+    state = json.loads((fetched / STATE_FILE).read_text())
+    for name in {*(state.get("checkpoints") or []), state.get("best_checkpoint")} - {None, fetched.name}:
+        _checkpoint_download(run, name, checkpoints_dir)
+    return fetched
 
 
 def _summary(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -458,11 +520,11 @@ def _device_name(processes: int = 1) -> str:
 
 def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
     from training.modeling.pipeline import run_training
-    from training.modeling.trainer import TrainConfig, latest_checkpoint
+    from training.modeling.trainer import TrainConfig
 
     data = _collect_data(run)
     directory = run_dir(run)
-    resume = latest_checkpoint(directory)
+    resume = checkpoints_fetch(run=run, directory=directory)
     resumed_step = int(resume.name.split("-")[1]) if resume else 0
     with transaction.atomic():
         # Points logged after the checkpoint are trained again: drop the old ones.

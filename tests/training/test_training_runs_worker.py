@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from projects.models import Asset
 from tests import factories
 from tests.conftest import resume_consuming, stop_consuming, wait_until
 from tests.training.conftest import TINY_SEGFORMER, WORKER_ENV, labelled_project
 from training.models import Artifact, Checkpoint, TrainingRun
+from training.services import checkpoint_storage_prefix
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -89,6 +93,15 @@ def test_run_completes_with_metrics_checkpoints_events_and_an_artifact(gpu_worke
     checkpoints = list(Checkpoint.objects.filter(run_id=run["id"]))
     assert checkpoints and all(Path(c.path).is_dir() for c in checkpoints)
     assert sum(c.is_best for c in checkpoints) == 1
+    # Each kept checkpoint also lives in the storage (complete), and only those.
+    run_row = TrainingRun.objects.get(pk=run["id"])
+    folders = default_storage.listdir(checkpoint_storage_prefix(run=run_row, name="x").rsplit("x/", 1)[0])[0]
+    stored = [f for f in folders  # (a local storage keeps emptied folders; S3 has none)
+              if default_storage.exists(checkpoint_storage_prefix(run=run_row, name=f) + "trainer_state.json")]
+    assert sorted(stored) == sorted(Path(c.path).name for c in checkpoints)
+    for c in checkpoints:
+        prefix = checkpoint_storage_prefix(run=run_row, name=Path(c.path).name)
+        assert sorted(default_storage.listdir(prefix)[1]) == sorted(p.name for p in Path(c.path).iterdir())
 
     artifact = Artifact.objects.get(run_id=run["id"])
     assert final["artifact"] == artifact.pk
@@ -142,7 +155,7 @@ def only_new_gpu_workers():
 
 
 def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, client_for, training_env,
-                                                       only_new_gpu_workers):
+                                                       only_new_gpu_workers, tmp_path):
     worker = start_celery_worker(queues=("gpu",), name="doomed-gpu@tessera", env=WORKER_ENV)
     project = labelled_project(images=12)
     client = client_for(factories.owner_of(project))
@@ -151,14 +164,23 @@ def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, clie
     wait_until(lambda: Checkpoint.objects.filter(run_id=run["id"], step__gte=20).exists(), timeout=240)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=30)
+    killed = timezone.now()
     killed_at = TrainingRun.objects.get(pk=run["id"]).step
+    saved = max(Checkpoint.objects.filter(run_id=run["id"]).values_list("step", flat=True))
 
-    start_celery_worker(queues=("gpu",), name="rescue-gpu@tessera", env=WORKER_ENV)
+    # The rescuing worker has a disk of its own: the checkpoint comes from the storage.
+    start_celery_worker(queues=("gpu",), name="rescue-gpu@tessera",
+                        env={**WORKER_ENV, "TESSERA_TRAINING_DIR": str(tmp_path / "rescue-disk")})
     final = wait_until(lambda: (s := _status(client, run["id"]))["status"] in TrainingRun.FINISHED and s,
                        timeout=400, interval=1.0)
     assert final["status"] == "completed", final
     assert final["attempts"] == 1 and final["step"] == 150
-    train_steps = [p["step"] for p in client.get(f"/api/v1/trainings/{run['id']}/metrics/?kind=train").json()]
-    assert train_steps == list(range(5, 151, 5))  # no gap, no step logged twice
+    points = client.get(f"/api/v1/trainings/{run['id']}/metrics/?kind=train").json()
+    assert [p["step"] for p in points] == list(range(5, 151, 5))  # no gap, no step logged twice
     assert killed_at >= 20
+    # Resumed, not restarted: what was logged up to the checkpoint is from before the kill.
+    for point in points:
+        before = parse_datetime(point["created_at"]) < killed
+        assert before == (point["step"] <= saved), (point, saved)
+    assert (tmp_path / "rescue-disk").is_dir()
     assert final["artifact"] is not None
