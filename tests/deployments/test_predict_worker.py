@@ -202,11 +202,14 @@ def test_every_inference_worker_preloads_a_new_deployment(inference_worker, star
         deployment = _deploy(owner, artifact.id, runtime="onnxruntime", replicas=2)
         assert deployment["status"] == "ready", deployment
         url = f"/api/v1/deployments/{deployment['id']}/"
-        loaded = wait_until(lambda: (n := owner.get(url).json()["workers_loaded"]) == 2 and n,
-                            timeout=90, interval=0.3)
-        assert loaded == 2
-        holders = {w["name"] for w in inference_workers() if artifact.id in w.get("artifacts", [])}
-        assert holders == {"deploy-inference@tessera", "deploy-inference-2@tessera"}
+        ours = {"deploy-inference@tessera", "deploy-inference-2@tessera"}
+
+        def holders() -> set[str]:
+            return {w["name"] for w in inference_workers() if artifact.id in w.get("artifacts", [])}
+
+        # (A worker of the session that serves every queue may hold it too.)
+        wait_until(lambda: ours <= holders(), timeout=90, interval=0.3)
+        assert owner.get(url).json()["workers_loaded"] == len(holders()) >= 2
 
         assert owner.delete(url).status_code == 204
         wait_until(lambda: not any(artifact.id in w.get("artifacts", []) for w in inference_workers()),
