@@ -71,7 +71,7 @@ class RunOutput(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "project", "workflow", "config", "status", "step", "total_steps", "message",
-                  "error", "cancel_requested", "attempts", "worker", "heartbeat_at", "best_metric",
+                  "error", "cancel_requested", "cancel_keep_best", "attempts", "worker", "heartbeat_at", "best_metric",
                   "best_step", "images_per_second", "dataset", "created_at", "started_at",
                   "finished_at", "artifact"]
 
@@ -124,10 +124,16 @@ class TrainingDetailApi(APIView):
 
 
 class TrainingCancelApi(APIView):
-    @extend_schema(request=None, responses=RunOutput)
+    class Input(serializers.Serializer):
+        keep_best = serializers.BooleanField(
+            default=False, help_text="keep the best checkpoint so far (else the last) as an artifact")
+
+    @extend_schema(request=Input, responses=RunOutput)
     def post(self, request, run_id: int):
         run = selectors.run_get_for_user(user=request.user, run_id=run_id, min_role=Role.ANNOTATOR)
-        run = services.training_run_cancel(run=run)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = services.training_run_cancel(run=run, keep_best=data.validated_data["keep_best"])
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -60,6 +60,7 @@ class TrainingRun(models.Model):
     message = models.CharField(max_length=500, blank=True, default="")
     error = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
+    cancel_keep_best = models.BooleanField(default=False)  # cancelled: artifact from the best checkpoint
     attempts = models.PositiveIntegerField(default=0)  # resumptions after a lost worker
     worker = models.CharField(max_length=255, blank=True, default="")
     heartbeat_at = models.DateTimeField(null=True, blank=True)

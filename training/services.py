@@ -187,19 +187,23 @@ def _set_status(run: TrainingRun, status: str, **fields: Any) -> None:
 
 
 @transaction.atomic
-def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+def training_run_cancel(*, run: TrainingRun, keep_best: bool = False) -> TrainingRun:
     """Ask a run to stop. A queued run is cancelled at once; a running one stops within
-    a step or two of its worker noticing. Finished runs cannot be cancelled (409)."""
+    a step or two of its worker noticing, and with ``keep_best`` leaves an artifact made
+    from its best checkpoint so far (else its last one). Finished runs cannot be
+    cancelled (409)."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.status in TrainingRun.FINISHED:
         raise ApplicationError(f"The training is {run.status} already.", code="not_running",
                                status_code=409)
     run.cancel_requested = True
+    run.cancel_keep_best = keep_best
     if run.status == Status.QUEUED:
-        _set_status(run, Status.CANCELLED, cancel_requested=True, message="Cancelled before it started.")
+        _set_status(run, Status.CANCELLED, cancel_requested=True, cancel_keep_best=keep_best,
+                    message="Cancelled before it started.")
     else:
-        run.message = "Cancelling..."
-        run.save(update_fields=["cancel_requested", "message"])
+        run.message = "Cancelling (keeping the best checkpoint)..." if keep_best else "Cancelling..."
+        run.save(update_fields=["cancel_requested", "cancel_keep_best", "message"])
     return run
 
 
@@ -555,7 +559,7 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
     result = outcome.result
     run.refresh_from_db()
     if result.status == "cancelled":
-        _set_status(run, Status.CANCELLED, step=result.step, message=f"Cancelled at step {result.step}.")
+        _cancelled(run, result, data, directory)
         return
     with transaction.atomic():
         config = run.config
@@ -566,6 +570,34 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
         _set_status(run, Status.COMPLETED, step=result.step, best_metric=result.best_metric,
                     best_step=result.best_step,
                     message=f"Completed{stopped}: artifact {artifact.pk} at step {result.step}.")
+
+
+def _cancelled(run: TrainingRun, result: Any, data: _Data, directory: Path) -> None:
+    """Mark a stopped run cancelled; when its canceller asked, keep its best checkpoint
+    (else its last) as an artifact first."""
+    from training.modeling.pipeline import artifact_from_checkpoints
+    from training.modeling.trainer import TrainConfig
+
+    message = f"Cancelled at step {result.step}."
+    if run.cancel_keep_best:
+        meta = artifact_from_checkpoints(
+            TrainConfig.from_dict(run.config), result, data.classes, directory / "artifact",
+            run_info={"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},
+            train_images=len(data.train), val_images=len(data.val))
+        if meta is None:
+            message += " No checkpoint had been written, so no artifact was kept."
+        else:
+            with transaction.atomic():
+                artifact = artifact_store(
+                    project_id=run.project_id, run=run, directory=directory / "artifact", meta=meta,
+                    name=f"{run.config['family']}-{run.config['variant']} run {run.pk} (cancelled)",
+                    user=run.created_by)
+                _set_status(run, Status.CANCELLED, step=result.step, best_metric=result.best_metric,
+                            best_step=result.best_step,
+                            message=f"{message} Artifact {artifact.pk} kept, from the checkpoint of "
+                                    f"step {int(meta['run']['checkpoint'].split('-')[1])}.")
+            return
+    _set_status(run, Status.CANCELLED, step=result.step, message=message)
 
 
 def artifact_store(*, project_id: int, directory: Path, meta: dict[str, Any], name: str,

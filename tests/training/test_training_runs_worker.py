@@ -145,6 +145,29 @@ def test_cancel_stops_a_running_training(gpu_worker, client_for, training_env):
     assert final["step"] < 5000 and final["artifact"] is None
 
 
+def test_cancel_can_keep_the_best_checkpoint_as_an_artifact(gpu_worker, client_for, training_env):
+    from training.modeling.artifact import load_artifact
+    from training.selectors import artifact_local_dir
+
+    project = labelled_project(images=8)
+    client = client_for(factories.owner_of(project))
+    run = _start(client, project, steps=5000, eval_interval=10, checkpoint_every_n_steps=0)
+    wait_until(lambda: Checkpoint.objects.filter(run_id=run["id"], is_best=True).exists(), timeout=180)
+    response = client.post(f"/api/v1/trainings/{run['id']}/cancel/", {"keep_best": True}, format="json")
+    assert response.status_code == 202 and response.json()["cancel_keep_best"] is True
+    final = wait_until(lambda: (s := _status(client, run["id"]))["status"] in TrainingRun.FINISHED and s,
+                       timeout=120)
+    assert final["status"] == "cancelled" and final["artifact"] is not None, final
+    best = Checkpoint.objects.get(run_id=run["id"], is_best=True)
+    artifact = Artifact.objects.get(pk=final["artifact"])
+    assert artifact.meta["run"]["status"] == "cancelled"
+    assert artifact.meta["run"]["checkpoint"] == Path(best.path).name
+    assert artifact.meta["metrics"]["miou"] == pytest.approx(best.metrics["miou"])
+    assert f"from the checkpoint of step {best.step}" in final["message"]
+    model, meta = load_artifact(artifact_local_dir(artifact=artifact))
+    assert meta["family"] == "segformer" and sum(p.numel() for p in model.parameters()) > 0
+
+
 @pytest.fixture
 def only_new_gpu_workers():
     """Workers started earlier in the session stop taking gpu tasks for this test, so the

@@ -115,13 +115,22 @@ def run_training(
     result = trainer.fit(resume_from=resume_from)
     if result.status == "cancelled":
         return TrainingOutcome(result, None, None)
-
-    chosen = result.best_checkpoint or result.last_checkpoint
     final_model = trainer.accelerator.unwrap_model(trainer.model)
-    if chosen is not None:
-        load_checkpoint_weights(final_model, chosen)
+    meta = None
+    if trainer.accelerator.is_main_process:
+        meta = _write_artifact(final_model, cfg, result, meta_classes, artifact_dir, run_info,
+                               len(train_pairs), len(val_pairs))
+    trainer.accelerator.wait_for_everyone()
+    if meta is None:  # other ranks: the same description, without writing
+        meta = _artifact_meta(cfg, result, meta_classes, run_info, len(train_pairs), len(val_pairs))
+    return TrainingOutcome(result, meta, Path(artifact_dir))
+
+
+def _artifact_meta(cfg: TrainConfig, result: TrainResult, meta_classes: list[dict[str, Any]],
+                   run_info: dict[str, Any] | None, train_images: int, val_images: int) -> dict[str, Any]:
+    chosen = result.best_checkpoint or result.last_checkpoint
     metrics = result.best_metrics if result.best_checkpoint else result.last_metrics
-    meta = {
+    return {
         "format": ARTIFACT_FORMAT,
         "family": cfg.family,
         "variant": cfg.variant,
@@ -137,11 +146,42 @@ def run_training(
             "steps": result.step,
             "best_step": result.best_step,
             "checkpoint": chosen.name if chosen else None,
-            "train_images": len(train_pairs),
-            "val_images": len(val_pairs),
+            "train_images": train_images,
+            "val_images": val_images,
         },
     }
-    if trainer.accelerator.is_main_process:
-        save_artifact(final_model, meta, artifact_dir)
-    trainer.accelerator.wait_for_everyone()
-    return TrainingOutcome(result, meta, Path(artifact_dir))
+
+
+def _write_artifact(model, cfg: TrainConfig, result: TrainResult, meta_classes: list[dict[str, Any]],
+                    artifact_dir: str | os.PathLike[str], run_info: dict[str, Any] | None,
+                    train_images: int, val_images: int) -> dict[str, Any]:
+    """Load the chosen checkpoint (the best, else the last) into ``model`` and save it."""
+    chosen = result.best_checkpoint or result.last_checkpoint
+    if chosen is not None:
+        load_checkpoint_weights(model, chosen)
+    meta = _artifact_meta(cfg, result, meta_classes, run_info, train_images, val_images)
+    save_artifact(model, meta, artifact_dir)
+    return meta
+
+
+def artifact_from_checkpoints(
+    config: TrainConfig,
+    result: TrainResult,
+    classes: Sequence[dict[str, Any]],
+    artifact_dir: str | os.PathLike[str],
+    *,
+    run_info: dict[str, Any] | None = None,
+    train_images: int = 0,
+    val_images: int = 0,
+) -> dict[str, Any] | None:
+    """The artifact of a stopped run (e.g. cancelled) from its best checkpoint, else its
+    last one; None when it wrote none. Builds the architecture without pretrained weights
+    (the checkpoint overwrites every parameter). Returns the artifact's meta."""
+    if (result.best_checkpoint or result.last_checkpoint) is None:
+        return None
+    cfg = config.resolved()
+    meta_classes = artifact_classes(classes)
+    model = build_model(get_spec(cfg.family, cfg.variant), len(meta_classes), "none",
+                        class_names=[c["name"] for c in meta_classes])
+    return _write_artifact(model, cfg, result, meta_classes, artifact_dir, run_info,
+                           train_images, val_images)

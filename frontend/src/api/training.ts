@@ -83,6 +83,8 @@ export interface TrainingRun {
   message: string;
   error: string;
   cancel_requested: boolean;
+  /** Cancelled with keep_best: the best checkpoint so far becomes an artifact. */
+  cancel_keep_best: boolean;
   attempts: number;
   worker: string;
   heartbeat_at: string | null;
@@ -256,7 +258,8 @@ export function useStartTraining(projectId: number) {
 export function useCancelRun() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (id: number) => api<TrainingRun>(`/trainings/${id}/cancel/`, { method: "POST" }),
+    mutationFn: ({ id, keepBest = false }: { id: number; keepBest?: boolean }) =>
+      api<TrainingRun>(`/trainings/${id}/cancel/`, { method: "POST", body: { keep_best: keepBest } }),
     onSuccess: (run) => {
       qc.setQueryData(trainingKeys.run(run.id), run);
       void qc.invalidateQueries({ queryKey: trainingKeys.runs(run.project) });

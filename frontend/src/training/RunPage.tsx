@@ -152,9 +152,21 @@ export function RunPage() {
       </h1>
       <div className="row run-actions">
         {active && canEdit && (
-          <button type="button" className="danger" disabled={cancel.isPending || run.cancel_requested} onClick={() => cancel.mutate(run.id)}>
-            {run.cancel_requested ? "Cancelling…" : "Cancel run"}
-          </button>
+          <>
+            <button type="button" className="danger" disabled={cancel.isPending || run.cancel_requested} onClick={() => cancel.mutate({ id: run.id })}>
+              {run.cancel_requested ? "Cancelling…" : "Cancel run"}
+            </button>
+            {!run.cancel_requested && (
+              <button
+                type="button"
+                disabled={cancel.isPending}
+                title="Stop, and keep the best checkpoint so far (else the last) as an artifact"
+                onClick={() => cancel.mutate({ id: run.id, keepBest: true })}
+              >
+                Cancel, keep best
+              </button>
+            )}
+          </>
         )}
         {cancel.error && <span className="error" role="alert">{cancel.error.message}</span>}
         <span className={`socket-state small muted socket-${live.socket}`} data-testid="socket-state">
