@@ -25,7 +25,6 @@ Settings (read with defaults; environment variables of the same name):
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -49,15 +48,14 @@ from django.utils import timezone
 from common.conf import setting
 from common.errors import ApplicationError
 from projects.models import Asset, LabelClass, Project
+from projects.selectors import asset_pixels
 from training import events
 from training.events import publish_run_event
+from training.modeling.checkpoints import CHECKPOINTS_DIR, STATE_FILE, checkpoint_step
 from training.models import Artifact, Checkpoint, MetricPoint, TrainingRun, TrainingWorkflow
 
 logger = logging.getLogger(__name__)
 Status = TrainingRun.Status
-STATE_FILE = "trainer_state.json"  # written last into a checkpoint folder by the Trainer
-
-
 
 
 def training_dir() -> Path:
@@ -287,14 +285,6 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def _decode_image(asset: Asset) -> np.ndarray:
-    from PIL import Image
-
-    with asset.file.open("rb") as fh:
-        image = Image.open(io.BytesIO(fh.read()))
-        return np.asarray(image.convert("RGB"))
-
-
 @dataclass
 class _Data:
     train: list[tuple[np.ndarray, np.ndarray]]
@@ -336,7 +326,7 @@ def _collect_data(run: TrainingRun) -> _Data:
             semantic = mask_semantic_map(asset=asset, labels=labels)
             if semantic is None:
                 continue
-            out.append((_decode_image(asset), semantic.astype(np.uint8)))
+            out.append((asset_pixels(asset=asset), semantic.astype(np.uint8)))
             kept[split].append(pk)
         return out
 
@@ -384,7 +374,7 @@ class _RunCallbacks:
                 ckpt.delete()
         Checkpoint.objects.filter(run=self.run).update(is_best=False)
         if best:
-            Checkpoint.objects.filter(run=self.run, step=int(best.split("-")[1])).update(is_best=True)
+            Checkpoint.objects.filter(run=self.run, step=checkpoint_step(best)).update(is_best=True)
         publish_run_event(self.run.pk, "training.checkpoint", {"step": step, "best": best == path.name})
 
     def should_stop(self) -> bool:
@@ -439,11 +429,11 @@ def _checkpoint_download(run: TrainingRun, name: str, checkpoints_dir: Path) -> 
 def checkpoints_fetch(*, run: TrainingRun, directory: Path) -> Path | None:
     """The run's newest checkpoint, from this worker's disk or else copied down from storage
     together with the ones the trainer still tracks (the best among them); None: none yet."""
-    from training.modeling.trainer import CHECKPOINTS_DIR, latest_checkpoint
+    from training.modeling.trainer import latest_checkpoint
 
     local = latest_checkpoint(directory)
     newest = Checkpoint.objects.filter(run=run).order_by("-step").first()
-    if newest is None or (local is not None and int(local.name.split("-")[1]) >= newest.step):
+    if newest is None or (local is not None and checkpoint_step(local.name) >= newest.step):
         return local
     checkpoints_dir = directory / CHECKPOINTS_DIR
     fetched = _checkpoint_download(run, Path(newest.path).name, checkpoints_dir)
@@ -529,7 +519,7 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
     data = _collect_data(run)
     directory = run_dir(run)
     resume = checkpoints_fetch(run=run, directory=directory)
-    resumed_step = int(resume.name.split("-")[1]) if resume else 0
+    resumed_step = checkpoint_step(resume.name) if resume else 0
     with transaction.atomic():
         # Points logged after the checkpoint are trained again: drop the old ones.
         MetricPoint.objects.filter(run=run, step__gt=resumed_step).delete()
@@ -545,7 +535,7 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
         "callbacks": _RunCallbacks(run, heartbeat, data.val_asset_ids, _device_name(processes)),
         "weights_dir": setting("TESSERA_WEIGHTS_DIR", None),
         "resume_from": resume,
-        "run_info": {"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},
+        "run_info": _run_info(run),
     }
     if processes > 1:
         # torchrun starts the processes; their callbacks come back here, in this thread.
@@ -562,14 +552,23 @@ def _execute(run: TrainingRun, heartbeat: _Heartbeat) -> None:
         _cancelled(run, result, data, directory)
         return
     with transaction.atomic():
-        config = run.config
-        artifact = artifact_store(
-            project_id=run.project_id, run=run, directory=outcome.artifact_dir, meta=outcome.meta,
-            name=f"{config['family']}-{config['variant']} run {run.pk}", user=run.created_by)
+        artifact = _store_run_artifact(run, outcome.artifact_dir, outcome.meta)
         stopped = " (early stop)" if result.status == "early_stopped" else ""
         _set_status(run, Status.COMPLETED, step=result.step, best_metric=result.best_metric,
                     best_step=result.best_step,
                     message=f"Completed{stopped}: artifact {artifact.pk} at step {result.step}.")
+
+
+def _run_info(run: TrainingRun) -> dict[str, Any]:
+    """What an artifact's meta records of the run that made it."""
+    return {"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts}
+
+
+def _store_run_artifact(run: TrainingRun, directory: Path, meta: dict[str, Any],
+                        suffix: str = "") -> Artifact:
+    name = f"{run.config['family']}-{run.config['variant']} run {run.pk}{suffix}"
+    return artifact_store(project_id=run.project_id, run=run, directory=directory, meta=meta,
+                          name=name, user=run.created_by)
 
 
 def _cancelled(run: TrainingRun, result: Any, data: _Data, directory: Path) -> None:
@@ -582,20 +581,16 @@ def _cancelled(run: TrainingRun, result: Any, data: _Data, directory: Path) -> N
     if run.cancel_keep_best:
         meta = artifact_from_checkpoints(
             TrainConfig.from_dict(run.config), result, data.classes, directory / "artifact",
-            run_info={"run_id": run.pk, "project_id": run.project_id, "attempts": run.attempts},
-            train_images=len(data.train), val_images=len(data.val))
+            run_info=_run_info(run), train_images=len(data.train), val_images=len(data.val))
         if meta is None:
             message += " No checkpoint had been written, so no artifact was kept."
         else:
             with transaction.atomic():
-                artifact = artifact_store(
-                    project_id=run.project_id, run=run, directory=directory / "artifact", meta=meta,
-                    name=f"{run.config['family']}-{run.config['variant']} run {run.pk} (cancelled)",
-                    user=run.created_by)
+                artifact = _store_run_artifact(run, directory / "artifact", meta, " (cancelled)")
                 _set_status(run, Status.CANCELLED, step=result.step, best_metric=result.best_metric,
                             best_step=result.best_step,
                             message=f"{message} Artifact {artifact.pk} kept, from the checkpoint of "
-                                    f"step {int(meta['run']['checkpoint'].split('-')[1])}.")
+                                    f"step {checkpoint_step(meta['run']['checkpoint'])}.")
             return
     _set_status(run, Status.CANCELLED, step=result.step, message=message)
 

@@ -49,6 +49,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from transformers import get_scheduler
 
+from .checkpoints import (
+    CHECKPOINTS_DIR,
+    MODEL_WEIGHTS,
+    STATE_FILE,
+    checkpoint_name,
+    checkpoint_step,
+)
 from .data import (
     AugmentConfig,
     SegmentationEvalDataset,
@@ -72,8 +79,6 @@ SCHEDULES = ("constant", "linear", "cosine", "poly")
 OPTIMIZERS = ("adamw", "sgd")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 BEST_METRICS = ("miou", "mean_f1", "pixel_accuracy")
-CHECKPOINTS_DIR = "checkpoints"
-MODEL_WEIGHTS = "model.safetensors"
 
 
 class TrainConfigError(ValueError):
@@ -522,8 +527,8 @@ class Trainer:
         """Write a checkpoint for the current step (atomically) and prune old ones."""
         acc = self.accelerator
         step = self.state.step
-        final = self.checkpoints_dir / f"step-{step:06d}"
-        tmp = self.checkpoints_dir / f".tmp-step-{step:06d}"
+        final = self.checkpoints_dir / checkpoint_name(step)
+        tmp = self.checkpoints_dir / f".tmp-{checkpoint_name(step)}"
         acc.wait_for_everyone()
         if acc.is_main_process:
             if tmp.exists():
@@ -542,7 +547,7 @@ class Trainer:
             name = final.name
             if name not in self.state.checkpoints:
                 self.state.checkpoints.append(name)
-            (tmp / "trainer_state.json").write_text(json.dumps(asdict(self.state), indent=2, default=str))
+            (tmp / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=2, default=str))
             self._write_config(tmp)
         acc.wait_for_everyone()
         if acc.is_main_process:
@@ -583,7 +588,7 @@ class Trainer:
         rng_file = path / f"rng-{acc.process_index}.pt"
         if rng_file.exists():
             _restore_rng(torch.load(rng_file, weights_only=False))
-        data = json.loads((path / "trainer_state.json").read_text())
+        data = json.loads((path / STATE_FILE).read_text())
         self.state = _State(**data)
         # checkpoints of the run being resumed live in another output_dir when resuming
         # elsewhere; only track the ones that exist here.
@@ -631,7 +636,7 @@ class Trainer:
             self.state.best_metric, self.state.best_step = value, self.state.step
             self.state.best_metrics = metrics
             self.state.evals_without_improvement = 0
-            self.state.best_checkpoint = f"step-{self.state.step:06d}"
+            self.state.best_checkpoint = checkpoint_name(self.state.step)
             path = self.save_checkpoint()
             if acc.is_main_process:
                 self.callbacks.on_checkpoint(self.state.step, path, metrics)
@@ -731,8 +736,8 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     root = Path(output_dir) / CHECKPOINTS_DIR
     if not root.is_dir():
         return None
-    done = [p for p in root.glob("step-*") if (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
+    done = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
+    return max(done, key=lambda p: checkpoint_step(p.name)) if done else None
 
 
 def load_checkpoint_weights(model: nn.Module, checkpoint: str | Path) -> nn.Module:
