@@ -15,3 +15,8 @@ def setting(name: str, default: Any, cast: Callable[[Any], Any] | None = None) -
     if value in (None, ""):
         return default
     return cast(value) if cast else value
+
+
+def truthy(value: Any) -> bool:
+    """A yes/no setting or parameter: True, "1", "true", "yes", "on" (any case)."""
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}

@@ -17,6 +17,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.conf import truthy
 from common.errors import ApplicationError, NotFoundError
 from common.pagination import PageNumberPagination
 from deployments import selectors, services
@@ -148,16 +149,11 @@ class ApiKeyDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
 def _flag(request, name: str) -> bool:
     value = request.query_params.get(name)
     if value is None and hasattr(request.data, "get"):
         value = request.data.get(name)
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in _TRUE if value is not None else False
+    return value is not None and truthy(value)
 
 
 class PredictionOutput(serializers.Serializer):

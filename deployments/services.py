@@ -28,7 +28,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import io
 import json
 import logging
 import os
@@ -55,6 +54,7 @@ from common.conf import setting
 from common.errors import ApplicationError
 from deployments.models import ApiKey, ArtifactExport, Deployment
 from projects.models import Asset, Job, Project
+from projects.selectors import asset_pixels
 from projects.services import job_create, job_finish, job_progress
 from training.models import Artifact
 
@@ -264,6 +264,11 @@ def artifact_unload(*, artifact_id: int) -> int:
     return _hot.evict(path)
 
 
+def _hot_model(artifact_id: int, runtime: str, device: str) -> Any:
+    """This process's hot model of an artifact, loading it on first use."""
+    return hot_models().get(_artifact_dir(artifact_id), runtime, device)
+
+
 def loaded_artifact_ids() -> list[int]:
     """Artifacts with a model hot in this process (reported with the worker heartbeat)."""
     if _hot is None:
@@ -279,9 +284,7 @@ def deployment_preload(*, deployment_id: int) -> None:
     if deployment is None:
         return
     try:
-        hot = hot_models().get(_artifact_dir(deployment.artifact_id), deployment.runtime,
-                               deployment.device)
-        hot.predictor.warm_up()
+        _hot_model(deployment.artifact_id, deployment.runtime, deployment.device).predictor.warm_up()
     except Exception:  # noqa: BLE001
         logger.warning("preloading deployment %s failed", deployment_id, exc_info=True)
 
@@ -294,9 +297,7 @@ def deployment_load(*, deployment_id: int, worker: str = "") -> None:
         return
     start = time.perf_counter()
     try:
-        hot = hot_models().get(_artifact_dir(deployment.artifact_id), deployment.runtime,
-                               deployment.device)
-        hot.predictor.warm_up()
+        _hot_model(deployment.artifact_id, deployment.runtime, deployment.device).predictor.warm_up()
     except Exception as exc:  # noqa: BLE001 - every failure is the deployment's reason
         logger.exception("deployment %s failed to load", deployment_id)
         Deployment.objects.filter(pk=deployment_id).update(
@@ -494,13 +495,6 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
 
 
 # --- predictions: worker side ----------------------------------------------------------------------
-def _decode_rgb(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 class _InputError(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(error["message"])
@@ -537,7 +531,7 @@ def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence
     start = time.perf_counter()
     try:
         arrays = _decode_inputs(inputs)
-        hot = hot_models().get(_artifact_dir(artifact_id), runtime, device)
+        hot = _hot_model(artifact_id, runtime, device)
         results = hot.predict_encoded(arrays, polygons=polygons, png=png,
                                       timeout=setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float))
     except _InputError as exc:
@@ -594,8 +588,7 @@ def artifact_validation_pairs(*, artifact: Artifact, limit: int | None = None) -
         target = mask_semantic_map(asset=asset, labels=labels)
         if target is None:
             continue
-        with asset.file.open("rb") as fh:
-            images.append(_decode_rgb(fh.read()))
+        images.append(asset_pixels(asset=asset))
         targets.append(target.astype(np.uint8))
     return images, targets
 

@@ -4,6 +4,7 @@ Non-members get 404 (a project's existence is not revealed); members whose role 
 too low for the action get 403."""
 from __future__ import annotations
 
+import numpy as np
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from common.errors import ForbiddenError, NotFoundError
@@ -96,3 +97,11 @@ def class_list(*, project: Project) -> QuerySet[LabelClass]:
 
 def member_list(*, project: Project) -> QuerySet[Membership]:
     return Membership.objects.filter(project=project).select_related("user").order_by("id")
+
+
+def asset_pixels(*, asset: Asset) -> np.ndarray:
+    """The asset's image as (H, W, 3) uint8 RGB (stored upright at upload)."""
+    from PIL import Image
+
+    with asset.file.open("rb") as fh, Image.open(fh) as image:
+        return np.asarray(image.convert("RGB"))

@@ -50,10 +50,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from pycocotools import mask as mask_utils
 
-from common.conf import setting
+from common.conf import setting, truthy
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, Project
+from projects.selectors import asset_pixels
 
 from .fallback import INSTALL_HINT, fallback_segment
 from .sam import (
@@ -110,7 +111,7 @@ def _wait_s() -> float:
 
 
 def precompute_enabled() -> bool:
-    return str(setting("TESSERA_SAM_PRECOMPUTE", "true")).lower() in {"1", "true", "yes", "on"}
+    return setting("TESSERA_SAM_PRECOMPUTE", True, truthy)
 
 
 def sam_available(model_type: str) -> bool:
@@ -140,7 +141,7 @@ def click_decoder(model_type: str) -> Any | None:
     export failed: the PyTorch decoder answers instead). The graph is the one browsers run
     and picks the mask by the same rule as ``SamEngine.decode``; on CPU it is the faster
     of the two (vit_b, 2 cores: 37 ms p50 against 59 ms per click)."""
-    if str(setting("TESSERA_SAM_SERVER_ONNX", "true")).lower() not in {"1", "true", "yes", "on"}:
+    if not setting("TESSERA_SAM_SERVER_ONNX", True, truthy):
         return None
     with _click_decoders_lock:
         if model_type not in _click_decoders:
@@ -223,15 +224,6 @@ def embedding_load(
     return record
 
 
-def _asset_image(asset: Asset) -> np.ndarray:
-    """The asset's pixels as (H, W, 3) uint8 RGB (stored upright at upload)."""
-    from PIL import Image
-
-    with asset.file.open("rb") as fh:
-        with Image.open(fh) as image:
-            return np.asarray(image.convert("RGB"))
-
-
 def _lock_key(key: str) -> str:
     return f"intellibrush:lock:{key}"
 
@@ -281,7 +273,7 @@ def embedding_compute(*, asset: Asset, model_type: str) -> tuple[EmbeddingRecord
         if existing is not None:
             return existing, False
         engine = get_engine(model_type, device=sam_device(), weights_dir=_weights_dir())
-        record = engine.compute_embedding(_asset_image(asset))
+        record = engine.compute_embedding(asset_pixels(asset=asset))
         default_storage.save(key, ContentFile(record.to_npz_bytes()))
         _delete_stale_embeddings(asset=asset, keep=key)
         hot_cache.put(key, record)
@@ -464,7 +456,7 @@ def intellibrush_predict(
                 code="validation_error",
                 details={"mask_input": ["Not usable without SAM."]},
             )
-        image = _asset_image(asset)
+        image = asset_pixels(asset=asset)
         result = fallback_segment(
             image, prompt.points, prompt.labels, prompt.box, prompt.previous_mask
         )
