@@ -131,7 +131,7 @@ class HotModels:
                 device,
                 cache_dir=cache,
                 threads=self.threads,
-                instances=self.cpu_instances if device == "cpu" else 1,
+                instances=self.cpu_instances,
             )
             max_batch = self.max_batch or (8 if device == "cuda" else 1)
             hot = HotModel(predictor, max_batch=max_batch, max_wait_ms=self.max_wait_ms)

@@ -168,6 +168,11 @@ def _ort_providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def _configured_threads() -> int:
+    """``TESSERA_INFERENCE_THREADS``, or 0 (the runtime's own choice)."""
+    return int(os.environ.get("TESSERA_INFERENCE_THREADS", "0") or 0)
+
+
 def ort_session(onnx_path: str | Path, device: str = "cpu", threads: int | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for ``onnx_path`` on ``device``.
 
@@ -176,7 +181,7 @@ def ort_session(onnx_path: str | Path, device: str = "cpu", threads: int | None 
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    threads = threads or int(os.environ.get("TESSERA_INFERENCE_THREADS", "0") or 0)
+    threads = threads or _configured_threads()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -219,8 +224,7 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.narrow = None
         if device == "cpu" and instances > 1:
-            cores = threads or int(os.environ.get("TESSERA_INFERENCE_THREADS", "0") or 0) or (
-                os.cpu_count() or 1)
+            cores = threads or _configured_threads() or os.cpu_count() or 1
             self.narrow = ort_session(onnx_path, device, max(1, cores // instances))
             self.lanes = instances
         self._lock = threading.Lock()  # one forward at a time on the all-core session
