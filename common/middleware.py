@@ -13,23 +13,29 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 
 class _DualMode:
+    """Runs ``_call`` for a sync chain and ``_acall`` for an async one."""
+
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
+    def _set_mode(self, get_response: Callable) -> None:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        return self._acall(request) if self.is_async else self._call(request)
 
 
 class CrossOriginIsolationMiddleware(_DualMode):
     """Cross-origin isolation headers: onnxruntime-web needs SharedArrayBuffer for
     multithreaded WebAssembly, which browsers only grant to cross-origin-isolated pages."""
 
-    def __call__(self, request: HttpRequest):
-        if self.is_async:
-            return self._acall(request)
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self._set_mode(get_response)
+
+    def _call(self, request: HttpRequest) -> HttpResponse:
         return self._headers(self.get_response(request))
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
@@ -43,23 +49,16 @@ class CrossOriginIsolationMiddleware(_DualMode):
         return response
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(_DualMode, WhiteNoiseMiddleware):
     """WhiteNoise (built frontend and static files) that lets every other request pass
     on without leaving the event loop."""
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response: Callable) -> None:
-        super().__init__(get_response)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        WhiteNoiseMiddleware.__init__(self, get_response)
+        self._set_mode(get_response)
 
-    def __call__(self, request: HttpRequest):
-        if self.is_async:
-            return self._acall(request)
-        return super().__call__(request)
+    def _call(self, request: HttpRequest) -> HttpResponse:
+        return WhiteNoiseMiddleware.__call__(self, request)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
