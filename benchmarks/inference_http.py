@@ -26,7 +26,6 @@ import io
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -125,6 +124,7 @@ def main() -> int:
     env.pop("REDIS_URL", None)
     os.environ.update(env)
     from config.embedded import redis_url_ensured
+    from tests.processes import stop_process_groups
 
     procs: list[subprocess.Popen] = []
     with redis_url_ensured(work / "var") as redis_url:
@@ -132,14 +132,7 @@ def main() -> int:
         try:
             return _run(args, work, env, procs)
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            stop_process_groups(procs)
 
 def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> int:
     import django

@@ -43,11 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.browser.server import (  # noqa: E402
-    PASSWORD,
     SHAPES_SIZE,
-    USERNAME,
     ApiClient,
     ensure_frontend_built,
+    log_in,
     shapes_png,
     start_server,
 )
@@ -97,14 +96,6 @@ def _store_random_embedding(media: Path, asset: dict, model_type: str) -> None:
     target.write_bytes(record.to_npz_bytes())
 
 
-def _login(pg) -> None:
-    pg.goto("/login")
-    pg.get_by_label("Username").fill(USERNAME)
-    pg.get_by_label("Password").fill(PASSWORD)
-    pg.get_by_role("button", name="Log in").click()
-    pg.get_by_role("heading", name="Projects").wait_for()
-
-
 def _page_run(browser, url: str, pid: int, aid: int, threads: int | None, cycles: int,
               pin_browser: bool = True) -> dict:
     """Open the annotator, click ``cycles`` x (include, exclude, Escape); return the page's stats.
@@ -118,7 +109,7 @@ def _page_run(browser, url: str, pid: int, aid: int, threads: int | None, cycles
     posts: list[str] = []
     pg.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/intellibrush/" in r.url else None)
     try:
-        _login(pg)
+        log_in(pg)
         pg.goto(f"/projects/{pid}/annotate/{aid}" + ("?ib=browser" if pin_browser else ""))
         pg.wait_for_function("() => !!window.__tessera", timeout=60_000)
         t0 = time.perf_counter()

@@ -4,7 +4,6 @@ Redis and the same media root as the test process."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
+
+from tests.processes import stop_process_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,14 +90,7 @@ def start_celery_worker(django_db_setup, django_db_blocker) -> Iterator[Callable
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_process_groups(procs)
 
 
 @pytest.fixture(scope="session")

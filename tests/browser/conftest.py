@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.browser.server import (
-    PASSWORD,
-    USERNAME,
     TesseraServer,
     ensure_frontend_built,
+    log_in,
     start_server,
 )
 
@@ -85,12 +84,4 @@ def shot(request):
 
 @pytest.fixture
 def login():
-    def do(pg) -> None:
-        pg.goto("/")
-        pg.wait_for_url("**/login**")
-        pg.get_by_label("Username").fill(USERNAME)
-        pg.get_by_label("Password").fill(PASSWORD)
-        pg.get_by_role("button", name="Log in").click()
-        pg.get_by_role("heading", name="Projects").wait_for()
-
-    return do
+    return log_in

@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.processes import stop_process_groups
+
 ROOT = Path(__file__).resolve().parents[2]
 USERNAME = "e2e"
 PASSWORD = "e2e-password-1"
@@ -49,14 +51,7 @@ class TesseraServer:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_groups(reversed(self.procs), timeout=15)
 
 
 def start_server(
@@ -178,3 +173,13 @@ def shapes_png() -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def log_in(pg) -> None:
+    """Log the demo user in through the page, starting from the app's front door."""
+    pg.goto("/")
+    pg.wait_for_url("**/login**")
+    pg.get_by_label("Username").fill(USERNAME)
+    pg.get_by_label("Password").fill(PASSWORD)
+    pg.get_by_role("button", name="Log in").click()
+    pg.get_by_role("heading", name="Projects").wait_for()

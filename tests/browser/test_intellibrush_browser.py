@@ -20,12 +20,11 @@ import pytest
 from pycocotools import mask as mask_util
 
 from tests.browser.server import (
-    PASSWORD,
     SHAPES_SIZE,
-    USERNAME,
     ApiClient,
     TesseraServer,
     ensure_frontend_built,
+    log_in,
     shapes_png,
     start_server,
 )
@@ -53,14 +52,6 @@ def _decode_rle(rle: dict) -> np.ndarray:
 
 def _to_page(pg, x: float, y: float) -> tuple[float, float]:
     return tuple(pg.evaluate("([x, y]) => window.__tessera.imageToPage(x, y)", [x, y]))
-
-
-def _login(pg) -> None:
-    pg.goto("/login")
-    pg.get_by_label("Username").fill(USERNAME)
-    pg.get_by_label("Password").fill(PASSWORD)
-    pg.get_by_role("button", name="Log in").click()
-    pg.get_by_role("heading", name="Projects").wait_for()
 
 
 def _open_annotator(pg, pid: int, aid: int) -> None:
@@ -117,7 +108,7 @@ def test_browser_decoding_matches_server(tiny_page, tiny_node, shot):
     embedding_responses = []
     pg.on("response", lambda r: embedding_responses.append(r) if "/embedding/" in r.url else None)
 
-    _login(pg)
+    log_in(pg)
     _open_annotator(pg, pid, aid)
     method = pg.get_by_test_id("ib-method")
     method.filter(has_text="SAM (in browser)").wait_for(timeout=120_000)
@@ -181,7 +172,7 @@ def test_decoder_failure_falls_back_to_server(tiny_page, tiny_node):
     api = ApiClient(tiny_node.url)
     pid, aid = _project_with_image(api, "decoder blocked")
     pg.route(re.compile(r".*/intellibrush/decoder\.onnx.*"), lambda route: route.abort())
-    _login(pg)
+    log_in(pg)
     _open_annotator(pg, pid, aid)
     label = pg.get_by_test_id("ib-method").filter(has_text="SAM (server)")
     label.wait_for(timeout=120_000)
@@ -198,7 +189,7 @@ def test_no_weights_says_fallback_and_how_to_install(page, tessera):
     pg = page
     api = ApiClient(tessera.url)
     pid, aid = _project_with_image(api, "no SAM weights")
-    _login(pg)
+    log_in(pg)
     _open_annotator(pg, pid, aid)
     label = pg.get_by_test_id("ib-method").filter(has_text="fallback: no SAM weights")
     label.wait_for(timeout=60_000)
@@ -236,7 +227,7 @@ def test_video_extraction_progress_and_embedding_status(tiny_page, tiny_node, tm
     _video_file(clip)
     polls: list[str] = []
     pg.on("request", lambda r: polls.append(r.url) if re.search(r"/api/v1/videos/\d+/$", r.url) else None)
-    _login(pg)
+    log_in(pg)
     pg.goto(f"/projects/{pid}")
     with pg.expect_response(lambda r: r.url.endswith(f"/projects/{pid}/assets/") and r.request.method == "POST") as up:
         pg.get_by_test_id("upload-input").set_input_files(str(clip))
