@@ -24,6 +24,7 @@ import { api, ApiError } from "../api/client";
 import type { IntelliBrushRequest, IntelliBrushResult } from "../api/types";
 import { rleToBoxBitmap, type BoxBitmap } from "../lib/rle";
 import {
+  base64ToHalfBits,
   fetchEmbedding,
   getDecoder,
   halfBitsToBase64,
@@ -257,11 +258,4 @@ export class IntelliBrushSession {
       ms: performance.now() - t0,
     };
   }
-}
-
-function base64ToHalfBits(b64: string): Uint16Array {
-  const s = atob(b64);
-  const bytes = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
-  return new Uint16Array(bytes.buffer);
 }

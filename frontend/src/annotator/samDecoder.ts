@@ -102,6 +102,14 @@ export function halfBitsToBase64(bits: Uint16Array): string {
   return btoa(s);
 }
 
+/** fp16 bits from base64 (the server's `low_res_logits.data`): the inverse of halfBitsToBase64. */
+export function base64ToHalfBits(b64: string): Uint16Array {
+  const s = atob(b64);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return new Uint16Array(bytes.buffer);
+}
+
 // ---------------------------------------------------------------------------------- embedding
 
 /** One image's SAM embedding plus what decoding needs (from the embedding endpoint). */
