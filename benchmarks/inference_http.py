@@ -3,7 +3,7 @@
 SegFormer-B0 (random weights, built from its config) at 512x512 is stored as an artifact,
 deployed through the API (runtime ``onnxruntime``) and served by a real stack: the
 embedded redis-server, daphne (web) and a Celery inference worker with a thread pool
-(``-P threads -c 8``). In the same run, in this process, in alternating rounds (the
+(``-P threads -c 2``, 8 lane threads). In the same run, in this process, in alternating rounds (the
 machine is shared, its load drifts within minutes):
 
   (a) a plain transformers eager forward loop (batch 1, a preprocessed tensor);
@@ -178,7 +178,7 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
         "web": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                 "config.asgi:application"],
         "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "inference",
-                   "-P", "threads", "-c", "8", "-n", "bench-inference@%h", "-l", "warning",
+                   "-P", "threads", "-c", "2", "-n", "bench-inference@%h", "-l", "warning",
                    "--without-gossip", "--without-mingle", "--without-heartbeat"],
     }.items():
         log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115
@@ -338,7 +338,7 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
                     "onnxruntime": __import__("onnxruntime").__version__,
                     "load_average_at_end": os.getloadavg()},
         "setup": {"clients": args.clients, "rounds": rounds, "requests_per_round": per_round,
-                  "worker": "celery -P threads -c 8; HotModels max_batch "
+                  "worker": "celery -P threads -c 2, 8 lane threads; HotModels max_batch "
                             f"{args.max_batch or 'default'}, max_wait_ms "
                             f"{'default' if args.max_wait_ms is None else args.max_wait_ms}, "
                             f"cpu_instances {args.cpu_instances or 'default'}",

@@ -92,7 +92,7 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "common.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("TESSERA_CACHE_PREFIX", default="tessera"),
     }
@@ -106,6 +106,9 @@ CHANNEL_LAYERS = {
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
+# One result backend (and Redis connection pool) per process, not one per thread: under
+# ASGI every request runs in a new thread and rebuilt the backend and its connections.
+CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -118,7 +121,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "training.tasks.*": {"queue": "gpu"},
     "annotator.intellibrush.tasks.*": {"queue": "gpu"},
-    "deployments.tasks.predict*": {"queue": "inference"},
     "deployments.tasks.deployment_load*": {"queue": "inference"},
 }
 

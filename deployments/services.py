@@ -20,6 +20,7 @@ Settings (``common.conf.setting``: Django setting, else environment variable, el
   TESSERA_INFERENCE_CPU_INSTANCES     ONNX Runtime on CPU: forwards side by side (CPUs, max 4)
   TESSERA_INFERENCE_HEARTBEAT_S       inference worker heartbeat period (2)
   TESSERA_INFERENCE_HEARTBEAT_TTL_S   a worker silent this long counts as gone (8)
+  TESSERA_INFERENCE_LANE_THREADS      prediction requests an inference worker takes at once (8)
   TESSERA_EXPORT_EVAL_IMAGES          validation images used by reports and pruning (32)
 """
 from __future__ import annotations
@@ -359,10 +360,14 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
 
 
 # --- predictions: web side ----------------------------------------------------------------------
-# The web process checks each image's header only (format, bytes, pixel limits) and hands
-# the raw bytes to the worker through Redis (one key per image, expiring with the request),
-# so the Celery message stays small and no image is base64-encoded or decoded twice. The
-# worker decodes every pixel once; corrupt data comes back as a 400 from there.
+# A prediction travels over Redis, not as a Celery task: the web process stores each
+# image's raw bytes under a key that expires with the request and pushes a small request
+# record onto the inference list; a lane thread of an inference worker pops it, decodes
+# the pixels, predicts and pushes the answer onto a reply list the web process waits on
+# (BRPOP). One round trip each way: a Celery task with its result backend cost ~4-9 ms
+# more per request (message envelope, task tracing, result store + pub/sub).
+# The web process checks each image's header only (format, bytes, pixel limits); the
+# worker decodes every pixel once, so corrupt data comes back as a 400 from there.
 @dataclass
 class PredictImage:
     """An accepted input image: its encoded bytes and the size its header declares."""
@@ -416,19 +421,35 @@ def decode_base64_image(value: Any, index: int = 0) -> bytes:
                                details={"image": index}) from None
 
 
-def _input_keys(count: int) -> list[str]:
+def _lane_keys() -> tuple[str, str]:
+    """(the inference request list, the prefix of input and reply keys)."""
     prefix = setting("TESSERA_CACHE_PREFIX", "tessera")
+    return f"{prefix}:predict-requests", f"{prefix}:predict-"
+
+
+def _lane_call(request: dict[str, Any], images: Sequence[PredictImage],
+               timeout: float) -> dict[str, Any]:
+    """Web side of the lane: store the images, queue ``request`` and wait for the answer
+    (``{"ok", "results", "inference_ms"}`` or ``{"ok": False, "error"}``); 503 when no
+    worker answered within ``timeout`` seconds (the inputs expire with the request)."""
+    queue, prefix = _lane_keys()
     token = uuid.uuid4().hex
-    return [f"{prefix}:predict-input:{token}:{i}" for i in range(count)]
-
-
-def _inputs_put(images: Sequence[PredictImage], ttl_s: float) -> list[str]:
-    keys = _input_keys(len(images))
-    pipe = _redis().pipeline(transaction=False)
-    for key, image in zip(keys, images, strict=True):
-        pipe.set(key, image.data, px=max(1, int(ttl_s * 1000)))
+    inputs = [f"{prefix}input:{token}:{i}" for i in range(len(images))]
+    reply = f"{prefix}reply:{token}"
+    ttl_ms = max(1, int(timeout * 1000))
+    client = _redis()
+    pipe = client.pipeline(transaction=False)
+    for key, image in zip(inputs, images, strict=True):
+        pipe.set(key, image.data, px=ttl_ms)
+    pipe.lpush(queue, json.dumps({**request, "inputs": inputs, "reply": reply,
+                                  "deadline": time.time() + timeout}))
     pipe.execute()
-    return keys
+    answer = client.brpop([reply], timeout=timeout)
+    if answer is None:
+        client.delete(*inputs)  # a worker that pops the request later finds them gone
+        raise ServiceUnavailable(f"No inference worker answered within {timeout:g} s.",
+                                 code="inference_timeout")
+    return json.loads(answer[1])
 
 
 def _inputs_take(keys: Sequence[str]) -> list[bytes | None]:
@@ -447,10 +468,7 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
     "label", "class_name", "rle", "area"[, "polygons"]}][, "png"], "timing_ms"}``.
     Raises 409 (not ready), 400/413 (an image the worker could not decode), 503 (no
     inference worker, or none answered in time)."""
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
     from deployments.selectors import inference_workers
-    from deployments.tasks import predict
 
     if deployment.status != Deployment.Status.READY:
         detail = f": {deployment.reason}" if deployment.reason else "."
@@ -465,26 +483,11 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
                                  "right now.", code="no_inference_worker")
     timeout = setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float)
     start = time.perf_counter()
-    keys = _inputs_put(images, ttl_s=timeout)
-    result = predict.apply_async(
-        kwargs={"deployment_id": deployment.pk, "artifact_id": deployment.artifact_id,
-                "runtime": deployment.runtime, "device": deployment.device,
-                "inputs": keys, "polygons": polygons, "png": png},
-        expires=timeout)
-    try:
-        answer = result.get(timeout=timeout, propagate=False)
-    except CeleryTimeout:
-        result.revoke()
-        _redis().delete(*keys)
-        raise ServiceUnavailable(f"No inference worker answered within {timeout:g} s.",
-                                 code="inference_timeout") from None
-    finally:
-        result.forget()
-    if isinstance(answer, BaseException):  # e.g. expired in the queue, or a lost worker
-        _redis().delete(*keys)
-        raise ServiceUnavailable(f"The prediction did not run: {type(answer).__name__}: {answer}")
-    if not isinstance(answer, dict) or not answer.get("ok"):
-        error = answer.get("error", {}) if isinstance(answer, dict) else {}
+    answer = _lane_call({"artifact_id": deployment.artifact_id, "runtime": deployment.runtime,
+                         "device": deployment.device, "polygons": polygons, "png": png},
+                        images, timeout)
+    if not answer.get("ok"):
+        error = answer.get("error", {})
         raise _error({"code": "inference_failed", "status": 500,
                       "message": f"The inference worker failed: {answer!r}", **error})
     total_ms = (time.perf_counter() - start) * 1000.0
@@ -554,6 +557,34 @@ def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence
             prediction["class_id"] = entry.get("class_id")
     return {"ok": True, "results": [_order(r) for r in results],
             "inference_ms": (time.perf_counter() - start) * 1000.0}
+
+
+def predict_lane_serve(stop: threading.Event, *, poll_s: float = 1.0) -> None:
+    """Worker side of the lane, run by each lane thread of an inference worker until
+    ``stop`` is set: pop a request, answer it on its reply list (the answer expires
+    when nobody collects it). A request whose caller gave up (deadline passed) is
+    dropped unanswered."""
+    client = _redis()
+    while not stop.is_set():
+        queue, _ = _lane_keys()  # read each time: tests give workers prefixes of their own
+        try:
+            item = client.brpop([queue], timeout=poll_s)
+            if item is None:
+                continue
+            request = json.loads(item[1])
+            if request["deadline"] < time.time():
+                client.delete(*request["inputs"])
+                continue
+            answer = predict_run(artifact_id=request["artifact_id"], runtime=request["runtime"],
+                                 device=request["device"], inputs=request["inputs"],
+                                 polygons=request["polygons"], png=request["png"])
+            pipe = client.pipeline(transaction=False)
+            pipe.lpush(request["reply"], json.dumps(answer))
+            pipe.expire(request["reply"], 60)
+            pipe.execute()
+        except Exception:  # noqa: BLE001 - Redis may blink; the caller times out with a 503
+            logger.warning("inference lane: a request failed", exc_info=True)
+            stop.wait(poll_s)
 
 
 def _order(payload: dict[str, Any]) -> dict[str, Any]:

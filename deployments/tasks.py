@@ -1,13 +1,14 @@
 """Celery tasks of the deployments app: thin wrappers that call the services with ids.
 
-Routing (settings.CELERY_TASK_ROUTES): ``predict`` and ``deployment_load`` go to the
-``inference`` queue, whose workers keep models hot (run them with a thread pool, e.g.
-``-P threads -c 8``, so concurrent predictions share forward passes); exports, reports
-and pruning go to ``default``.
+Routing (settings.CELERY_TASK_ROUTES): ``deployment_load`` goes to the ``inference``
+queue, whose workers keep models hot; exports, reports and pruning go to ``default``.
 
-An inference worker also announces itself in Redis every few seconds (see
-``services.inference_worker_heartbeat``) and answers the ``tessera_unload_artifact``
-broadcast."""
+A worker that consumes the ``inference`` queue also, beside Celery's own pool:
+  * runs ``TESSERA_INFERENCE_LANE_THREADS`` (8) lane threads that take prediction requests
+    from Redis (``services.predict_lane_serve``; concurrent requests meet in the same
+    hot model's batching queue, so they may share forward passes);
+  * announces itself in Redis every few seconds (``services.inference_worker_heartbeat``);
+  * answers the ``tessera_unload_artifact`` and ``tessera_preload_deployment`` broadcasts."""
 from __future__ import annotations
 
 import logging
@@ -27,15 +28,6 @@ logger = logging.getLogger(__name__)
 def deployment_load(self, deployment_id: int) -> None:
     """Load (and warm up) a deployment in this inference worker; mark it ready/failed."""
     services.deployment_load(deployment_id=deployment_id, worker=self.request.hostname or "")
-
-
-@shared_task(name="deployments.tasks.predict", acks_late=False)
-def predict(*, deployment_id: int, artifact_id: int, runtime: str, device: str,
-            inputs: list[str], polygons: bool = False, png: bool = False) -> dict[str, Any]:
-    """Predictions for images waiting in Redis under ``inputs`` (see
-    services.predict_run). Not re-run after a lost worker: the caller has given up by then."""
-    return services.predict_run(artifact_id=artifact_id, runtime=runtime, device=device,
-                                inputs=inputs, polygons=polygons, png=png)
 
 
 @shared_task(name="deployments.tasks.artifact_export_build")
@@ -90,6 +82,8 @@ class _Heartbeat(threading.Thread):
 
 
 _heartbeat: _Heartbeat | None = None
+_lane_stop = threading.Event()
+_lane_threads: list[threading.Thread] = []
 
 
 @worker_ready.connect
@@ -104,12 +98,21 @@ def _announce_inference_worker(sender=None, **kwargs) -> None:
                             services.setting("TESSERA_INFERENCE_HEARTBEAT_S", 2.0, float),
                             services.setting("TESSERA_INFERENCE_HEARTBEAT_TTL_S", 8.0, float))
     _heartbeat.start()
+    _lane_stop.clear()
+    for i in range(services.setting("TESSERA_INFERENCE_LANE_THREADS", 8, int)):
+        thread = threading.Thread(target=services.predict_lane_serve, args=(_lane_stop,),
+                                  name=f"tessera-lane-{i}", daemon=True)
+        thread.start()
+        _lane_threads.append(thread)
 
 
 @worker_shutdown.connect
 def _retire_inference_worker(sender=None, **kwargs) -> None:
     if _heartbeat is None:
         return
+    _lane_stop.set()  # each lane thread finishes the request it holds
+    for thread in _lane_threads:
+        thread.join(timeout=30)
     _heartbeat.done.set()
     _heartbeat.join(timeout=5)
     try:

@@ -212,3 +212,55 @@ def test_creating_needs_a_worker_that_can_run_it(project_with_artifact, client_f
         assert not Deployment.objects.exists()
     finally:
         services.inference_worker_forget(name="cpu-only@test")
+
+
+def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_artifact, settings,
+                                                                 monkeypatch):
+    """A worker is registered but takes nothing from the lane: the caller gets a 503 after
+    TESSERA_PREDICT_TIMEOUT_S and its images are deleted. A lane thread that pops such a
+    request later drops it unanswered; a live one is answered on its reply list."""
+    import threading
+    import time
+
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    key = services.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
+    monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-lane")
+    settings.TESSERA_PREDICT_TIMEOUT_S = 0.5
+    redis = services._redis()
+    queue, prefix = services._lane_keys()
+    redis.delete(queue)
+    services.inference_worker_heartbeat(info={"name": "idle@test"}, ttl_s=30)
+    try:
+        start = time.monotonic()
+        response = _bearer(key).post(f"/api/v1/deployments/{deployment.id}/predict/",
+                                     {"image": base64.b64encode(_png()).decode()}, format="json")
+        assert response.status_code == 503, response.json()
+        assert response.json()["error"]["code"] == "inference_timeout"
+        assert time.monotonic() - start >= 0.5
+        assert not list(redis.scan_iter(match=f"{prefix}input:*"))
+        assert redis.llen(queue) == 1  # the request itself waits, past its deadline
+
+        # A lane thread drops the expired request; a live one (an image that is gone)
+        # gets its answer.
+        live_reply = f"{prefix}reply:live"
+        redis.lpush(queue, services.json.dumps(
+            {"artifact_id": artifact.id, "runtime": "onnxruntime", "device": "cpu",
+             "polygons": False, "png": False, "inputs": [f"{prefix}input:live:0"],
+             "reply": live_reply, "deadline": time.time() + 30}))
+        stop = threading.Event()
+        lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
+                                kwargs={"poll_s": 0.1})
+        lane.start()
+        try:
+            answer = redis.brpop([live_reply], timeout=10)
+        finally:
+            stop.set()
+            lane.join(timeout=10)
+        assert answer is not None
+        error = services.json.loads(answer[1])["error"]
+        assert error["code"] == "input_expired" and error["status"] == 503
+        assert redis.llen(queue) == 0
+        assert not list(redis.scan_iter(match=f"{prefix}reply:*"))  # none to the dead one
+    finally:
+        services.inference_worker_forget(name="idle@test")
