@@ -304,11 +304,13 @@ def deployment_load(*, deployment_id: int, worker: str = "") -> None:
         Deployment.objects.filter(pk=deployment_id).update(
             status=Deployment.Status.FAILED, reason=f"{type(exc).__name__}: {exc}"[:5000],
             worker=worker, updated_at=timezone.now())
+        api_keys_forget(deployment_id=deployment_id)
         return
     Deployment.objects.filter(pk=deployment_id, status=Deployment.Status.DEPLOYING).update(
         status=Deployment.Status.READY, reason="", worker=worker,
         load_ms=(time.perf_counter() - start) * 1000.0, ready_at=timezone.now(),
         updated_at=timezone.now())
+    api_keys_forget(deployment_id=deployment_id)
 
 
 # --- API keys ---------------------------------------------------------------------------------
@@ -341,13 +343,48 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     return key
 
 
+# The predict endpoint authenticates every request: its key (with the deployment) is cached
+# in Redis so that a request needs no database connection (under ASGI each request runs in
+# a new thread, and a new PostgreSQL connection costs ~10 ms). ApiKey and Deployment saves
+# and deletes drop the cached rows (deployments.models receivers), as do the queryset
+# updates in this module; anything else that updates them with a bare queryset
+# ``update()`` must call ``api_keys_forget``. Entries live at most API_KEY_CACHE_S, which
+# also bounds the effect of a request re-caching a row while it is being changed.
+API_KEY_CACHE_S = 10
+
+
+def _api_key_cache_name(prefix: str) -> str:
+    return f"deployments:api-key:{prefix}"
+
+
+def api_keys_forget(*, prefixes: Sequence[str] = (), deployment_id: int | None = None) -> None:
+    """Drop cached keys: these prefixes, and every key of ``deployment_id``."""
+    from django.core.cache import cache
+
+    names = [_api_key_cache_name(p) for p in prefixes]
+    if deployment_id is not None:
+        names += [_api_key_cache_name(p) for p in
+                  ApiKey.objects.filter(deployment_id=deployment_id).values_list("prefix", flat=True)]
+    if names:
+        cache.delete_many(names)
+
+
 def api_key_authenticate(*, token: str) -> ApiKey | None:
-    """The live key whose token this is, or None (unknown, malformed or revoked)."""
+    """The live key whose token this is (its ``deployment`` loaded), or None (unknown,
+    malformed or revoked)."""
+    from django.core.cache import cache
+
     parts = token.split("_")
     if len(parts) < 3 or not token.startswith(TOKEN_PREFIX):
         return None
-    key = ApiKey.objects.filter(prefix=parts[1]).select_related("deployment").first()
-    if key is None or not hmac.compare_digest(key.hashed_key, _hash_token(token)):
+    name = _api_key_cache_name(parts[1])
+    key = cache.get(name)
+    if key is None:
+        key = ApiKey.objects.filter(prefix=parts[1]).select_related("deployment").first()
+        if key is None:
+            return None
+        cache.set(name, key, API_KEY_CACHE_S)
+    if not hmac.compare_digest(key.hashed_key, _hash_token(token)):
         return None
     if key.revoked_at is not None:
         return None
@@ -356,6 +393,7 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
         # At most one write a minute per key: last_used is for people, not accounting.
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        cache.set(name, key, API_KEY_CACHE_S)
     return key
 
 

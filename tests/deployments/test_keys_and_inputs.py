@@ -153,11 +153,12 @@ def test_bad_inputs(project_with_artifact, client_for, settings):
     three = [base64.b64encode(_png(8, 8)).decode()] * 3
     assert code(client.post(url, {"images": three}, format="json")) == (413, "too_many_images")
 
-    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.DEPLOYING)
+    deployment.status = Deployment.Status.DEPLOYING  # (saves drop the cached key + deployment)
+    deployment.save(update_fields=["status"])
     response = client.post(url, {"image": base64.b64encode(_png()).decode()}, format="json")
     assert code(response) == (409, "deployment_not_ready")
-    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.FAILED,
-                                                       reason="ExportError: no ONNX for you")
+    deployment.status, deployment.reason = Deployment.Status.FAILED, "ExportError: no ONNX for you"
+    deployment.save(update_fields=["status", "reason"])
     response = client.post(url, {"image": base64.b64encode(_png()).decode()}, format="json")
     assert response.status_code == 409 and "no ONNX for you" in response.json()["error"]["message"]
 
@@ -264,3 +265,21 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
         assert not list(redis.scan_iter(match=f"{prefix}reply:*"))  # none to the dead one
     finally:
         services.inference_worker_forget(name="idle@test")
+
+
+def test_key_lookups_are_cached_and_every_change_is_seen_at_once(project_with_artifact,
+                                                                 django_assert_num_queries):
+    """The predict endpoint authenticates without a database query once a key is cached;
+    saving the deployment or revoking the key drops the cached row."""
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    key, token = services.api_key_create(deployment=deployment, user=factories.owner_of(project))
+    assert services.api_key_authenticate(token=token).deployment.status == Deployment.Status.READY
+    with django_assert_num_queries(0):
+        assert services.api_key_authenticate(token=token).pk == key.pk
+        assert services.api_key_authenticate(token=token[:-2] + "xx") is None  # wrong secret
+    deployment.status = Deployment.Status.FAILED
+    deployment.save(update_fields=["status"])
+    assert services.api_key_authenticate(token=token).deployment.status == Deployment.Status.FAILED
+    services.api_key_revoke(key=ApiKey.objects.get(pk=key.pk))
+    assert services.api_key_authenticate(token=token) is None
