@@ -4,8 +4,12 @@
 is the :class:`~deployments.models.ApiKey`, ``request.user`` stays anonymous). A wrong,
 malformed or revoked key is a 401. The throttle counts requests per key (per user for
 session/token callers of the try-it panel) at the key's ``rate`` or the default
-``TESSERA_PREDICT_RATE``; over the rate DRF answers 429 with ``Retry-After``."""
+``TESSERA_PREDICT_RATE`` (a sliding window in Redis); over the rate DRF answers 429
+with ``Retry-After``."""
 from __future__ import annotations
+
+import secrets
+import time
 
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -56,37 +60,50 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
-class PredictRateThrottle(throttling.SimpleRateThrottle):
-    """DRF's sliding window of request times, per API key (per user when no key is used)."""
+# A sliding window of request times per caller in a Redis sorted set, checked and
+# updated atomically in one round trip (DRF's SimpleRateThrottle reads and writes a cached
+# list: two round trips, and concurrent requests can all pass on the same count).
+_WINDOW_SCRIPT = """
+local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= limit then
+  return redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
+end
+redis.call('ZADD', key, now, ARGV[4])
+redis.call('PEXPIRE', key, math.ceil(window * 1000))
+return false
+"""
+_window_script = None
 
-    scope = "deployment_predict"
 
-    def get_rate(self) -> str:
-        from deployments.services import setting
-
-        return setting("TESSERA_PREDICT_RATE", DEFAULT_RATE)
-
-    def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
-        if rate is None:
-            return None, None
-        return parse_rate(rate)
+class PredictRateThrottle(throttling.BaseThrottle):
+    """At most ``rate`` requests per sliding window, per API key (per user for session or
+    token callers); the key's own ``rate``, else TESSERA_PREDICT_RATE."""
 
     def allow_request(self, request, view) -> bool:
-        key = request.auth if isinstance(request.auth, ApiKey) else None
-        if key is not None and key.rate:
-            self.rate = key.rate
-            self.num_requests, self.duration = parse_rate(key.rate)
-        return super().allow_request(request, view)
+        global _window_script
+        from deployments.services import _redis, setting
 
-    def get_cache_key(self, request, view) -> str | None:
         if isinstance(request.auth, ApiKey):
             # The prefix is random: a new database reusing ids never meets old histories.
             ident = f"key-{request.auth.pk}-{request.auth.prefix}"
+            rate = request.auth.rate or setting("TESSERA_PREDICT_RATE", DEFAULT_RATE)
         elif request.user and request.user.is_authenticated:
-            ident = f"user-{request.user.pk}"
+            ident, rate = f"user-{request.user.pk}", setting("TESSERA_PREDICT_RATE", DEFAULT_RATE)
         else:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+            return True  # refused by the view (401) anyway
+        limit, window = parse_rate(rate)
+        if _window_script is None:
+            _window_script = _redis().register_script(_WINDOW_SCRIPT)
+        now = time.time()
+        prefix = setting("TESSERA_CACHE_PREFIX", "tessera")
+        oldest = _window_script(keys=[f"{prefix}:throttle:predict:{ident}"],
+                                args=[now, window, limit, f"{now}-{secrets.token_hex(4)}"])
+        self.retry_after = None if oldest is None else max(0.0, float(oldest) + window - now)
+        return oldest is None
+
+    def wait(self) -> float | None:
+        return self.retry_after
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

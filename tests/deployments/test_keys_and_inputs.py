@@ -283,3 +283,25 @@ def test_key_lookups_are_cached_and_every_change_is_seen_at_once(project_with_ar
     assert services.api_key_authenticate(token=token).deployment.status == Deployment.Status.FAILED
     services.api_key_revoke(key=ApiKey.objects.get(pk=key.pk))
     assert services.api_key_authenticate(token=token) is None
+
+
+def test_the_throttle_counts_concurrent_requests_exactly():
+    """The window is checked and updated in one atomic step: 20 requests racing on a key
+    of 5/min let exactly 5 through, and the refused ones learn when to retry."""
+    import secrets
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from deployments.auth import PredictRateThrottle
+
+    request = SimpleNamespace(auth=ApiKey(pk=10**9, prefix=secrets.token_hex(4), rate="5/min"),
+                              user=None)
+
+    def attempt(_) -> tuple[bool, float | None]:
+        throttle = PredictRateThrottle()
+        return throttle.allow_request(request, None), throttle.wait()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(20)))
+    assert sum(allowed for allowed, _ in results) == 5
+    assert all(0 < wait <= 60 for allowed, wait in results if not allowed)
