@@ -545,7 +545,7 @@ class _InputError(Exception):
 def _decode_inputs(keys: Sequence[str]) -> list[np.ndarray]:
     """The request's images from Redis, decoded (upright RGB); _InputError when one is
     gone (the caller gave up) or cannot be decoded."""
-    from projects.validation import UploadRejected, decode_image
+    from projects.validation import UploadRejected, decode_rgb
 
     arrays = []
     for index, data in enumerate(_inputs_take(keys)):
@@ -553,10 +553,9 @@ def _decode_inputs(keys: Sequence[str]) -> list[np.ndarray]:
             raise _InputError({"code": "input_expired", "status": 503,
                                "message": f"Image {index} expired before a worker took it."})
         try:
-            image = decode_image(data, **_predict_limits())
+            arrays.append(decode_rgb(data, **_predict_limits()))
         except UploadRejected as exc:
             raise _InputError(_rejected(exc, index)) from None
-        arrays.append(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
     return arrays
 
 
