@@ -11,6 +11,12 @@ from config.daphne_tuning import skip_twisted_form_parsing
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
+# Import every view now (IntelliBrush's server-side decoder brings torch: ~7-10 s on a
+# small CPU): the server listens only once this module is loaded, so no request pays it.
+from django.urls import get_resolver  # noqa: E402
+
+get_resolver().url_patterns  # noqa: B018
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
