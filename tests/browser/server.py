@@ -159,6 +159,13 @@ class ApiClient:
 
 SHAPES_SIZE = (640, 480)  # (width, height) of shapes_png()
 
+# Headless Chromium with WebGPU on SwiftShader (Vulkan on the CPU, shipped with Chromium): on a
+# machine without a GPU this is how navigator.gpu gets an adapter (info.isFallbackAdapter true).
+CHROMIUM_WEBGPU_ARGS = [
+    "--headless", "--no-sandbox", "--disable-background-networking",
+    "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader",
+]
+
 
 def shapes_png() -> bytes:
     """The IntelliBrush test image: a red disc and a blue square on grey, 640x480 PNG."""

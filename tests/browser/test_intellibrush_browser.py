@@ -1,10 +1,12 @@
-"""IntelliBrush decoded in the browser (onnxruntime-web, wasm backend) in headless Chromium.
+"""IntelliBrush decoded in the browser (onnxruntime-web: wasm, and WebGPU on SwiftShader) in
+headless Chromium.
 
 A second Tessera node runs with ``TESSERA_SAM_MODEL=tiny`` (the real segment-anything
 classes, small and seeded random weights), so the whole path is real: the worker computes
 the embedding, the page fetches it (binary fp16) and the exported ONNX decoder, and decodes
 clicks locally. The masks it proposes are compared with what the server endpoint answers for
-the same prompts (same points, same refinement logits), pixel for pixel.
+the same prompts (same points, same refinement logits), pixel for pixel; the WebGPU decoder's
+masks are compared with the wasm decoder's.
 
 The default node (``tessera`` fixture, vit_b without weights) checks the fallback label.
 """
@@ -20,6 +22,7 @@ import pytest
 from pycocotools import mask as mask_util
 
 from tests.browser.server import (
+    CHROMIUM_WEBGPU_ARGS,
     SHAPES_SIZE,
     ApiClient,
     TesseraServer,
@@ -54,8 +57,8 @@ def _to_page(pg, x: float, y: float) -> tuple[float, float]:
     return tuple(pg.evaluate("([x, y]) => window.__tessera.imageToPage(x, y)", [x, y]))
 
 
-def _open_annotator(pg, pid: int, aid: int) -> None:
-    pg.goto(f"/projects/{pid}/annotate/{aid}")
+def _open_annotator(pg, pid: int, aid: int, query: str = "") -> None:
+    pg.goto(f"/projects/{pid}/annotate/{aid}{query}")
     pg.wait_for_function("() => !!window.__tessera", timeout=30_000)
     pg.keyboard.press("i")
 
@@ -70,6 +73,28 @@ def _proposal_count_after(pg, n: int) -> None:
         "(n) => window.__tessera.intellibrush().clickToDrawMs.length >= n && !!window.__tessera.proposal()",
         arg=n, timeout=60_000,
     )
+
+
+def _include_exclude_accept(pg) -> tuple[dict, dict, np.ndarray]:
+    """Include click, then an exclude click refining it, then Enter. Returns the page's
+    IntelliBrush stats after each click and the accepted mask."""
+    pg.mouse.click(*_to_page(pg, *INCLUDE))
+    _proposal_count_after(pg, 1)
+    first = _ib(pg)
+    pg.keyboard.down("Alt")
+    pg.mouse.click(*_to_page(pg, *EXCLUDE))
+    pg.keyboard.up("Alt")
+    _proposal_count_after(pg, 2)
+    second = _ib(pg)
+    before = pg.evaluate("() => window.__tessera.masks()")
+    pg.keyboard.press("Enter")
+    after = pg.evaluate("() => window.__tessera.masks()")
+    assert len(after) == len(before) + 1  # the new object holds exactly the proposal's pixels
+    return first, second, _decode_rle(after[-1]["rle"])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 @pytest.fixture(scope="module")
@@ -117,29 +142,16 @@ def test_browser_decoding_matches_server(tiny_page, tiny_node, shot):
     assert embedding_responses[0].headers["content-type"] == "application/octet-stream"
     shot(pg, "ready")
 
-    # First click: include; no refinement input.
-    pg.mouse.click(*_to_page(pg, *INCLUDE))
-    _proposal_count_after(pg, 1)
-    first = _ib(pg)
+    # First click: include, no refinement input; second: exclude, refining the first proposal
+    # with its low-res logits; then accept with Enter.
+    first, stats, browser_mask = _include_exclude_accept(pg)
+    shot(pg, "accepted")
     assert first["lastMaskInput"] is None
-    # Second click: exclude, refining the first proposal with its low-res logits.
-    pg.keyboard.down("Alt")
-    pg.mouse.click(*_to_page(pg, *EXCLUDE))
-    pg.keyboard.up("Alt")
-    _proposal_count_after(pg, 2)
-    stats = _ib(pg)
     assert stats["method"] == "browser" and stats["mode"]["label"] == "SAM (in browser)"
+    assert stats["provider"] == "wasm" and "wasm, " in method.inner_text()  # --disable-gpu: no WebGPU
     assert len(stats["decodeMs"]) == 2
     mask_input = stats["lastMaskInput"]
     assert mask_input, "the second click must refine with the first proposal's logits"
-    shot(pg, "proposal")
-
-    # Accept with Enter: the new object holds exactly the proposal's pixels.
-    before = pg.evaluate("() => window.__tessera.masks()")
-    pg.keyboard.press("Enter")
-    after = pg.evaluate("() => window.__tessera.masks()")
-    assert len(after) == len(before) + 1
-    browser_mask = _decode_rle(after[-1]["rle"])
     assert posts == [], f"clicks must be decoded in the browser, not POSTed: {posts}"
 
     # The server, asked the same: first click alone, then both clicks with the same logits.
@@ -159,11 +171,74 @@ def test_browser_decoding_matches_server(tiny_page, tiny_node, shot):
     assert browser_mask.shape == server_mask.shape == (H, W)
     assert server_mask.sum() > 0
     differing = int((browser_mask != server_mask).sum())
-    iou = (browser_mask & server_mask).sum() / max((browser_mask | server_mask).sum(), 1)
+    iou = _iou(browser_mask, server_mask)
     print(f"browser vs server: {differing} differing pixels, IoU {iou:.6f}, "
           f"{int(server_mask.sum())} mask pixels, decode ms {stats['decodeMs']}")
     assert differing == 0, f"{differing} pixels differ (IoU {iou:.5f})"
     assert pg.page_errors == []
+
+
+@pytest.fixture(scope="module")
+def webgpu_browser(browser):
+    """A second Chromium with WebGPU on SwiftShader (the CPU: correct, not fast)."""
+    from tests.browser.conftest import CHROMIUM
+
+    b = browser.browser_type.launch(executable_path=CHROMIUM, args=CHROMIUM_WEBGPU_ARGS)
+    yield b
+    b.close()
+
+
+def test_webgpu_decoding_matches_wasm(webgpu_browser, tiny_node, shot):
+    """?ib=webgpu decodes on onnxruntime-web's WebGPU provider (SwiftShader here) and proposes the
+    same masks as ?ib=wasm for the same clicks: IoU >= 0.99 of the thresholded masks after each
+    click (the two providers sum in different orders), first-click low-res logits within 1e-2 of
+    their range. Without ?ib= the software adapter is passed over for wasm."""
+    api = ApiClient(tiny_node.url)
+    pid, aid = _project_with_image(api, "WebGPU SAM")
+    runs: dict[str, tuple[dict, np.ndarray, np.ndarray]] = {}  # stats, accepted mask, first logits
+    for ib in ("webgpu", "wasm", None):
+        context = webgpu_browser.new_context(viewport={"width": 1400, "height": 900}, base_url=tiny_node.url)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        try:
+            log_in(pg)
+            adapter = pg.evaluate(
+                "async () => { const a = navigator.gpu && await navigator.gpu.requestAdapter();"
+                " return a && {arch: a.info.architecture, fallback: a.info.isFallbackAdapter}; }"
+            )
+            if not adapter:
+                pytest.skip("this Chromium offers no WebGPU adapter, even on SwiftShader")
+            assert adapter == {"arch": "swiftshader", "fallback": True}
+            _open_annotator(pg, pid, aid, f"?ib={ib}" if ib else "")
+            label = pg.get_by_test_id("ib-method").filter(has_text="SAM (in browser)")
+            label.wait_for(timeout=180_000)
+            if ib is None:  # automatic: the software adapter loses to wasm
+                assert _ib(pg)["provider"] == "wasm" and "wasm, " in label.inner_text()
+                continue
+            _, second, mask = _include_exclude_accept(pg)
+            shot(pg, f"accepted-{ib}")
+            assert second["provider"] == ib and second["method"] == "browser"
+            named = "WebGPU (google swiftshader, software)" if ib == "webgpu" else "wasm, "
+            assert named in label.inner_text()
+            assert len(second["decodeMs"]) == 2
+            # The proposal shown after the first click, read back through its refinement input.
+            logits = np.frombuffer(base64.b64decode(second["lastMaskInput"]), "<f2").astype(np.float32)
+            runs[ib] = (second, mask, logits)
+            assert errors == []
+        finally:
+            context.close()
+    gpu, cpu = runs["webgpu"], runs["wasm"]
+    logit_err = float(np.abs(gpu[2] - cpu[2]).max())
+    scale = max(1.0, float(np.abs(cpu[2]).max()))
+    first_iou = _iou(gpu[2] > 0, cpu[2] > 0)
+    iou = _iou(gpu[1], cpu[1])
+    print(f"webgpu vs wasm: first-click low-res IoU {first_iou:.5f}, max logit diff {logit_err:.2e} "
+          f"(range {scale:.1f}); accepted mask IoU {iou:.6f}, {int((gpu[1] != cpu[1]).sum())} differing px, "
+          f"{int(cpu[1].sum())} mask px; decode ms webgpu {gpu[0]['decodeMs']} wasm {cpu[0]['decodeMs']}")
+    assert cpu[1].sum() > 0
+    assert logit_err <= 1e-2 * scale
+    assert first_iou >= 0.99 and iou >= 0.99
 
 
 def test_decoder_failure_falls_back_to_server(tiny_page, tiny_node):

@@ -14,7 +14,9 @@
  *   by the server and timed, and the session stays with the server when its fastest round trip
  *   was at most half the browser's median (on a 2-core machine ViT-B takes 130-500 ms per
  *   click in wasm, the server ~50 ms in ONNX Runtime).
- *   `?ib=browser` in the page URL pins in-browser decoding (benchmarks);
+ *   `?ib=browser` in the page URL pins in-browser decoding (benchmarks); `?ib=webgpu` and
+ *   `?ib=wasm` pin it too and force that execution provider (otherwise `chooseProvider` picks
+ *   WebGPU on a hardware GPU adapter, else wasm; the panel names the one in use);
  * - "fallback": the server has no SAM weights (409 `sam_unavailable`); its classical fallback
  *   answers, and the UI says how to install weights.
  * Consecutive clicks refine the previous proposal: its low-res logits go back in as the
@@ -29,6 +31,7 @@ import {
   getDecoder,
   halfBitsToBase64,
   halfToFloat,
+  type DecoderProvider,
   type SamDecoder,
   type SamEmbedding,
 } from "./samDecoder";
@@ -100,8 +103,13 @@ export function preferServer(browserDecodeMs: number[], serverRoundTripMs: numbe
   return browser > SLOW_DECODE_MS && serverRoundTripMs * 2 <= browser;
 }
 
+/** The page's `?ib=`: "browser" pins in-browser decoding; "webgpu" / "wasm" also force the provider. */
+function ibParam(): string | null {
+  return typeof location !== "undefined" ? new URLSearchParams(location.search).get("ib") : null;
+}
+
 function pinnedToBrowser(): boolean {
-  return typeof location !== "undefined" && new URLSearchParams(location.search).get("ib") === "browser";
+  return ["browser", "webgpu", "wasm"].includes(ibParam() ?? "");
 }
 
 /** Statistics kept for tests and benchmarks (window.__tessera.intellibrush()). */
@@ -116,6 +124,9 @@ export interface IbStats {
   embeddingMs: number | null;
   decoderLoadMs: number | null;
   threads: number | null;
+  /** The in-browser decoder's execution provider and, for WebGPU, its adapter. */
+  provider: DecoderProvider | null;
+  adapter: string | null;
   /** The fastest server click timed against slow in-browser decoding (ms), if any. */
   serverCheckMs: number | null;
 }
@@ -136,6 +147,8 @@ export class IntelliBrushSession {
     embeddingMs: null,
     decoderLoadMs: null,
     threads: null,
+    provider: null,
+    adapter: null,
     serverCheckMs: null,
   };
   private speedChecked = pinnedToBrowser();
@@ -176,14 +189,16 @@ export class IntelliBrushSession {
     }
     try {
       const t0 = performance.now();
-      this.decoder = await getDecoder(emb.decoderUrl);
+      this.decoder = await getDecoder(emb.decoderUrl, ibParam());
       this.stats.decoderLoadMs = performance.now() - t0;
       this.stats.threads = this.decoder.threads;
+      this.stats.provider = this.decoder.provider;
+      this.stats.adapter = this.decoder.adapter;
     } catch (e) {
       return this.setMode(mode("server", `The in-browser decoder could not load: ${(e as Error).message}`));
     }
     this.emb = emb;
-    return this.setMode(mode("browser", `${emb.modelType}, ${this.decoder.threads} thread(s)`));
+    return this.setMode(mode("browser", `${emb.modelType}, ${this.decoder.runtime}`));
   }
 
   /** Server clicks still to answer (and time) before deciding between browser and server. */

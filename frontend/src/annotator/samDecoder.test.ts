@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { floatToHalfBits, halfBitsToBase64, halfToFloat, logitsToBoxBitmap, promptToPoints, roundToHalf } from "./samDecoder";
+import {
+  adapterName,
+  chooseProvider,
+  floatToHalfBits,
+  halfBitsToBase64,
+  halfToFloat,
+  isSoftwareAdapter,
+  logitsToBoxBitmap,
+  promptToPoints,
+  roundToHalf,
+} from "./samDecoder";
 
 describe("fp16", () => {
   it("widens known bit patterns", () => {
@@ -83,5 +93,39 @@ describe("logitsToBoxBitmap", () => {
 
   it("is null for an empty mask", () => {
     expect(logitsToBoxBitmap(new Float32Array(12).fill(-2), 3, 4)).toBeNull();
+  });
+});
+
+describe("execution provider", () => {
+  // What Chromium reports: SwiftShader (headless, --use-webgpu-adapter=swiftshader) and a real GPU.
+  const swiftshader = { info: { vendor: "google", architecture: "swiftshader", description: "", isFallbackAdapter: true } };
+  const nvidia = { info: { vendor: "nvidia", architecture: "ampere", description: "", isFallbackAdapter: false } };
+  // Older Chromium put the flag on the adapter itself, and info may lack it.
+  const oldSoftware = { info: { vendor: "google", architecture: "swiftshader" }, isFallbackAdapter: true };
+  const bare = {};
+
+  it("uses WebGPU only on a hardware adapter", () => {
+    expect(chooseProvider(nvidia, null)).toBe("webgpu");
+    expect(chooseProvider(bare, null)).toBe("webgpu");
+    expect(chooseProvider(swiftshader, null)).toBe("wasm");
+    expect(chooseProvider(oldSoftware, null)).toBe("wasm");
+    expect(chooseProvider(null, null)).toBe("wasm");
+    expect(chooseProvider(nvidia, "browser")).toBe("webgpu"); // ?ib=browser pins, does not pick
+  });
+
+  it("?ib=webgpu and ?ib=wasm force the provider", () => {
+    expect(chooseProvider(swiftshader, "webgpu")).toBe("webgpu");
+    expect(chooseProvider(null, "webgpu")).toBe("webgpu"); // then fails to load, and says so
+    expect(chooseProvider(nvidia, "wasm")).toBe("wasm");
+    expect(chooseProvider(nvidia, "nonsense")).toBe("webgpu");
+  });
+
+  it("names the adapter for the panel", () => {
+    expect(isSoftwareAdapter(swiftshader)).toBe(true);
+    expect(isSoftwareAdapter(nvidia)).toBe(false);
+    expect(adapterName(swiftshader)).toBe("google swiftshader, software");
+    expect(adapterName(nvidia)).toBe("nvidia ampere");
+    expect(adapterName({ info: { description: "Intel(R) UHD" } })).toBe("Intel(R) UHD");
+    expect(adapterName(bare)).toBe("unknown GPU");
   });
 });

@@ -1,6 +1,6 @@
 /// <reference types="vite/client" />
 /**
- * In-browser SAM decoding for IntelliBrush with onnxruntime-web (WebAssembly backend).
+ * In-browser SAM decoding for IntelliBrush with onnxruntime-web (WebGPU or WebAssembly).
  *
  * The server computes each image's SAM embedding once (on a GPU worker) and serves it from
  * `GET /api/v1/assets/{id}/embedding/?encoding=binary` (little-endian fp16 bytes, shape and
@@ -22,10 +22,19 @@
  * (1, 1), low_res_masks (1, 1, 4h, 4w). The graph already picks the single best mask with the
  * same rule as the server (`default_multimask`).
  *
+ * Execution provider (`chooseProvider`): WebGPU when the browser offers a hardware GPU adapter,
+ * else WebAssembly (SIMD, up to 2 threads). A software adapter (SwiftShader, which Chromium offers
+ * where there is no usable GPU; `info.isFallbackAdapter`) runs the shaders on the CPU, slower than
+ * wasm SIMD, so it is not chosen unless forced with `?ib=webgpu` (`?ib=wasm` forces wasm). WebGPU
+ * needs onnxruntime-web's WebGPU build (`onnxruntime-web/webgpu`, its own asyncify .wasm), loaded
+ * only when chosen; ops the WebGPU provider lacks run on its CPU provider.
+ *
  * The .wasm and .mjs files of onnxruntime-web are bundled by Vite (`?url` imports) and served
  * from our own origin; nothing comes from a CDN.
  */
 import type * as OrtModule from "onnxruntime-web";
+import ortWebgpuMjsUrl from "onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url";
+import ortWebgpuWasmUrl from "onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url";
 import ortMjsUrl from "onnxruntime-web/ort-wasm-simd-threaded.mjs?url";
 import ortWasmUrl from "onnxruntime-web/ort-wasm-simd-threaded.wasm?url";
 import { API, errorFrom } from "../api/client";
@@ -252,7 +261,52 @@ export function logitsToBoxBitmap(logits: Float32Array, h: number, w: number): B
 // ---------------------------------------------------------------------------------- runtime
 
 type Ort = typeof OrtModule;
-let ortPromise: Promise<Ort> | null = null;
+
+/** Where the decoder runs: onnxruntime-web's WebGPU or WebAssembly execution provider. */
+export type DecoderProvider = "webgpu" | "wasm";
+
+/** The part of a WebGPU adapter we look at (`GPUAdapter`; `isFallbackAdapter` moved to `info`). */
+export interface GpuAdapterLike {
+  info?: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean };
+  isFallbackAdapter?: boolean;
+}
+
+/** A software adapter (e.g. SwiftShader): WebGPU emulated on the CPU. */
+export function isSoftwareAdapter(adapter: GpuAdapterLike): boolean {
+  return Boolean(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
+}
+
+/** "vendor architecture", plus ", software" for a fallback adapter (for the panel). */
+export function adapterName(adapter: GpuAdapterLike): string {
+  const i = adapter.info ?? {};
+  const name = [i.vendor, i.architecture].filter(Boolean).join(" ") || i.description || "unknown GPU";
+  return isSoftwareAdapter(adapter) ? `${name}, software` : name;
+}
+
+/**
+ * The provider for this page: `ib` ("webgpu" or "wasm", the page's `?ib=`) forces one; otherwise
+ * WebGPU when there is a hardware adapter, else wasm.
+ */
+export function chooseProvider(adapter: GpuAdapterLike | null, ib: string | null): DecoderProvider {
+  if (ib === "webgpu" || ib === "wasm") return ib;
+  return adapter && !isSoftwareAdapter(adapter) ? "webgpu" : "wasm";
+}
+
+let adapterPromise: Promise<GpuAdapterLike | null> | null = null;
+
+/** The browser's WebGPU adapter, asked once per page; null without WebGPU (or no adapter). */
+function gpuAdapter(): Promise<GpuAdapterLike | null> {
+  const gpu = (navigator as { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } }).gpu;
+  adapterPromise ??= gpu ? gpu.requestAdapter().catch(() => null) : Promise.resolve(null);
+  return adapterPromise;
+}
+
+/** Each provider's onnxruntime-web build and its own .mjs/.wasm. */
+const BUILDS: Record<DecoderProvider, { load: () => Promise<unknown>; mjs: string; wasm: string }> = {
+  wasm: { load: () => import("onnxruntime-web/wasm"), mjs: ortMjsUrl, wasm: ortWasmUrl },
+  webgpu: { load: () => import("onnxruntime-web/webgpu"), mjs: ortWebgpuMjsUrl, wasm: ortWebgpuWasmUrl },
+};
+const ortPromises = new Map<DecoderProvider, Promise<Ort>>();
 
 /**
  * Threads for the wasm backend: 2 when they can work, else 1. Threads need a cross-origin
@@ -273,20 +327,24 @@ async function ortThreads(mjsUrl: string): Promise<number> {
   }
 }
 
-/** Load onnxruntime-web (wasm backend only) once, pointing it at our own copies of its files. */
-export function loadOrt(): Promise<Ort> {
-  if (!ortPromise) {
-    const mjs = new URL(ortMjsUrl, location.href);
-    const wasm = new URL(ortWasmUrl, location.href);
-    ortPromise = Promise.all([import("onnxruntime-web/wasm"), ortThreads(mjs.href)]).then(([ort, threads]) => {
+/** Load the onnxruntime-web build of `provider` once, pointing it at our own copies of its files. */
+export function loadOrt(provider: DecoderProvider = "wasm"): Promise<Ort> {
+  let p = ortPromises.get(provider);
+  if (!p) {
+    const build = BUILDS[provider];
+    const mjs = new URL(build.mjs, location.href);
+    const wasm = new URL(build.wasm, location.href);
+    p = Promise.all([build.load(), ortThreads(mjs.href)]).then(([mod, threads]) => {
+      const ort = mod as Ort;
       ort.env.wasm.wasmPaths = { mjs, wasm };
       ort.env.wasm.numThreads = threads;
       ort.env.logLevel = "error";
-      return ort as unknown as Ort;
+      return ort;
     });
-    ortPromise.catch(() => (ortPromise = null));
+    ortPromises.set(provider, p);
+    p.catch(() => ortPromises.delete(provider));
   }
-  return ortPromise;
+  return p;
 }
 
 /** Reject with an Error after `ms` (a stuck wasm start must not leave the tool "loading"). */
@@ -330,12 +388,16 @@ export class SamDecoder {
     private readonly ort: Ort,
     private readonly session: OrtModule.InferenceSession,
     readonly url: string,
+    readonly provider: DecoderProvider,
     readonly threads: number,
+    /** The WebGPU adapter's name (webgpu only). */
+    readonly adapter: string | null,
   ) {}
 
-  /** Fetch the ONNX graph at `url` and create a session (wasm backend). */
-  static async load(url: string): Promise<SamDecoder> {
-    const ort = await loadOrt();
+  /** Fetch the ONNX graph at `url` and create a session on `provider` (`adapter`: WebGPU's). */
+  static async load(url: string, provider: DecoderProvider = "wasm", adapter: GpuAdapterLike | null = null): Promise<SamDecoder> {
+    const ort = await loadOrt(provider);
+    if (provider === "webgpu" && adapter) ort.env.webgpu.adapter = adapter as typeof ort.env.webgpu.adapter;
     const res = await fetch(url, { credentials: "same-origin" });
     if (!res.ok) {
       const body = await res.json().catch(() => null);
@@ -343,11 +405,19 @@ export class SamDecoder {
     }
     const model = new Uint8Array(await res.arrayBuffer());
     const session = await withTimeout(
-      ort.InferenceSession.create(model, { executionProviders: ["wasm"], graphOptimizationLevel: "all" }),
+      // One provider named, so a WebGPU that cannot start fails here instead of silently running
+      // on wasm under the WebGPU label (nodes WebGPU lacks still run on ORT's CPU provider).
+      ort.InferenceSession.create(model, { executionProviders: [provider], graphOptimizationLevel: "all" }),
       DECODER_LOAD_TIMEOUT_MS,
-      "starting the wasm decoder",
+      `starting the ${provider} decoder`,
     );
-    return new SamDecoder(ort, session, url, ort.env.wasm.numThreads ?? 1);
+    const name = provider === "webgpu" && adapter ? adapterName(adapter) : null;
+    return new SamDecoder(ort, session, url, provider, ort.env.wasm.numThreads ?? 1, name);
+  }
+
+  /** Where it runs, for the panel: "WebGPU (nvidia ampere)" or "wasm, 2 thread(s)". */
+  get runtime(): string {
+    return this.provider === "webgpu" ? `WebGPU (${this.adapter ?? "default adapter"})` : `wasm, ${this.threads} thread(s)`;
   }
 
   /**
@@ -391,13 +461,29 @@ export class SamDecoder {
 
 const decoders = new Map<string, Promise<SamDecoder>>();
 
-/** The decoder at `url`, loaded once per page (the URL names the model type). */
-export function getDecoder(url: string): Promise<SamDecoder> {
-  let p = decoders.get(url);
+/** The decoder at `url` on this page's provider (`chooseProvider`); a WebGPU session that fails
+ * to start, unless forced, gives way to wasm. */
+async function loadDecoder(url: string, ib: string | null): Promise<SamDecoder> {
+  const adapter = await gpuAdapter();
+  const provider = chooseProvider(adapter, ib);
+  if (provider === "wasm" || ib === "webgpu") return SamDecoder.load(url, provider, adapter);
+  try {
+    return await SamDecoder.load(url, provider, adapter);
+  } catch (e) {
+    console.warn("IntelliBrush: WebGPU decoder failed, using wasm:", e);
+    return SamDecoder.load(url, "wasm");
+  }
+}
+
+/** The decoder at `url` (the URL names the model type), loaded once per page and `ib` (the
+ * page's `?ib=`, which may force a provider). */
+export function getDecoder(url: string, ib: string | null = null): Promise<SamDecoder> {
+  const key = `${ib === "webgpu" || ib === "wasm" ? ib : "auto"} ${url}`;
+  let p = decoders.get(key);
   if (!p) {
-    p = SamDecoder.load(url);
-    decoders.set(url, p);
-    p.catch(() => decoders.delete(url)); // a later attempt may succeed (e.g. after a network blip)
+    p = loadDecoder(url, ib);
+    decoders.set(key, p);
+    p.catch(() => decoders.delete(key)); // a later attempt may succeed (e.g. after a network blip)
   }
   return p;
 }
