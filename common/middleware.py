@@ -1,68 +1,58 @@
-"""Middleware that stays on the event loop under ASGI.
+"""The middleware chain, sync-only from end to end: one thread hop per request under ASGI.
 
-Django runs a sync-only middleware under ASGI by hopping to a thread and back around it;
-two of them (ours and WhiteNoise 6, which is sync-only) cost every API request through
-daphne about 4 ms of thread switching before any view code ran. Both classes below work
-in either mode and only leave the event loop for the sync view itself.
+Django runs each method of an async-capable ``MiddlewareMixin`` middleware (all of
+Django's own) through ``sync_to_async`` when the request is async: a thread hop for every
+``process_request`` and ``process_response``, about a dozen per request with the usual
+chain. A chain whose members are all sync-only is adapted once, at its top, and runs in
+the request's thread. Measured through daphne on a 2-core machine: a trivial DRF view
+8.3 -> 5.3 ms per request, an async Django view 6.9 -> 3.8 ms.
+
+``settings.MIDDLEWARE`` lists only the classes here; tests/test_web_server.py checks the
+chain stays sync.
 """
 from collections.abc import Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponse
+from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
-class _DualMode:
-    """Runs ``_call`` for a sync chain and ``_acall`` for an async one."""
-
-    sync_capable = True
-    async_capable = True
-
-    def _set_mode(self, get_response: Callable) -> None:
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        return self._acall(request) if self.is_async else self._call(request)
+def _sync_only(middleware: type) -> type:
+    """``middleware`` with ``async_capable = False`` (same name, same behaviour)."""
+    return type(middleware.__name__, (middleware,),
+                {"async_capable": False, "__module__": __name__,
+                 "__doc__": f"{middleware.__module__}.{middleware.__name__}, sync-only."})
 
 
-class CrossOriginIsolationMiddleware(_DualMode):
+SecurityMiddleware = _sync_only(security.SecurityMiddleware)
+SessionMiddleware = _sync_only(sessions.SessionMiddleware)
+CommonMiddleware = _sync_only(common.CommonMiddleware)
+CsrfViewMiddleware = _sync_only(csrf.CsrfViewMiddleware)
+AuthenticationMiddleware = _sync_only(auth.AuthenticationMiddleware)
+MessageMiddleware = _sync_only(messages.MessageMiddleware)
+XFrameOptionsMiddleware = _sync_only(clickjacking.XFrameOptionsMiddleware)
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise (sync-only already): the built frontend and the static files."""
+
+
+class CrossOriginIsolationMiddleware:
     """Cross-origin isolation headers: onnxruntime-web needs SharedArrayBuffer for
-    multithreaded WebAssembly, which browsers only grant to cross-origin-isolated pages."""
+    multithreaded WebAssembly, which browsers only grant to cross-origin-isolated pages.
+    Sits outside StaticFilesMiddleware: the worker scripts need the headers too."""
 
-    def __init__(self, get_response: Callable) -> None:
+    sync_capable, async_capable = True, False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self._set_mode(get_response)
 
-    def _call(self, request: HttpRequest) -> HttpResponse:
-        return self._headers(self.get_response(request))
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._headers(await self.get_response(request))
-
-    @staticmethod
-    def _headers(response: HttpResponse) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         response.setdefault("Cross-Origin-Embedder-Policy", "credentialless")
         response.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
-
-
-class StaticFilesMiddleware(_DualMode, WhiteNoiseMiddleware):
-    """WhiteNoise (built frontend and static files) that lets every other request pass
-    on without leaving the event loop."""
-
-    def __init__(self, get_response: Callable) -> None:
-        WhiteNoiseMiddleware.__init__(self, get_response)
-        self._set_mode(get_response)
-
-    def _call(self, request: HttpRequest) -> HttpResponse:
-        return WhiteNoiseMiddleware.__call__(self, request)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        path = request.path_info
-        static_file = self.find_file(path) if self.autorefresh else self.files.get(path)
-        if static_file is not None:
-            return await sync_to_async(self.serve)(static_file, request)
-        return await self.get_response(request)

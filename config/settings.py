@@ -40,18 +40,18 @@ INSTALLED_APPS = [
     "deployments",
 ]
 
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    # Before WhiteNoise, which answers static files itself: onnxruntime-web's worker
+MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see common.middleware)
+    "common.middleware.SecurityMiddleware",
+    # Before the static files, which are answered there: onnxruntime-web's worker
     # scripts need the cross-origin isolation headers too.
     "common.middleware.CrossOriginIsolationMiddleware",
     "common.middleware.StaticFilesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "common.middleware.SessionMiddleware",
+    "common.middleware.CommonMiddleware",
+    "common.middleware.CsrfViewMiddleware",
+    "common.middleware.AuthenticationMiddleware",
+    "common.middleware.MessageMiddleware",
+    "common.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -45,25 +45,24 @@ def test_daphne_leaves_multipart_bodies_to_django():
     assert seen["args"] == {} and seen["body"] == BODY
 
 
-def test_middleware_keeps_api_requests_on_the_event_loop(caplog, settings):
-    """Under ASGI no middleware needs a sync<->async adapter (each one is a thread hop)."""
-    import logging
-
+def test_the_middleware_chain_runs_in_one_thread(settings):
+    """Under ASGI the whole chain is adapted once, at its top (one hop into the request's
+    thread); no middleware runs its methods through sync_to_async one by one."""
+    from asgiref.sync import AsyncToSync, SyncToAsync, iscoroutinefunction
     from django.core.handlers.asgi import ASGIHandler
 
-    settings.DEBUG = True  # Django names the adapters it adds only in debug mode
-    with caplog.at_level(logging.DEBUG, logger="django.request"):
-        ASGIHandler()
-    adapted = [r.getMessage() for r in caplog.records if "adapted for" in r.getMessage()]
-    # Only the (sync) views are run in a thread; no middleware is.
-    assert [m for m in adapted if "middleware" in m] == [], adapted
+    chain = ASGIHandler()._middleware_chain
+    assert isinstance(chain, SyncToAsync)
+    layer, names = chain.func, []
+    while not isinstance(layer, AsyncToSync):  # the view dispatcher, reached from the thread
+        layer = layer.__wrapped__  # convert_exception_to_response around each middleware
+        assert not iscoroutinefunction(layer), type(layer)
+        names.append(type(layer).__name__)
+        layer = layer.get_response
+    assert names == [path.rsplit(".", 1)[1] for path in settings.MIDDLEWARE]
 
 
-def test_static_files_and_isolation_headers_in_both_modes(tmp_path, settings):
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from asgiref.sync import iscoroutinefunction
+def test_static_files_and_isolation_headers(tmp_path, settings):
     from django.http import HttpResponse
     from django.test import RequestFactory
 
@@ -72,30 +71,10 @@ def test_static_files_and_isolation_headers_in_both_modes(tmp_path, settings):
     (tmp_path / "app.js").write_text("console.log('tessera')")
     settings.WHITENOISE_ROOT = tmp_path
     requests = RequestFactory()
+    chain = CrossOriginIsolationMiddleware(StaticFilesMiddleware(lambda request: HttpResponse("api")))
 
-    async def async_view(request):
-        return HttpResponse("api")
-
-    sync_chain = CrossOriginIsolationMiddleware(StaticFilesMiddleware(lambda request: HttpResponse("api")))
-    async_chain = CrossOriginIsolationMiddleware(StaticFilesMiddleware(async_view))
-    assert not iscoroutinefunction(sync_chain) and iscoroutinefunction(async_chain)
-
-    async def call_async(path):
-        response = await async_chain(requests.get(path))
-        if response.streaming:  # a file: a sync iterator, the ASGI handler reads it in a thread
-            return response, b"".join(response.streaming_content)
-        return response, response.content
-
-    def run_async(path):  # in its own thread: another test may have left a loop running here
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, call_async(path)).result()
-
-    for response, body in [
-        (lambda r: (r, b"".join(r.streaming_content)))(sync_chain(requests.get("/app.js"))),
-        run_async("/app.js"),
-    ]:
-        assert body == b"console.log('tessera')"
-        assert response["Cross-Origin-Embedder-Policy"] == "credentialless"
-    for response, body in [(sync_chain(requests.get("/api/v1/x/")), None), run_async("/api/v1/x/")]:
-        assert (body or response.content) == b"api"
-        assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+    script = chain(requests.get("/app.js"))
+    assert b"".join(script.streaming_content) == b"console.log('tessera')"
+    assert script["Cross-Origin-Embedder-Policy"] == "credentialless"
+    api = chain(requests.get("/api/v1/x/"))
+    assert api.content == b"api" and api["Cross-Origin-Opener-Policy"] == "same-origin"
