@@ -224,7 +224,8 @@ function TryIt({ deploymentId, projectId, ready }: { deploymentId: number; proje
           <Overlay file={file} result={predict.data} classes={classes.data ?? []} />
           <div>
             <p data-testid="try-summary">
-              {predict.data.predictions.length} classes found · {predict.data.timing_ms.total.toFixed(0)} ms (inference{" "}
+              {predict.data.predictions.length} {predict.data.predictions.length === 1 ? "class" : "classes"} found ·{" "}
+              {predict.data.timing_ms.total.toFixed(0)} ms (inference{" "}
               {predict.data.timing_ms.inference.toFixed(0)} ms)
             </p>
             <ul className="legend">
