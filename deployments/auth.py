@@ -82,22 +82,20 @@ class PredictRateThrottle(throttling.BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         global _window_script
-        from deployments.services import _redis, setting
+        from deployments.services import _redis, redis_key, setting
 
         if isinstance(request.auth, ApiKey):
             # The prefix is random: a new database reusing ids never meets old histories.
-            ident = f"key-{request.auth.pk}-{request.auth.prefix}"
-            rate = request.auth.rate or setting("TESSERA_PREDICT_RATE", DEFAULT_RATE)
+            ident, own_rate = f"key-{request.auth.pk}-{request.auth.prefix}", request.auth.rate
         elif request.user and request.user.is_authenticated:
-            ident, rate = f"user-{request.user.pk}", setting("TESSERA_PREDICT_RATE", DEFAULT_RATE)
+            ident, own_rate = f"user-{request.user.pk}", ""
         else:
             return True  # refused by the view (401) anyway
-        limit, window = parse_rate(rate)
+        limit, window = parse_rate(own_rate or setting("TESSERA_PREDICT_RATE", DEFAULT_RATE))
         if _window_script is None:
             _window_script = _redis().register_script(_WINDOW_SCRIPT)
         now = time.time()
-        prefix = setting("TESSERA_CACHE_PREFIX", "tessera")
-        oldest = _window_script(keys=[f"{prefix}:throttle:predict:{ident}"],
+        oldest = _window_script(keys=[redis_key(f"throttle:predict:{ident}")],
                                 args=[now, window, limit, f"{now}-{secrets.token_hex(4)}"])
         self.retry_after = None if oldest is None else max(0.0, float(oldest) + window - now)
         return oldest is None

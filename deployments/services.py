@@ -88,9 +88,14 @@ def _redis() -> Any:
         return _redis_client
 
 
+def redis_key(name: str) -> str:
+    """``name`` under this installation's prefix (TESSERA_CACHE_PREFIX, read at each call:
+    tests give workers prefixes of their own)."""
+    return f"{setting('TESSERA_CACHE_PREFIX', 'tessera')}:{name}"
+
+
 def _registry_keys() -> tuple[str, str]:
-    prefix = setting("TESSERA_CACHE_PREFIX", "tessera")
-    return f"{prefix}:inference-workers", f"{prefix}:inference-worker:"
+    return redis_key("inference-workers"), redis_key("inference-worker:")
 
 
 def inference_worker_info(name: str) -> dict[str, Any]:
@@ -459,10 +464,7 @@ def decode_base64_image(value: Any, index: int = 0) -> bytes:
                                details={"image": index}) from None
 
 
-def _lane_keys() -> tuple[str, str]:
-    """(the inference request list, the prefix of input and reply keys)."""
-    prefix = setting("TESSERA_CACHE_PREFIX", "tessera")
-    return f"{prefix}:predict-requests", f"{prefix}:predict-"
+LANE_QUEUE = "predict-requests"  # the Redis list of prediction requests (under redis_key)
 
 
 def _lane_call(request: dict[str, Any], images: Sequence[PredictImage],
@@ -470,16 +472,15 @@ def _lane_call(request: dict[str, Any], images: Sequence[PredictImage],
     """Web side of the lane: store the images, queue ``request`` and wait for the answer
     (``{"ok", "results", "inference_ms"}`` or ``{"ok": False, "error"}``); 503 when no
     worker answered within ``timeout`` seconds (the inputs expire with the request)."""
-    queue, prefix = _lane_keys()
     token = uuid.uuid4().hex
-    inputs = [f"{prefix}input:{token}:{i}" for i in range(len(images))]
-    reply = f"{prefix}reply:{token}"
+    inputs = [redis_key(f"predict-input:{token}:{i}") for i in range(len(images))]
+    reply = redis_key(f"predict-reply:{token}")
     ttl_ms = max(1, int(timeout * 1000))
     client = _redis()
     pipe = client.pipeline(transaction=False)
     for key, image in zip(inputs, images, strict=True):
         pipe.set(key, image.data, px=ttl_ms)
-    pipe.lpush(queue, json.dumps({**request, "inputs": inputs, "reply": reply,
+    pipe.lpush(redis_key(LANE_QUEUE), json.dumps({**request, "inputs": inputs, "reply": reply,
                                   "deadline": time.time() + timeout}))
     pipe.execute()
     answer = client.brpop([reply], timeout=timeout)
@@ -603,9 +604,8 @@ def predict_lane_serve(stop: threading.Event, *, poll_s: float = 1.0) -> None:
     dropped unanswered."""
     client = _redis()
     while not stop.is_set():
-        queue, _ = _lane_keys()  # read each time: tests give workers prefixes of their own
         try:
-            item = client.brpop([queue], timeout=poll_s)
+            item = client.brpop([redis_key(LANE_QUEUE)], timeout=poll_s)
             if item is None:
                 continue
             request = json.loads(item[1])

@@ -229,7 +229,7 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
     monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-lane")
     settings.TESSERA_PREDICT_TIMEOUT_S = 0.5
     redis = services._redis()
-    queue, prefix = services._lane_keys()
+    queue = services.redis_key(services.LANE_QUEUE)
     redis.delete(queue)
     services.inference_worker_heartbeat(info={"name": "idle@test"}, ttl_s=30)
     try:
@@ -239,15 +239,15 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
         assert response.status_code == 503, response.json()
         assert response.json()["error"]["code"] == "inference_timeout"
         assert time.monotonic() - start >= 0.5
-        assert not list(redis.scan_iter(match=f"{prefix}input:*"))
+        assert not list(redis.scan_iter(match=services.redis_key("predict-input:*")))
         assert redis.llen(queue) == 1  # the request itself waits, past its deadline
 
         # A lane thread drops the expired request; a live one (an image that is gone)
         # gets its answer.
-        live_reply = f"{prefix}reply:live"
+        live_reply = services.redis_key("predict-reply:live")
         redis.lpush(queue, services.json.dumps(
             {"artifact_id": artifact.id, "runtime": "onnxruntime", "device": "cpu",
-             "polygons": False, "png": False, "inputs": [f"{prefix}input:live:0"],
+             "polygons": False, "png": False, "inputs": [services.redis_key("predict-input:live:0")],
              "reply": live_reply, "deadline": time.time() + 30}))
         stop = threading.Event()
         lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
@@ -262,7 +262,7 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
         error = services.json.loads(answer[1])["error"]
         assert error["code"] == "input_expired" and error["status"] == 503
         assert redis.llen(queue) == 0
-        assert not list(redis.scan_iter(match=f"{prefix}reply:*"))  # none to the dead one
+        assert not list(redis.scan_iter(match=services.redis_key("predict-reply:*")))  # none to the dead one
     finally:
         services.inference_worker_forget(name="idle@test")
 
