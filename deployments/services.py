@@ -571,10 +571,12 @@ def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence
 
     start = time.perf_counter()
     try:
-        arrays = _decode_inputs(inputs)
         hot = _hot_model(artifact_id, runtime, device)
-        results = hot.predict_encoded(arrays, polygons=polygons, png=png,
-                                      timeout=setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float))
+        with hot.predictor.expecting(len(inputs)):
+            arrays = _decode_inputs(inputs)
+            results = hot.predict_encoded(
+                arrays, polygons=polygons, png=png,
+                timeout=setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float))
     except _InputError as exc:
         return {"ok": False, "error": exc.error}
     except (QueueFull, QueueClosed) as exc:

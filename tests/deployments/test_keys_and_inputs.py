@@ -215,6 +215,7 @@ def test_creating_needs_a_worker_that_can_run_it(project_with_artifact, client_f
         services.inference_worker_forget(name="cpu-only@test")
 
 
+@pytest.mark.django_db(transaction=True)  # the lane thread reads the artifact row
 def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_artifact, settings,
                                                                  monkeypatch):
     """A worker is registered but takes nothing from the lane: the caller gets a 503 after

@@ -147,3 +147,23 @@ def test_cpu_instances_run_forwards_side_by_side_with_the_same_masks(
     assert _agreement(got, expected) > 0.9999
     assert sessions_used  # some forwards found another running and took the second session
     assert parallel.predict(images[0]).shape == expected[0].shape  # alone: the all-core one
+
+
+def test_announced_images_send_a_forward_to_the_shared_cores_before_a_second_one_starts(
+    trained_artifact: Path, val_set, tmp_path: Path
+) -> None:
+    predictor = create_predictor(trained_artifact, "onnxruntime", cache_dir=tmp_path, instances=2)
+    used: list[str] = []
+    for name in ("session", "narrow"):
+        session = getattr(predictor, name)
+        run = session.run
+        session.run = lambda *a, _run=run, _name=name, **k: used.append(_name) or _run(*a, **k)
+    image = val_set.images[0]
+    alone = predictor.predict(image)
+    with predictor.expecting(1):  # only this request in flight: every core
+        predictor.predict(image)
+    with predictor.expecting(1), predictor.expecting(1):  # a second request is being decoded
+        shared = predictor.predict(image)
+    predictor.predict(image)  # that one is done: alone again
+    assert used == ["session", "session", "narrow", "session"]
+    assert np.array_equal(shared, alone)
