@@ -118,45 +118,100 @@ def logits_to_class_map(logits: np.ndarray, height: int, width: int,
     Args:
         logits: float array (K+1, h, w), channel 0 = background.
         height, width: the original image size.
-        rows: output rows handled per block.
+        rows: output rows handled per block where every pixel is computed.
 
     Returns:
         uint8 class map (height, width), values 0..K.
 
     The values are exactly those of ``argmax(resize_bilinear(logits.transpose(1, 2, 0)))``
-    (same weights, vertical pass first, ties to the lower class), computed one class
-    and one block of rows at a time with a running maximum: the full (H, W, K+1)
-    float array is never built, which made 150-class models 4x faster at 512x512.
+    (same weights, vertical pass first, ties to the lower class). An output pixel's
+    logits are a convex combination of its four source pixels' logits, so where those
+    four agree on a winner by a margin far above float32 rounding, that winner is the
+    argmax and nothing is interpolated (90% of the pixels of an untrained SegFormer-B0
+    at 512x512, more for a trained model: 5.5 -> 2.5 ms). The rest is computed pixel by
+    pixel; when the rest is most of the image (noise), every pixel is, one class and one
+    block of rows at a time with a running maximum, never building the (H, W, K+1) array.
     """
     num_channels = logits.shape[0]
     if num_channels > 256:
         raise ValueError("more than 255 classes do not fit a uint8 class map")
     data = np.asarray(logits, dtype=np.float32)
-    lo_y, hi_y, fy = _axis_weights(data.shape[1], height)
-    lo_x, hi_x, fx = _axis_weights(data.shape[2], width)
+    ys = _axis_weights(data.shape[1], height)
+    xs = _axis_weights(data.shape[2], width)
+    if num_channels == 1:
+        return np.zeros((height, width), np.uint8)
+    # Winner of each source pixel where its margin over the runner-up is certain (rounding
+    # in the interpolation is below 1e-6 of the largest logit), else -1; then of each
+    # 2x2 quad of source pixels where all four agree. hi = lo + 1 (clamped at the edge).
+    best, second = data[0].copy(), np.full(data.shape[1:], -np.inf, np.float32)
+    for channel in data[1:]:
+        np.maximum(second, np.minimum(best, channel), out=second)
+        np.maximum(best, channel, out=best)
+    margin_ok = best - second > 1e-5 * float(np.abs(data).max())
+    winner = np.where(margin_ok, data.argmax(axis=0), -1).astype(np.int16)
+    padded = np.pad(winner, ((0, 1), (0, 1)), mode="edge")
+    quad = np.where((padded[1:, :-1] == winner) & (padded[:-1, 1:] == winner)
+                    & (padded[1:, 1:] == winner), winner, -1)
+    if np.count_nonzero(quad < 0) * 3 > quad.size:  # mostly uncertain (noise): every pixel
+        return _class_map_rows(data, ys, xs, rows)
+    out = quad[ys[0]][:, xs[0]]
+    open_y, open_x = np.divmod(np.flatnonzero(out < 0), width)
+    out = out.astype(np.uint8)
+    if len(open_y):
+        out[open_y, open_x] = _class_map_pixels(data, ys, xs, open_y, open_x)
+    return out
+
+
+def _running_argmax(values) -> np.ndarray:
+    """argmax over an iterable of equally shaped float32 arrays, ties to the first;
+    branch-free updates (uint8 wraps, so idx + (c - idx) == c): a masked copy
+    (copyto where=, idx[better] = c) was 3x slower on noisy maps."""
+    best = idx = better = step = None
+    for c, value in enumerate(values):
+        if best is None:
+            best, idx = value, np.zeros(value.shape, np.uint8)
+            better, step = np.empty(value.shape, bool), np.empty(value.shape, np.uint8)
+            continue
+        np.greater(value, best, out=better)
+        np.maximum(best, value, out=best)
+        np.subtract(np.uint8(c), idx, out=step)
+        np.multiply(step, better, out=step)
+        idx += step
+    return idx
+
+
+def _class_map_rows(data: np.ndarray, ys, xs, rows: int) -> np.ndarray:
+    """Every output pixel, one block of rows at a time."""
+    (lo_y, hi_y, fy), (lo_x, hi_x, fx) = ys, xs
     gx, gx1 = fx[None, :], (1.0 - fx)[None, :]
-    out = np.empty((height, width), np.uint8)
-    for y0 in range(0, height, rows):
-        block = slice(y0, min(height, y0 + rows))
+    out = np.empty((len(lo_y), len(lo_x)), np.uint8)
+    for y0 in range(0, len(lo_y), rows):
+        block = slice(y0, min(len(lo_y), y0 + rows))
         f = fy[block][:, None]
         f1 = 1.0 - f
-        best = idx = better = step = None
-        for c in range(num_channels):
-            column = data[c][lo_y[block]] * f1 + data[c][hi_y[block]] * f
-            value = column[:, lo_x] * gx1 + column[:, hi_x] * gx
-            if best is None:
-                best, idx = value, np.zeros(value.shape, np.uint8)
-                better, step = np.empty(value.shape, bool), np.empty(value.shape, np.uint8)
-                continue
-            # idx = c where value > best: branch-free (uint8 wraps, so idx + (c - idx) == c);
-            # a masked copy (copyto where=, idx[better] = c) was 3x slower on noisy maps.
-            np.greater(value, best, out=better)
-            np.maximum(best, value, out=best)
-            np.subtract(np.uint8(c), idx, out=step)
-            np.multiply(step, better, out=step)
-            idx += step
-        out[block] = idx
+
+        def values(block=block, f=f, f1=f1):
+            for channel in data:
+                column = channel[lo_y[block]] * f1 + channel[hi_y[block]] * f
+                yield column[:, lo_x] * gx1 + column[:, hi_x] * gx
+
+        out[block] = _running_argmax(values())
     return out
+
+
+def _class_map_pixels(data: np.ndarray, ys, xs, py: np.ndarray, px: np.ndarray) -> np.ndarray:
+    """The output pixels (py, px) only, with the same float32 operations in the same
+    order as :func:`_class_map_rows` (so the same values, bit for bit)."""
+    (lo_y, hi_y, fy), (lo_x, hi_x, fx) = ys, xs
+    channels, _, source_width = data.shape
+    y0, y1, f = lo_y[py] * source_width, hi_y[py] * source_width, fy[py][:, None]
+    x0, x1, g = lo_x[px], hi_x[px], fx[px][:, None]
+    f1, g1 = 1.0 - f, (1.0 - fx)[px][:, None]
+    pixels = data.reshape(channels, -1).T.copy()  # (h * w, K): one gather per corner
+    left = np.take(pixels, y0 + x0, axis=0) * f1 + np.take(pixels, y1 + x0, axis=0) * f
+    right = np.take(pixels, y0 + x1, axis=0) * f1 + np.take(pixels, y1 + x1, axis=0) * f
+    values = left * g1 + right * g  # (N, K)
+    return _running_argmax(values[:, c] for c in range(channels))
 
 
 def postprocess(logits: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deployments.runtime import processing
 from deployments.runtime.processing import (
     check_image,
     logits_to_class_map,
@@ -66,6 +67,33 @@ def test_blockwise_class_map_equals_the_full_upsample_argmax(channels, src, dst)
     logits[:, 0, 0] = 1.0  # a tie between every class: the lowest index must win
     full = np.argmax(resize_bilinear(logits.transpose(1, 2, 0), *dst), axis=2).astype(np.uint8)
     assert np.array_equal(logits_to_class_map(logits, *dst, rows=16), full)
+
+
+@pytest.mark.parametrize("kind", ["smooth", "near_ties", "flat", "one_class"])
+@pytest.mark.parametrize("dst", [(130, 97), (16, 11), (32, 24), (1, 1)])
+def test_class_map_shortcut_equals_the_full_upsample_argmax(kind, dst, monkeypatch) -> None:
+    """Regions whose source pixels agree take their winner without interpolating; the
+    result must still be the full computation's, pixel for pixel, ties included."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:32, 0:24] / 16.0
+    logits = np.stack([np.sin(yy * (c + 1)) + np.cos(xx * (c + 2)) for c in range(5)]) * 10
+    logits = logits.astype(np.float32)
+    if kind == "near_ties":  # class 2 a hair above or below class 1 (and equal where 0)
+        logits[2] = logits[1] + rng.choice([-1e-6, 0.0, 1e-6], size=logits[1].shape)
+    elif kind == "flat":  # every class equal everywhere: background wins
+        logits[:] = 3.0
+    elif kind == "one_class":
+        logits = logits[:1]
+    full = np.argmax(resize_bilinear(logits.transpose(1, 2, 0), *dst), axis=2).astype(np.uint8)
+    every_pixel = []
+    rows = processing._class_map_rows
+    monkeypatch.setattr(processing, "_class_map_rows",
+                        lambda *a: every_pixel.append(1) or rows(*a))
+    assert np.array_equal(logits_to_class_map(logits, *dst), full)
+    if kind == "smooth":
+        assert not every_pixel  # the shortcut was taken
+    if kind == "flat":
+        assert every_pixel  # nothing is certain: every pixel computed
 
 
 def test_check_image_accepts_grey_and_rgba_and_rejects_the_rest() -> None:
