@@ -15,8 +15,8 @@ a time vs p50 of the runtime's own forward (b). The HTTP figures include everyth
 client pays: upload, PNG decode and checks, the queue hop, pre/postprocessing, RLE of
 each class and JSON. The baselines are forward passes only.
 
-Usage:  python benchmarks/inference_http.py [--threads 2] [--clients 4] [--requests 32]
-        [--sequential 15] [--max-batch N] [--max-wait-ms MS] [--cpu-instances N]
+Usage:  python benchmarks/inference_http.py [--threads 2] [--clients 4] [--requests 64]
+        [--sequential 25] [--max-batch N] [--max-wait-ms MS] [--cpu-instances N]
 Writes benchmarks/results/inference_http.json and prints a summary.
 """
 from __future__ import annotations
@@ -95,9 +95,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads of each runtime")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
-    parser.add_argument("--requests", type=int, default=32,
+    parser.add_argument("--requests", type=int, default=64,
                         help="HTTP requests in the throughput rounds (2 x clients per round)")
-    parser.add_argument("--sequential", type=int, default=15,
+    parser.add_argument("--sequential", type=int, default=25,
                         help="latency rounds: one bare forward, then one request")
     parser.add_argument("--max-wait-ms", type=float, default=None,
                         help="dynamic batching wait (default: the platform's)")
