@@ -470,25 +470,57 @@ LANE_QUEUE = "predict-requests"  # the Redis list of prediction requests (under 
 def _lane_call(request: dict[str, Any], images: Sequence[PredictImage],
                timeout: float) -> dict[str, Any]:
     """Web side of the lane: store the images, queue ``request`` and wait for the answer
-    (``{"ok", "results", "inference_ms"}`` or ``{"ok": False, "error"}``); 503 when no
-    worker answered within ``timeout`` seconds (the inputs expire with the request)."""
+    (``{"ok", "results", "inference_ms"}`` or ``{"ok": False, "error"}``). 503 when no
+    worker answered within ``timeout`` seconds, and sooner when the worker that took the
+    request stopped sending heartbeats (killed mid-request) or, while nobody took it,
+    every worker did; the inputs expire with the request."""
     token = uuid.uuid4().hex
     inputs = [redis_key(f"predict-input:{token}:{i}") for i in range(len(images))]
-    reply = redis_key(f"predict-reply:{token}")
+    reply, taken = redis_key(f"predict-reply:{token}"), redis_key(f"predict-taken:{token}")
     ttl_ms = max(1, int(timeout * 1000))
     client = _redis()
     pipe = client.pipeline(transaction=False)
     for key, image in zip(inputs, images, strict=True):
         pipe.set(key, image.data, px=ttl_ms)
-    pipe.lpush(redis_key(LANE_QUEUE), json.dumps({**request, "inputs": inputs, "reply": reply,
-                                  "deadline": time.time() + timeout}))
+    queued = json.dumps({**request, "inputs": inputs, "reply": reply, "taken": taken,
+                         "deadline": time.time() + timeout})
+    pipe.lpush(redis_key(LANE_QUEUE), queued)
     pipe.execute()
-    answer = client.brpop([reply], timeout=timeout)
-    if answer is None:
-        client.delete(*inputs)  # a worker that pops the request later finds them gone
-        raise ServiceUnavailable(f"No inference worker answered within {timeout:g} s.",
-                                 code="inference_timeout")
-    return json.loads(answer[1])
+    deadline = time.monotonic() + timeout
+    failure = ("inference_timeout", f"No inference worker answered within {timeout:g} s.")
+    while (remaining := deadline - time.monotonic()) > 0:
+        answer = client.brpop([reply], timeout=min(LANE_CHECK_S, remaining))
+        if answer is not None:
+            return json.loads(answer[1])
+        if lost := _lane_worker_lost(taken):
+            failure = lost
+            break
+    # Withdraw the request if it still waits; a worker that took it finds the images gone.
+    pipe = client.pipeline(transaction=False)
+    pipe.lrem(redis_key(LANE_QUEUE), 1, queued)
+    pipe.delete(*inputs)
+    pipe.execute()
+    raise ServiceUnavailable(failure[1], code=failure[0])
+
+
+LANE_CHECK_S = 1.0  # how often a waiting request checks that its worker is still alive
+
+
+def _lane_worker_lost(taken: str) -> tuple[str, str] | None:
+    """(code, message) when the request behind ``taken`` can no longer be answered: the
+    worker holding it stopped sending heartbeats, or nobody took it and no worker is left."""
+    from deployments.selectors import inference_workers
+
+    holder = _redis().get(taken)
+    holder = holder.decode() if isinstance(holder, bytes) else holder
+    alive = {worker["name"] for worker in inference_workers()}
+    if holder is not None and holder not in alive:
+        return ("inference_worker_lost", f"The inference worker {holder} stopped sending "
+                "heartbeats while it held this request.")
+    if holder is None and not alive:
+        return ("no_inference_worker", "No inference worker is running any more; the "
+                "prediction was not started.")
+    return None
 
 
 def _inputs_take(keys: Sequence[str]) -> list[bytes | None]:
@@ -599,11 +631,12 @@ def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence
             "inference_ms": (time.perf_counter() - start) * 1000.0}
 
 
-def predict_lane_serve(stop: threading.Event, *, poll_s: float = 1.0) -> None:
-    """Worker side of the lane, run by each lane thread of an inference worker until
-    ``stop`` is set: pop a request, answer it on its reply list (the answer expires
-    when nobody collects it). A request whose caller gave up (deadline passed) is
-    dropped unanswered."""
+def predict_lane_serve(stop: threading.Event, *, worker: str, poll_s: float = 1.0) -> None:
+    """Worker side of the lane, run by each lane thread of the inference worker named
+    ``worker`` until ``stop`` is set: pop a request, mark it taken by this worker (the
+    caller watches that worker's heartbeat), answer it on its reply list (the answer
+    expires when nobody collects it). A request whose caller gave up (deadline passed)
+    is dropped unanswered."""
     client = _redis()
     while not stop.is_set():
         try:
@@ -611,15 +644,18 @@ def predict_lane_serve(stop: threading.Event, *, poll_s: float = 1.0) -> None:
             if item is None:
                 continue
             request = json.loads(item[1])
-            if request["deadline"] < time.time():
+            left_s = request["deadline"] - time.time()
+            if left_s <= 0:
                 client.delete(*request["inputs"])
                 continue
+            client.set(request["taken"], worker, px=int(left_s * 1000) + 1)
             answer = predict_run(artifact_id=request["artifact_id"], runtime=request["runtime"],
                                  device=request["device"], inputs=request["inputs"],
                                  polygons=request["polygons"], png=request["png"])
             pipe = client.pipeline(transaction=False)
             pipe.lpush(request["reply"], json.dumps(answer))
             pipe.expire(request["reply"], 60)
+            pipe.delete(request["taken"])
             pipe.execute()
         except Exception:  # noqa: BLE001 - Redis may blink; the caller times out with a 503
             logger.warning("inference lane: a request failed", exc_info=True)

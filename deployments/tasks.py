@@ -101,7 +101,8 @@ def _announce_inference_worker(sender=None, **kwargs) -> None:
     _lane_stop.clear()
     for i in range(services.setting("TESSERA_INFERENCE_LANE_THREADS", 8, int)):
         thread = threading.Thread(target=services.predict_lane_serve, args=(_lane_stop,),
-                                  name=f"tessera-lane-{i}", daemon=True)
+                                  kwargs={"worker": sender.hostname}, name=f"tessera-lane-{i}",
+                                  daemon=True)
         thread.start()
         _lane_threads.append(thread)
 

@@ -219,8 +219,9 @@ def test_creating_needs_a_worker_that_can_run_it(project_with_artifact, client_f
 def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_artifact, settings,
                                                                  monkeypatch):
     """A worker is registered but takes nothing from the lane: the caller gets a 503 after
-    TESSERA_PREDICT_TIMEOUT_S and its images are deleted. A lane thread that pops such a
-    request later drops it unanswered; a live one is answered on its reply list."""
+    TESSERA_PREDICT_TIMEOUT_S, its request is withdrawn and its images deleted. A lane
+    thread that pops a request past its deadline drops it unanswered; a live one is
+    answered on its reply list."""
     import threading
     import time
 
@@ -241,18 +242,23 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
         assert response.json()["error"]["code"] == "inference_timeout"
         assert time.monotonic() - start >= 0.5
         assert not list(redis.scan_iter(match=services.redis_key("predict-input:*")))
-        assert redis.llen(queue) == 1  # the request itself waits, past its deadline
+        assert redis.llen(queue) == 0
 
-        # A lane thread drops the expired request; a live one (an image that is gone)
+        # A lane thread drops an expired request; a live one (an image that is gone)
         # gets its answer.
+        def queued(name: str, deadline: float) -> str:
+            return services.json.dumps(
+                {"artifact_id": artifact.id, "runtime": "onnxruntime", "device": "cpu",
+                 "polygons": False, "png": False, "deadline": deadline,
+                 **{field: services.redis_key(f"predict-{field}:{name}")
+                    for field in ("reply", "taken")},
+                 "inputs": [services.redis_key(f"predict-input:{name}:0")]})
+
         live_reply = services.redis_key("predict-reply:live")
-        redis.lpush(queue, services.json.dumps(
-            {"artifact_id": artifact.id, "runtime": "onnxruntime", "device": "cpu",
-             "polygons": False, "png": False, "inputs": [services.redis_key("predict-input:live:0")],
-             "reply": live_reply, "deadline": time.time() + 30}))
+        redis.lpush(queue, queued("expired", time.time() - 1), queued("live", time.time() + 30))
         stop = threading.Event()
         lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
-                                kwargs={"poll_s": 0.1})
+                                kwargs={"poll_s": 0.1, "worker": "idle@test"})
         lane.start()
         try:
             answer = redis.brpop([live_reply], timeout=10)
@@ -266,6 +272,51 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
         assert not list(redis.scan_iter(match=services.redis_key("predict-reply:*")))  # none to the dead one
     finally:
         services.inference_worker_forget(name="idle@test")
+
+
+def test_a_worker_that_dies_holding_a_request_is_a_503_before_the_timeout(
+        project_with_artifact, settings, monkeypatch):
+    """The lane marks a request taken by its worker; the waiting caller watches that
+    worker's heartbeat and answers 503 `inference_worker_lost` once it is gone, and
+    `no_inference_worker` for a request nobody took when every worker is gone, instead of
+    waiting out TESSERA_PREDICT_TIMEOUT_S (60 s here)."""
+    import threading
+
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    key = services.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
+    monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-lost")
+    monkeypatch.setattr(services, "LANE_CHECK_S", 0.2)
+    settings.TESSERA_PREDICT_TIMEOUT_S = 60
+    redis = services._redis()
+    redis.delete(services.redis_key(services.LANE_QUEUE))
+    url = f"/api/v1/deployments/{deployment.id}/predict/"
+    body = {"image": base64.b64encode(_png()).decode()}
+
+    # Nobody takes the request, and the only worker's heartbeat runs out.
+    services.inference_worker_heartbeat(info={"name": "gone@test"}, ttl_s=1)
+    response = _bearer(key).post(url, body, format="json")
+    assert response.status_code == 503, response.json()
+    assert response.json()["error"]["code"] == "no_inference_worker"
+
+    # A worker takes the request, then stops: its run never returns, no more heartbeats.
+    stuck = threading.Event()
+    monkeypatch.setattr(services, "predict_run", lambda **kwargs: stuck.wait(30) and {})
+    services.inference_worker_heartbeat(info={"name": "dying@test"}, ttl_s=1.5)
+    stop = threading.Event()
+    lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
+                            kwargs={"poll_s": 0.1, "worker": "dying@test"})
+    lane.start()
+    try:
+        response = _bearer(key).post(url, body, format="json")
+    finally:
+        stop.set()
+        stuck.set()
+        lane.join(timeout=10)
+    assert response.status_code == 503, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "inference_worker_lost" and "dying@test" in error["message"]
+    assert not list(redis.scan_iter(match=services.redis_key("predict-input:*")))
 
 
 def test_key_lookups_are_cached_and_every_change_is_seen_at_once(project_with_artifact,
