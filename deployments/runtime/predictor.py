@@ -217,13 +217,13 @@ class OnnxPredictor(Predictor):
     finds others already running, or more images announced (:meth:`expecting`) than its
     own batch, uses that one, so up to ``instances`` forwards run side by side, each on
     its own cores, instead of queueing for the all-core session. A lone request still
-    gets every core. Announcing matters at the start of a burst: an all-core forward
-    that a second one joins runs 3 threads on 2 cores (benchmarks/inference_http.py,
-    4 clients: 0.75 -> 0.92x the bare session's images/s once the inference worker
-    announced each request while decoding it). On 2 cores, two 1-thread forwards of SegFormer-B0 at
-    512x512 gave 6.5 images/s against 5.6 for one 2-thread session run back to back: the
-    threads of one forward wait for each other at every operator, and any other process
-    on a core stalls them all. The second session costs the model's memory once more.
+    gets every core. On 2 cores, two 1-thread forwards of SegFormer-B0 at 512x512 gave
+    6.5 images/s against 5.6 for one 2-thread session run back to back: the threads of
+    one forward wait for each other at every operator, and any other process on a core
+    stalls them all. Announcing matters at the start of a burst: an all-core forward that
+    a second one joins runs 3 threads on 2 cores (benchmarks/inference_http.py, 4 clients:
+    0.72-0.84x the bare session's images/s before the worker announced each request while
+    decoding it, 0.80-1.13x after). The second session costs the model's memory once more.
     """
 
     def __init__(
