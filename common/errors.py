@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -47,6 +49,13 @@ def error_body(code: str, message: str, details: Any = None) -> dict:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):  # Django's limit on bodies read into memory
+        return Response(error_body(
+            "request_too_large", f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} "
+            "bytes, the limit for anything but file uploads: send large content (images) as "
+            "multipart files."), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return Response(error_body("too_many_fields", str(exc)), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(details)

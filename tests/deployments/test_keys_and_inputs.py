@@ -152,6 +152,14 @@ def test_bad_inputs(project_with_artifact, client_for, settings):
     settings.TESSERA_PREDICT_MAX_IMAGES = 2
     three = [base64.b64encode(_png(8, 8)).decode()] * 3
     assert code(client.post(url, {"images": three}, format="json")) == (413, "too_many_images")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000  # JSON bodies are read into memory
+    big = client.post(url, {"image": base64.b64encode(_png(64, 64)).decode() + " " * 1000},
+                      format="json")
+    assert code(big) == (413, "request_too_large") and "multipart" in big.json()["error"]["message"]
+    # Files are not held to it: this one passes every check and finds no worker.
+    assert code(client.post(url, {"image": io.BytesIO(_png(64, 64))}, format="multipart")) == (
+        503, "no_inference_worker")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
     deployment.status = Deployment.Status.DEPLOYING  # (saves drop the cached key + deployment)
     deployment.save(update_fields=["status"])
