@@ -295,6 +295,18 @@ def deployment_preload(*, deployment_id: int) -> None:
         logger.warning("preloading deployment %s failed", deployment_id, exc_info=True)
 
 
+def deployments_preload_ready() -> list[int]:
+    """Worker side, when an inference worker starts: load the ready deployments' models
+    (the most recently deployed last, so they stay longest in the LRU; at most as many as
+    stay loaded), so a (re)started or added worker serves them hot instead of loading on
+    its first request. Returns the deployment ids."""
+    ids = list(Deployment.objects.filter(status=Deployment.Status.READY)
+               .order_by("-ready_at", "-id").values_list("id", flat=True)[:hot_models().capacity])
+    for deployment_id in reversed(ids):
+        deployment_preload(deployment_id=deployment_id)
+    return ids
+
+
 def deployment_load(*, deployment_id: int, worker: str = "") -> None:
     """Worker side: load the deployment's model into this process and run one warm-up
     forward; mark it ready (with the load time) or failed (with the reason)."""

@@ -8,6 +8,7 @@ A worker that consumes the ``inference`` queue also, beside Celery's own pool:
     from Redis (``services.predict_lane_serve``; concurrent requests meet in the same
     hot model's batching queue, so they may share forward passes);
   * announces itself in Redis every few seconds (``services.inference_worker_heartbeat``);
+  * loads the ready deployments' models when it starts (``services.deployments_preload_ready``);
   * answers the ``tessera_unload_artifact`` and ``tessera_preload_deployment`` broadcasts."""
 from __future__ import annotations
 
@@ -57,9 +58,24 @@ def tessera_preload_deployment(state, deployment_id: int) -> dict[str, Any]:
     background (not in this control thread, which also receives the worker's tasks)."""
     if _heartbeat is None:
         return {"ok": False, "reason": "not an inference worker"}
-    threading.Thread(target=services.deployment_preload, kwargs={"deployment_id": deployment_id},
-                     name=f"tessera-preload-{deployment_id}", daemon=True).start()
+    _in_background(services.deployment_preload, f"tessera-preload-{deployment_id}",
+                   deployment_id=deployment_id)
     return {"ok": True}
+
+
+def _in_background(fn: Any, name: str, **kwargs: Any) -> None:
+    """Run ``fn(**kwargs)`` in a daemon thread that closes its database connection after."""
+    from django.db import connection
+
+    def run() -> None:
+        try:
+            fn(**kwargs)
+        except Exception:  # noqa: BLE001 - a preload is an optimisation; the log says why
+            logger.warning("%s failed", name, exc_info=True)
+        finally:
+            connection.close()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
 
 
 class _Heartbeat(threading.Thread):
@@ -105,6 +121,7 @@ def _announce_inference_worker(sender=None, **kwargs) -> None:
                                   daemon=True)
         thread.start()
         _lane_threads.append(thread)
+    _in_background(services.deployments_preload_ready, "tessera-preload-ready")
 
 
 @worker_shutdown.connect

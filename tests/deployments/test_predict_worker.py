@@ -188,10 +188,11 @@ def test_no_inference_worker_gives_503_at_once(start_worker, project_with_artifa
     assert time.monotonic() - start < 2.0
 
 
-def test_every_inference_worker_preloads_a_new_deployment(inference_worker, start_worker,
-                                                          project_with_artifact, client_for):
+def test_every_inference_worker_preloads_new_and_ready_deployments(
+        inference_worker, start_worker, project_with_artifact, client_for):
     """Any inference worker may take the next request from the shared queue, so each one
-    loads a new deployment ahead of it; deleting the deployment unloads it everywhere."""
+    loads a new deployment ahead of it, and a worker that starts later loads the ready
+    ones; deleting the deployment unloads it everywhere."""
     from deployments.selectors import inference_workers
 
     second = start_worker("deploy-inference-2@tessera", queues=("inference",))
@@ -210,6 +211,15 @@ def test_every_inference_worker_preloads_a_new_deployment(inference_worker, star
         # (A worker of the session that serves every queue may hold it too.)
         wait_until(lambda: ours <= holders(), timeout=90, interval=0.3)
         assert owner.get(url).json()["workers_loaded"] == len(holders()) >= 2
+
+        # A worker started later (a restart, or one more) loads the ready deployment at
+        # once, before any request reaches it.
+        third = start_worker("deploy-inference-3@tessera", queues=("inference",))
+        try:
+            wait_until(lambda: "deploy-inference-3@tessera" in holders(), timeout=90, interval=0.3)
+        finally:
+            third.send_signal(signal.SIGTERM)
+            third.wait(timeout=60)
 
         assert owner.delete(url).status_code == 204
         wait_until(lambda: not any(artifact.id in w.get("artifacts", []) for w in inference_workers()),
