@@ -194,11 +194,12 @@ class DeploymentPredictApi(APIView):
                      "images": {"type": "array", "items": {"type": "string"}}}}},
         responses={200: PredictionOutput})
     def post(self, request, deployment_id: int):
-        deployment = self._deployment(request, deployment_id)
-        images, single = self._images(request)
-        results = services.deployment_predict(deployment=deployment, images=images,
-                                              polygons=_flag(request, "polygons"),
-                                              png=_flag(request, "png"))
+        with services.predict_in_flight():
+            deployment = self._deployment(request, deployment_id)
+            images, single = self._images(request)
+            results = services.deployment_predict(deployment=deployment, images=images,
+                                                  polygons=_flag(request, "polygons"),
+                                                  png=_flag(request, "png"))
         return Response(results[0] if single else {"results": results})
 
     def _deployment(self, request, deployment_id: int) -> Deployment:

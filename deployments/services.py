@@ -39,7 +39,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -479,6 +480,26 @@ def decode_base64_image(value: Any, index: int = 0) -> bytes:
 LANE_QUEUE = "predict-requests"  # the Redis list of prediction requests (under redis_key)
 
 
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+
+
+@contextmanager
+def predict_in_flight() -> Iterator[None]:
+    """Web side: count this process's prediction requests from the moment the view starts
+    (before the upload is parsed). Each request tells the worker whether others were in
+    flight when it was sent, so the first request of a burst already shares the CPU
+    with the ones right behind it instead of starting alone on every core."""
+    global _in_flight
+    with _in_flight_lock:
+        _in_flight += 1
+    try:
+        yield
+    finally:
+        with _in_flight_lock:
+            _in_flight -= 1
+
+
 def _lane_call(request: dict[str, Any], images: Sequence[PredictImage],
                timeout: float) -> dict[str, Any]:
     """Web side of the lane: store the images, queue ``request`` and wait for the answer
@@ -567,8 +588,8 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
     timeout = setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float)
     start = time.perf_counter()
     answer = _lane_call({"artifact_id": deployment.artifact_id, "runtime": deployment.runtime,
-                         "device": deployment.device, "polygons": polygons, "png": png},
-                        images, timeout)
+                         "device": deployment.device, "polygons": polygons, "png": png,
+                         "company": _in_flight > 1}, images, timeout)
     if not answer.get("ok"):
         error = answer.get("error", {})
         raise _error({"code": "inference_failed", "status": 500,
@@ -605,9 +626,10 @@ def _decode_inputs(keys: Sequence[str]) -> list[np.ndarray]:
 
 
 def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence[str],
-                polygons: bool = False, png: bool = False) -> dict[str, Any]:
+                polygons: bool = False, png: bool = False, company: bool = False) -> dict[str, Any]:
     """Worker side of :func:`deployment_predict`: ``inputs`` are the Redis keys of the
-    encoded images.
+    encoded images; ``company``: other requests were in flight at the web when it was sent
+    (announced to the model as one image more, see ``Predictor.expecting``).
 
     Returns ``{"ok": True, "results": [...], "inference_ms"}`` or ``{"ok": False,
     "error": {"code", "message", "status"[, "details"]}}`` (errors travel as data)."""
@@ -616,7 +638,7 @@ def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence
     start = time.perf_counter()
     try:
         hot = _hot_model(artifact_id, runtime, device)
-        with hot.predictor.expecting(len(inputs)):
+        with hot.predictor.expecting(len(inputs) + int(company)):
             arrays = _decode_inputs(inputs)
             results = hot.predict_encoded(
                 arrays, polygons=polygons, png=png,
@@ -663,7 +685,8 @@ def predict_lane_serve(stop: threading.Event, *, worker: str, poll_s: float = 1.
             client.set(request["taken"], worker, px=int(left_s * 1000) + 1)
             answer = predict_run(artifact_id=request["artifact_id"], runtime=request["runtime"],
                                  device=request["device"], inputs=request["inputs"],
-                                 polygons=request["polygons"], png=request["png"])
+                                 polygons=request["polygons"], png=request["png"],
+                                 company=request.get("company", False))
             pipe = client.pipeline(transaction=False)
             pipe.lpush(request["reply"], json.dumps(answer))
             pipe.expire(request["reply"], 60)

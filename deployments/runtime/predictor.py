@@ -222,8 +222,9 @@ class OnnxPredictor(Predictor):
     one forward wait for each other at every operator, and any other process on a core
     stalls them all. Announcing matters at the start of a burst: an all-core forward that
     a second one joins runs 3 threads on 2 cores (benchmarks/inference_http.py, 4 clients:
-    0.72-0.84x the bare session's images/s before the worker announced each request while
-    decoding it, 0.80-1.13x after). The second session costs the model's memory once more.
+    0.72-0.84x the bare session's images/s before the inference worker announced the
+    requests it was decoding and the ones the web marked as sent beside others, 0.88-1.13x
+    after). The second session costs the model's memory once more.
     """
 
     def __init__(

@@ -365,3 +365,42 @@ def test_the_throttle_counts_concurrent_requests_exactly():
         results = list(pool.map(attempt, range(20)))
     assert sum(allowed for allowed, _ in results) == 5
     assert all(0 < wait <= 60 for allowed, wait in results if not allowed)
+
+
+def test_a_request_sent_while_others_are_in_flight_tells_the_worker(project_with_artifact,
+                                                                    monkeypatch):
+    """The web counts its prediction requests from the start of the view; a request sent
+    while another is in flight is marked `company`, which the worker announces to the
+    model (one image more) so a burst's first forward does not take every core."""
+    import threading
+
+    project, artifact = project_with_artifact
+    deployment = ready_deployment(artifact)
+    key = services.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
+    monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-company")
+    services._redis().delete(services.redis_key(services.LANE_QUEUE))
+    seen = []
+
+    def predict_run(**kwargs):
+        seen.append(kwargs["company"])
+        return {"ok": True, "inference_ms": 1.0,
+                "results": [{"width": 40, "height": 30, "predictions": []}]}
+
+    monkeypatch.setattr(services, "predict_run", predict_run)
+    services.inference_worker_heartbeat(info={"name": "company@test"}, ttl_s=30)
+    stop = threading.Event()
+    lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
+                            kwargs={"poll_s": 0.1, "worker": "company@test"})
+    lane.start()
+    url = f"/api/v1/deployments/{deployment.id}/predict/"
+    body = {"image": base64.b64encode(_png()).decode()}
+    try:
+        assert _bearer(key).post(url, body, format="json").status_code == 200
+        with services.predict_in_flight():  # another request of this web process
+            assert _bearer(key).post(url, body, format="json").status_code == 200
+        assert _bearer(key).post(url, body, format="json").status_code == 200
+    finally:
+        stop.set()
+        lane.join(timeout=10)
+        services.inference_worker_forget(name="company@test")
+    assert seen == [False, True, False]
