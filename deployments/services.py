@@ -682,7 +682,9 @@ def predict_lane_serve(stop: threading.Event, *, worker: str, poll_s: float = 1.
             if left_s <= 0:
                 client.delete(*request["inputs"])
                 continue
-            client.set(request["taken"], worker, px=int(left_s * 1000) + 1)
+            taken = request.get("taken")  # (absent from a web process of an older version)
+            if taken:
+                client.set(taken, worker, px=int(left_s * 1000) + 1)
             answer = predict_run(artifact_id=request["artifact_id"], runtime=request["runtime"],
                                  device=request["device"], inputs=request["inputs"],
                                  polygons=request["polygons"], png=request["png"],
@@ -690,7 +692,8 @@ def predict_lane_serve(stop: threading.Event, *, worker: str, poll_s: float = 1.
             pipe = client.pipeline(transaction=False)
             pipe.lpush(request["reply"], json.dumps(answer))
             pipe.expire(request["reply"], 60)
-            pipe.delete(request["taken"])
+            if taken:
+                pipe.delete(taken)
             pipe.execute()
         except Exception:  # noqa: BLE001 - Redis may blink; the caller times out with a 503
             logger.warning("inference lane: a request failed", exc_info=True)
