@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,9 +308,12 @@ def deployments_preload_ready() -> list[int]:
     return ids
 
 
-def deployment_load(*, deployment_id: int, worker: str = "") -> None:
+def deployment_load(*, deployment_id: int, worker: str = "",
+                    loaded: Callable[[], None] | None = None) -> None:
     """Worker side: load the deployment's model into this process and run one warm-up
-    forward; mark it ready (with the load time) or failed (with the reason)."""
+    forward; mark it ready (with the load time) or failed (with the reason). ``loaded`` runs
+    between the two (the worker's heartbeat: a deployment shown ready already counts this
+    worker among those holding it)."""
     deployment = Deployment.objects.filter(pk=deployment_id).first()
     if deployment is None or deployment.status != Deployment.Status.DEPLOYING:
         return
@@ -324,6 +327,8 @@ def deployment_load(*, deployment_id: int, worker: str = "") -> None:
             worker=worker, updated_at=timezone.now())
         api_keys_forget(deployment_id=deployment_id)
         return
+    if loaded is not None:
+        loaded()
     Deployment.objects.filter(pk=deployment_id, status=Deployment.Status.DEPLOYING).update(
         status=Deployment.Status.READY, reason="", worker=worker,
         load_ms=(time.perf_counter() - start) * 1000.0, ready_at=timezone.now(),

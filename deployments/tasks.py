@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 @shared_task(name="deployments.tasks.deployment_load", bind=True)
 def deployment_load(self, deployment_id: int) -> None:
     """Load (and warm up) a deployment in this inference worker; mark it ready/failed."""
-    services.deployment_load(deployment_id=deployment_id, worker=self.request.hostname or "")
+    services.deployment_load(deployment_id=deployment_id, worker=self.request.hostname or "",
+                             loaded=_heartbeat.beat if _heartbeat is not None else None)
 
 
 @shared_task(name="deployments.tasks.artifact_export_build")
@@ -85,15 +86,19 @@ class _Heartbeat(threading.Thread):
         self.done = threading.Event()
         self.info: dict[str, Any] | None = None
 
+    def beat(self) -> None:
+        """Announce this worker and the artifacts it holds now."""
+        try:
+            if self.info is None:
+                self.info = services.inference_worker_info(self.worker_name)
+            info = {**self.info, "artifacts": services.loaded_artifact_ids()}
+            services.inference_worker_heartbeat(info=info, ttl_s=self.ttl_s)
+        except Exception:  # noqa: BLE001 - Redis may blink; try again next period
+            logger.warning("inference heartbeat failed", exc_info=True)
+
     def run(self) -> None:
         while not self.done.is_set():
-            try:
-                if self.info is None:
-                    self.info = services.inference_worker_info(self.worker_name)
-                info = {**self.info, "artifacts": services.loaded_artifact_ids()}
-                services.inference_worker_heartbeat(info=info, ttl_s=self.ttl_s)
-            except Exception:  # noqa: BLE001 - Redis may blink; try again next period
-                logger.warning("inference heartbeat failed", exc_info=True)
+            self.beat()
             self.done.wait(self.period_s)
 
 

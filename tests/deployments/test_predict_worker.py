@@ -139,6 +139,8 @@ def test_onnxruntime_deployment_and_a_failed_load(inference_worker, project_with
     owner = client_for(factories.owner_of(project))
     deployment = _deploy(owner, artifact.id, runtime="onnxruntime")
     assert deployment["status"] == "ready", deployment
+    # The loading worker announced the model before the status turned ready.
+    assert deployment["workers_loaded"] >= 1 and deployment["worker"] == "deploy-inference@tessera"
     model, meta = load_artifact(artifact_local_dir(artifact=artifact))
     image = make_dataset(1, seed=7, sizes=[(80, 96)])[0].image
     got = owner.post(deployment["predict_url"], {"image": base64.b64encode(_png(image)).decode()},

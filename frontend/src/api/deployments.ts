@@ -85,7 +85,8 @@ export function useDeployment(id: number) {
   return useQuery({
     queryKey: deploymentKeys.one(id),
     queryFn: () => api<Deployment>(`/deployments/${id}/`),
-    refetchInterval: (q) => (q.state.data?.status === "deploying" ? 1000 : false),
+    // Deploying: every second until ready or failed; then every 5 s (workers come and go).
+    refetchInterval: (q) => (q.state.data?.status === "deploying" ? 1000 : 5000),
   });
 }
 
