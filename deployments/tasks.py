@@ -28,8 +28,11 @@ logger = logging.getLogger(__name__)
 @shared_task(name="deployments.tasks.deployment_load", bind=True)
 def deployment_load(self, deployment_id: int) -> None:
     """Load (and warm up) a deployment in this inference worker; mark it ready/failed."""
+    # The heartbeat runs in the process whose lane threads serve predictions: a prefork
+    # child (its copy of the thread is not alive) has nothing to announce.
+    serving = _heartbeat is not None and _heartbeat.is_alive()
     services.deployment_load(deployment_id=deployment_id, worker=self.request.hostname or "",
-                             loaded=_heartbeat.beat if _heartbeat is not None else None)
+                             loaded=_heartbeat.beat if serving else None)
 
 
 @shared_task(name="deployments.tasks.artifact_export_build")
