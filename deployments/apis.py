@@ -194,7 +194,7 @@ class DeploymentPredictApi(APIView):
                      "images": {"type": "array", "items": {"type": "string"}}}}},
         responses={200: PredictionOutput})
     def post(self, request, deployment_id: int):
-        with services.predict_in_flight():
+        with services.predict_in_flight(deployment_id):
             deployment = self._deployment(request, deployment_id)
             images, single = self._images(request)
             results = services.deployment_predict(deployment=deployment, images=images,

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -485,24 +486,26 @@ def decode_base64_image(value: Any, index: int = 0) -> bytes:
 LANE_QUEUE = "predict-requests"  # the Redis list of prediction requests (under redis_key)
 
 
-_in_flight = 0
+_in_flight: Counter[int] = Counter()  # deployment id -> prediction requests in this process
 _in_flight_lock = threading.Lock()
 
 
 @contextmanager
-def predict_in_flight() -> Iterator[None]:
-    """Web side: count this process's prediction requests from the moment the view starts
-    (before the upload is parsed). Each request tells the worker whether others were in
-    flight when it was sent, so the first request of a burst already shares the CPU
-    with the ones right behind it instead of starting alone on every core."""
-    global _in_flight
+def predict_in_flight(deployment_id: int) -> Iterator[None]:
+    """Web side: count this process's prediction requests per deployment from the moment
+    the view starts (before the upload is parsed). A request sent while more of them are in
+    flight than workers hold the model tells its worker so (``company``), and the first
+    request of a burst already shares that worker's cores with the ones right behind it
+    instead of starting alone on every core."""
     with _in_flight_lock:
-        _in_flight += 1
+        _in_flight[deployment_id] += 1
     try:
         yield
     finally:
         with _in_flight_lock:
-            _in_flight -= 1
+            _in_flight[deployment_id] -= 1
+            if not _in_flight[deployment_id]:
+                del _in_flight[deployment_id]
 
 
 def _lane_call(request: dict[str, Any], images: Sequence[PredictImage],
@@ -587,14 +590,16 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
     if not images:
         raise ApplicationError("No image was given (multipart `image`/`images`, or JSON "
                                "`image`/`images` as base64).", code="no_image")
-    if not inference_workers():
+    workers = inference_workers()
+    if not workers:
         raise ServiceUnavailable("No inference worker is running; predictions cannot be served "
                                  "right now.", code="no_inference_worker")
+    holders = sum(deployment.artifact_id in w.get("artifacts", ()) for w in workers) or len(workers)
     timeout = setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float)
     start = time.perf_counter()
     answer = _lane_call({"artifact_id": deployment.artifact_id, "runtime": deployment.runtime,
                          "device": deployment.device, "polygons": polygons, "png": png,
-                         "company": _in_flight > 1}, images, timeout)
+                         "company": _in_flight[deployment.pk] > holders}, images, timeout)
     if not answer.get("ok"):
         error = answer.get("error", {})
         raise _error({"code": "inference_failed", "status": 500,

@@ -369,9 +369,11 @@ def test_the_throttle_counts_concurrent_requests_exactly():
 
 def test_a_request_sent_while_others_are_in_flight_tells_the_worker(project_with_artifact,
                                                                     monkeypatch):
-    """The web counts its prediction requests from the start of the view; a request sent
-    while another is in flight is marked `company`, which the worker announces to the
-    model (one image more) so a burst's first forward does not take every core."""
+    """The web counts its prediction requests per deployment from the start of the view; a
+    request sent while more are in flight than workers hold the model is marked `company`,
+    which the worker announces to the model (one image more) so a burst's first forward
+    does not take every core. Two requests for two workers, or requests to another
+    deployment, are not company."""
     import threading
 
     project, artifact = project_with_artifact
@@ -397,12 +399,17 @@ def test_a_request_sent_while_others_are_in_flight_tells_the_worker(project_with
     body = {"image": base64.b64encode(_png()).decode()}
     try:
         assert _bearer(key).post(url, body, format="json").status_code == 200
-        with services.predict_in_flight():  # another request of this web process
+        with services.predict_in_flight(deployment.id):  # another request of this web process
+            assert _bearer(key).post(url, body, format="json").status_code == 200
+            services.inference_worker_heartbeat(info={"name": "second@test"}, ttl_s=30)
+            assert _bearer(key).post(url, body, format="json").status_code == 200
+            services.inference_worker_forget(name="second@test")
+        with services.predict_in_flight(deployment.id + 1):  # another deployment's
             assert _bearer(key).post(url, body, format="json").status_code == 200
         assert _bearer(key).post(url, body, format="json").status_code == 200
     finally:
         stop.set()
         lane.join(timeout=10)
         services.inference_worker_forget(name="company@test")
-    assert seen == [False, True, False]
+    assert seen == [False, True, False, False, False]
     assert not list(services._redis().scan_iter(match=services.redis_key("predict-*")))
