@@ -4,15 +4,15 @@ from annotator import apis
 
 urlpatterns = [
     path("", include("annotator.intellibrush.urls")),
-    path("assets/<int:asset_id>/masks/", apis.AssetMasksApi.as_view(), name="asset-masks"),
-    path("assets/<int:asset_id>/masks/revisions/", apis.MaskRevisionListApi.as_view(),
+    path("assets/<id:asset_id>/masks/", apis.AssetMasksApi.as_view(), name="asset-masks"),
+    path("assets/<id:asset_id>/masks/revisions/", apis.MaskRevisionListApi.as_view(),
          name="mask-revision-list"),
-    path("assets/<int:asset_id>/masks/revisions/<int:revision_id>/",
+    path("assets/<id:asset_id>/masks/revisions/<id:revision_id>/",
          apis.MaskRevisionDetailApi.as_view(), name="mask-revision-detail"),
-    path("assets/<int:asset_id>/masks/revisions/<int:revision_id>/restore/",
+    path("assets/<id:asset_id>/masks/revisions/<id:revision_id>/restore/",
          apis.MaskRevisionRestoreApi.as_view(), name="mask-revision-restore"),
-    path("projects/<int:project_id>/imports/", apis.ProjectImportApi.as_view(),
+    path("projects/<id:project_id>/imports/", apis.ProjectImportApi.as_view(),
          name="project-import"),
-    path("projects/<int:project_id>/export/", apis.ProjectExportApi.as_view(),
+    path("projects/<id:project_id>/export/", apis.ProjectExportApi.as_view(),
          name="project-export"),
 ]

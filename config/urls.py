@@ -23,3 +23,8 @@ urlpatterns = [
 # Media is never served directly: files are read through API views that check
 # project membership (e.g. /api/v1/assets/{id}/file/).
 urlpatterns.append(re_path(r"^(?!api/|admin/|media/|static/|ws/).*$", frontend_index))
+
+handler400 = "common.views.bad_request"
+handler403 = "common.views.permission_denied"
+handler404 = "common.views.not_found"
+handler500 = "common.views.server_error"

@@ -5,9 +5,9 @@ from django.urls import path
 from . import apis
 
 urlpatterns = [
-    path("assets/<int:asset_id>/intellibrush/", apis.IntelliBrushApi.as_view(), name="asset-intellibrush"),
-    path("assets/<int:asset_id>/embedding/", apis.AssetEmbeddingApi.as_view(), name="asset-embedding"),
+    path("assets/<id:asset_id>/intellibrush/", apis.IntelliBrushApi.as_view(), name="asset-intellibrush"),
+    path("assets/<id:asset_id>/embedding/", apis.AssetEmbeddingApi.as_view(), name="asset-embedding"),
     path("intellibrush/decoder.onnx", apis.DecoderOnnxApi.as_view(), name="intellibrush-decoder"),
-    path("projects/<int:project_id>/intellibrush/embeddings/", apis.ProjectEmbeddingsApi.as_view(),
+    path("projects/<id:project_id>/intellibrush/embeddings/", apis.ProjectEmbeddingsApi.as_view(),
          name="project-embeddings"),
 ]
