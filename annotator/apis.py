@@ -16,6 +16,7 @@ from annotator import selectors, services
 from annotator.formats import EXPORT_FORMATS, IMPORT_FORMATS
 from annotator.models import MaskRevision, MaskSet
 from common.errors import ApplicationError
+from common.fields import IdField
 from common.pagination import PageNumberPagination
 from projects.apis import JobOutput
 from projects.models import Asset, Role
@@ -29,7 +30,7 @@ class RleField(serializers.Serializer):
 
 
 class MaskItem(serializers.Serializer):
-    class_id = serializers.IntegerField()
+    class_id = IdField()
     rle = RleField()
 
 
@@ -68,7 +69,7 @@ class AssetMasksApi(APIView):
     class Input(serializers.Serializer):
         # Validated by the service (every entry, all errors at once), not here.
         masks = serializers.ListField(child=serializers.JSONField(), allow_empty=True)
-        base_revision = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+        base_revision = IdField(required=False, allow_null=True, min_value=0,
                                                  help_text="revision edited; 409 if it is not current")
 
     @extend_schema(responses=MaskSetOutput)

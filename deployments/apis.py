@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from common.conf import truthy
 from common.errors import ApplicationError, NotFoundError
+from common.fields import IdField
 from common.pagination import PageNumberPagination
 from deployments import selectors, services
 from deployments.auth import ApiKeyAuthentication, PredictRateThrottle
@@ -52,7 +53,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 class DeploymentListCreateApi(APIView):
     @extend_schema_serializer(component_name="DeploymentCreateInput")
     class Input(serializers.Serializer):
-        artifact = serializers.IntegerField()
+        artifact = IdField()
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
         runtime = serializers.ChoiceField(choices=Deployment.Runtime.choices,
                                           default=Deployment.Runtime.ONNXRUNTIME)
@@ -61,7 +62,7 @@ class DeploymentListCreateApi(APIView):
 
     @extend_schema_serializer(component_name="DeploymentListFilter")
     class Filter(serializers.Serializer):
-        project = serializers.IntegerField(required=False)
+        project = IdField(required=False)
         status = serializers.ChoiceField(choices=Deployment.Status.choices, required=False)
 
     @extend_schema(parameters=[Filter], responses=DeploymentOutput(many=True))

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import ApplicationError, NotFoundError
+from common.fields import IdField
 from common.pagination import PageNumberPagination
 from projects import selectors, services
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
@@ -191,7 +192,7 @@ class AssetListUploadApi(APIView):
     class Filters(serializers.Serializer):
         status = serializers.ChoiceField(choices=Asset.Status.choices, required=False)
         split = serializers.ChoiceField(choices=Asset.Split.choices, required=False)
-        video = serializers.IntegerField(required=False)
+        video = IdField(required=False)
         search = serializers.CharField(required=False)
 
     @extend_schema(parameters=[Filters], responses=AssetOutput(many=True))

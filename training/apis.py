@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.fields import IdField
 from common.pagination import PageNumberPagination
 from projects.models import Role
 from projects.selectors import project_get_for_user
@@ -89,10 +90,10 @@ class RunOutput(serializers.ModelSerializer):
 
 class TrainingListStartApi(APIView):
     class Input(serializers.Serializer):
-        workflow = serializers.IntegerField()
+        workflow = IdField()
 
     class Filter(serializers.Serializer):
-        project = serializers.IntegerField(required=False)
+        project = IdField(required=False)
         status = serializers.ChoiceField(choices=TrainingRun.Status.choices, required=False)
 
     @extend_schema(parameters=[Filter], responses=RunOutput(many=True))
@@ -145,7 +146,7 @@ class MetricOutput(serializers.ModelSerializer):
 
 class TrainingMetricsApi(APIView):
     class Filter(serializers.Serializer):
-        after = serializers.IntegerField(required=False, help_text="only points with a larger id")
+        after = IdField(required=False, min_value=0, help_text="only points with a larger id")
         kind = serializers.ChoiceField(choices=MetricPoint.Kind.choices, required=False)
 
     @extend_schema(parameters=[Filter], responses=MetricOutput(many=True))
@@ -166,7 +167,7 @@ class ArtifactOutput(serializers.ModelSerializer):
 
 class ArtifactListApi(APIView):
     class Filter(serializers.Serializer):
-        project = serializers.IntegerField(required=False)
+        project = IdField(required=False)
 
     @extend_schema(parameters=[Filter], responses=ArtifactOutput(many=True))
     def get(self, request):
