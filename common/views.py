@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -21,33 +24,21 @@ def frontend_index(request: HttpRequest) -> HttpResponse:
 
 
 # Django's error views for requests that never reach a DRF view (no URL matched, an error
-# outside DRF): JSON in the API's error format under /api/, Django's pages elsewhere.
-def _api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+# outside DRF): JSON in the API's error format under /api/, Django's own pages elsewhere.
+def _api_or_page(status: int, code: str, message: str,
+                 page: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return JsonResponse(error_body(code, message.format(path=request.path)), status=status)
+        return page(request, *args, **kwargs)  # the exception, except for handler500
+
+    return view
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _api(request):
-        return JsonResponse(error_body("bad_request", "The request could not be read."), status=400)
-    return defaults.bad_request(request, exception)
-
-
-def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _api(request):
-        return JsonResponse(error_body("permission_denied", "You do not have permission for this."),
-                            status=403)
-    return defaults.permission_denied(request, exception)
-
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _api(request):
-        return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."),
-                            status=404)
-    return defaults.page_not_found(request, exception)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    if _api(request):
-        return JsonResponse(error_body("server_error", "The server failed; its log has the details."),
-                            status=500)
-    return defaults.server_error(request)
+bad_request = _api_or_page(400, "bad_request", "The request could not be read.",
+                           defaults.bad_request)
+permission_denied = _api_or_page(403, "permission_denied", "You do not have permission for this.",
+                                 defaults.permission_denied)
+not_found = _api_or_page(404, "not_found", "No API endpoint at {path}.", defaults.page_not_found)
+server_error = _api_or_page(500, "server_error", "The server failed; its log has the details.",
+                            defaults.server_error)
