@@ -70,7 +70,7 @@ class AssetMasksApi(APIView):
         # Validated by the service (every entry, all errors at once), not here.
         masks = serializers.ListField(child=serializers.JSONField(), allow_empty=True)
         base_revision = IdField(required=False, allow_null=True, min_value=0,
-                                                 help_text="revision edited; 409 if it is not current")
+                                help_text="revision edited; 409 if it is not current")
 
     @extend_schema(responses=MaskSetOutput)
     def get(self, request, asset_id: int):

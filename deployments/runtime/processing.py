@@ -135,11 +135,11 @@ def logits_to_class_map(logits: np.ndarray, height: int, width: int,
     num_channels = logits.shape[0]
     if num_channels > 256:
         raise ValueError("more than 255 classes do not fit a uint8 class map")
+    if num_channels == 1:
+        return np.zeros((height, width), np.uint8)
     data = np.asarray(logits, dtype=np.float32)
     ys = _axis_weights(data.shape[1], height)
     xs = _axis_weights(data.shape[2], width)
-    if num_channels == 1:
-        return np.zeros((height, width), np.uint8)
     # Winner of each source pixel where its margin over the runner-up is certain (rounding
     # in the interpolation is below 1e-6 of the largest logit), else -1; then of each
     # 2x2 quad of source pixels where all four agree. hi = lo + 1 (clamped at the edge).
