@@ -64,9 +64,14 @@ class ParsedImport:
     classes: list[tuple[str, str | None]] = field(default_factory=list)  # (name, "#rrggbb"|None)
     problems: list[Problem] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # Repairs made on the way (points clipped to the image, ...): the import goes ahead.
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def skip(self, where: str, reason: str) -> None:
         self.skipped.append({"where": where, "reason": reason})
+
+    def warn(self, where: str, message: str) -> None:
+        self.warnings.append({"where": where, "message": message})
 
     def problem(self, code: str, message: str, where: str = "") -> None:
         self.problems.append(Problem(code, message, where))
@@ -172,6 +177,28 @@ class FileIndex:
         if len(matches) > 1:
             return None, f"{len(matches)} files in the zip are named {posixpath.basename(name)!r}"
         return None, None
+
+
+# The largest image a label file may declare, checked before anything is allocated for
+# it; the import service sets these from the upload limits (TESSERA_MAX_IMAGE_*).
+MAX_DECLARED_PIXELS = 100_000_000
+MAX_DECLARED_SIDE = 20_000
+
+
+def declared_size_ok(width: Any, height: Any, where: str, parsed: ParsedImport) -> bool:
+    """True when ``width`` x ``height`` is a positive integer size within the limits;
+    otherwise records a problem. Call it before drawing, decoding or rasterizing anything
+    at that size (a 465-byte file can declare 100000x100000)."""
+    if not (isinstance(width, int) and isinstance(height, int)) or isinstance(width, bool) \
+            or isinstance(height, bool) or width <= 0 or height <= 0:
+        parsed.problem("bad_image_size", f"The image size {width!r}x{height!r} is not valid.", where)
+        return False
+    if max(width, height) > MAX_DECLARED_SIDE or width * height > MAX_DECLARED_PIXELS:
+        parsed.problem("image_too_large",
+                       f"The declared image size {width}x{height} exceeds the limits "
+                       f"({MAX_DECLARED_SIDE} px a side, {MAX_DECLARED_PIXELS} pixels).", where)
+        return False
+    return True
 
 
 def in_bounds(points: list[tuple[float, float]], width: int, height: int) -> bool:
