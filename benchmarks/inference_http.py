@@ -144,11 +144,11 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
     from rest_framework.authtoken.models import Token
 
     from config.embedded import free_port
+    from deployments.exports import artifact_create_from_dir
     from deployments.runtime import export
     from deployments.runtime.artifact import ArtifactMeta, SemanticLogitsModel, write_artifact
-    from deployments.runtime.predictor import ort_session
+    from deployments.runtime.ort import ort_session
     from deployments.runtime.processing import preprocess
-    from deployments.services import artifact_create_from_dir
     from projects import services as project_services
     from projects.synthetic import SYNTHETIC_CLASSES, make_dataset
     from tests import factories
@@ -209,12 +209,12 @@ def _run(args, work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -
     # The floor: the same request to a deployment that is not ready is refused (409) after
     # authentication, throttling, multipart parsing and the image header check, i.e.
     # everything but the queue hop and the worker.
-    from deployments import services as deployment_services
+    from deployments import api_keys
     from deployments.models import Deployment
 
     parked = Deployment.objects.create(project=project, artifact=artifact, name="parked",
                                        runtime="onnxruntime", status=Deployment.Status.DEPLOYING)
-    _, parked_key = deployment_services.api_key_create(deployment=parked, user=owner)
+    _, parked_key = api_keys.api_key_create(deployment=parked, user=owner)
     parked_url = f"/api/v1/deployments/{parked.pk}/predict/"
 
     image = make_dataset(1, seed=5, sizes=((512, 512),))[0].image

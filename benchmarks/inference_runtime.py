@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from deployments.runtime import export  # noqa: E402
+from deployments.runtime import report as runtime_report  # noqa: E402
 from deployments.runtime.artifact import ArtifactMeta, SemanticLogitsModel  # noqa: E402
-from deployments.runtime.predictor import ort_session  # noqa: E402
+from deployments.runtime.ort import ort_session  # noqa: E402
 from deployments.runtime.processing import preprocess  # noqa: E402
 from projects.synthetic import SYNTHETIC_CLASSES, make_dataset  # noqa: E402
 from training.modeling.registry import (  # noqa: E402
@@ -183,7 +184,7 @@ def quality_part(steps: int, threads: int, work: Path) -> dict:
     val = make_dataset(64, seed=99, sizes=((64, 64), (96, 80), (128, 96)))
     _log("export report on the tiny model")
     calibration = [s.image for s in make_dataset(32, seed=5, sizes=((64, 64), (96, 80)))]
-    report = export.export_report(
+    report = runtime_report.export_report(
         model,
         meta,
         work / "tiny",
@@ -230,9 +231,9 @@ def main() -> int:
     fp32 = b1["onnx-fp32"]["ms_p50"]
     int8_verdict = {}
     for name in ("onnx-int8-dynamic", "onnx-int8-dynamic-matmul", "onnx-int8-static"):
-        faster = b1[name]["ms_p50"] < fp32 / export.MIN_SPEEDUP
+        faster = b1[name]["ms_p50"] < fp32 / runtime_report.MIN_SPEEDUP
         delta = quality["formats"][name].get("miou_delta")
-        close = delta is not None and delta >= -export.MAX_MIOU_LOSS
+        close = delta is not None and delta >= -runtime_report.MAX_MIOU_LOSS
         int8_verdict[name] = {
             "speedup_vs_onnx_fp32": fp32 / b1[name]["ms_p50"],
             "miou_delta": delta,

@@ -16,3 +16,10 @@ app.conf.imports = ["annotator.intellibrush.tasks"]
 app.autodiscover_tasks()
 
 QUEUES = ("default", "gpu", "inference")
+
+
+def enqueue(name: str, *args: object) -> None:
+    """Queue the task registered as ``name`` with ``args`` (routed by
+    settings.CELERY_TASK_ROUTES). Services enqueue by name, so that a services module does
+    not import the tasks module that imports it."""
+    app.send_task(name, args=args)

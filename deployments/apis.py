@@ -17,11 +17,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.conf import truthy
+from common.conf import setting, truthy
 from common.errors import ApplicationError, NotFoundError
 from common.fields import IdField
 from common.pagination import PageNumberPagination
-from deployments import selectors, services
+from deployments import api_keys, exports, predict, registry, selectors, services
 from deployments.auth import ApiKeyAuthentication, PredictRateThrottle
 from deployments.models import ApiKey, ArtifactExport, Deployment
 from projects.apis import JobOutput
@@ -45,7 +45,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 
     def get_workers_loaded(self, deployment: Deployment) -> int:
         if "inference_workers" not in self.context:  # one Redis read per response
-            self.context["inference_workers"] = selectors.inference_workers()
+            self.context["inference_workers"] = registry.inference_workers()
         return sum(deployment.artifact_id in w.get("artifacts", ())
                    for w in self.context["inference_workers"])
 
@@ -135,7 +135,7 @@ class ApiKeyListCreateApi(APIView):
                                                        min_role=Role.OWNER)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        key, token = services.api_key_create(deployment=deployment, user=request.user,
+        key, token = api_keys.api_key_create(deployment=deployment, user=request.user,
                                              **data.validated_data)
         key.key = token
         return Response(ApiKeyCreatedOutput(key).data, status=status.HTTP_201_CREATED)
@@ -146,7 +146,7 @@ class ApiKeyDetailApi(APIView):
     def delete(self, request, deployment_id: int, key_id: int):
         deployment = selectors.deployment_get_for_user(user=request.user, deployment_id=deployment_id,
                                                        min_role=Role.OWNER)
-        services.api_key_revoke(key=selectors.api_key_get(deployment=deployment, key_id=key_id))
+        api_keys.api_key_revoke(key=selectors.api_key_get(deployment=deployment, key_id=key_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -195,10 +195,10 @@ class DeploymentPredictApi(APIView):
                      "images": {"type": "array", "items": {"type": "string"}}}}},
         responses={200: PredictionOutput})
     def post(self, request, deployment_id: int):
-        with services.predict_in_flight(deployment_id):
+        with predict.predict_in_flight(deployment_id):
             deployment = self._deployment(request, deployment_id)
             images, single = self._images(request)
-            results = services.deployment_predict(deployment=deployment, images=images,
+            results = predict.deployment_predict(deployment=deployment, images=images,
                                                   polygons=_flag(request, "polygons"),
                                                   png=_flag(request, "png"))
         return Response(results[0] if single else {"results": results})
@@ -214,9 +214,9 @@ class DeploymentPredictApi(APIView):
                                                      min_role=Role.ANNOTATOR)
         raise exceptions.NotAuthenticated("An API key is needed: 'Authorization: Bearer <api-key>'.")
 
-    def _images(self, request) -> tuple[list[services.PredictImage], bool]:
-        max_images = services.setting("TESSERA_PREDICT_MAX_IMAGES", 16, int)
-        max_bytes = services.setting("TESSERA_PREDICT_MAX_IMAGE_BYTES", 20 * 1024 * 1024, int)
+    def _images(self, request) -> tuple[list[predict.PredictImage], bool]:
+        max_images = setting("TESSERA_PREDICT_MAX_IMAGES", 16, int)
+        max_bytes = setting("TESSERA_PREDICT_MAX_IMAGE_BYTES", 20 * 1024 * 1024, int)
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > max_images * (max_bytes * 4 // 3 + 1024) + 65536:
             raise ApplicationError(f"The request is {length} bytes; at most {max_images} images of "
@@ -246,8 +246,8 @@ class DeploymentPredictApi(APIView):
                 values = []
             if len(values) > max_images:
                 raise self._too_many(len(values), max_images)
-            raw = [services.decode_base64_image(v, i) for i, v in enumerate(values)]
-        return [services.predict_image_check(data=data, index=i) for i, data in enumerate(raw)], single
+            raw = [predict.decode_base64_image(v, i) for i, v in enumerate(values)]
+        return [predict.predict_image_check(data=data, index=i) for i, data in enumerate(raw)], single
 
     @staticmethod
     def _too_many(count: int, limit: int) -> ApplicationError:
@@ -296,7 +296,7 @@ class ArtifactExportApi(APIView):
         artifact = artifact_get_for_user(user=request.user, artifact_id=artifact_id)
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
-        export = services.artifact_export_get_or_start(artifact=artifact, user=request.user,
+        export = exports.artifact_export_get_or_start(artifact=artifact, user=request.user,
                                                        **params.validated_data)
         if export.status == ArtifactExport.Status.FAILED:
             raise ApplicationError(f"The {export.format} export failed: {export.error}",
@@ -306,7 +306,7 @@ class ArtifactExportApi(APIView):
             return Response(ArtifactExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
         if not default_storage.exists(export.storage_name):
             raise NotFoundError("The export file is missing from storage.")
-        filename = f"artifact{artifact.pk}-{services.EXPORT_FILENAMES[export.format]}"
+        filename = f"artifact{artifact.pk}-{exports.EXPORT_FILENAMES[export.format]}"
         response = FileResponse(default_storage.open(export.storage_name, "rb"), filename=filename,
                                 as_attachment=True, content_type="application/octet-stream")
         response["Cache-Control"] = "private, max-age=3600"
@@ -317,7 +317,7 @@ class ArtifactExportsApi(APIView):
     @extend_schema_serializer(component_name="ArtifactReportInput")
     class Input(serializers.Serializer):
         formats = serializers.ListField(child=serializers.CharField(), required=False,
-                                        default=list(services.REPORT_FORMATS))
+                                        default=list(exports.REPORT_FORMATS))
         prune_ratio = serializers.FloatField(required=False, default=0.3)
 
     @extend_schema(responses=dict[str, Any], description=(
@@ -341,7 +341,7 @@ class ArtifactExportsApi(APIView):
                                          min_role=Role.ANNOTATOR)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        job = services.artifact_report_start(artifact=artifact, user=request.user, **data.validated_data)
+        job = exports.artifact_report_start(artifact=artifact, user=request.user, **data.validated_data)
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -358,7 +358,7 @@ class ArtifactPruneApi(APIView):
                                          min_role=Role.ANNOTATOR)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        job = services.artifact_prune_start(artifact=artifact, user=request.user,
+        job = exports.artifact_prune_start(artifact=artifact, user=request.user,
                                             ratio=data.validated_data["ratio"])
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 

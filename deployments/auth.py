@@ -15,32 +15,18 @@ from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
+from common.conf import setting
+from deployments.api_keys import api_key_authenticate, parse_rate
 from deployments.models import ApiKey
+from deployments.registry import redis_client, redis_key
 
 DEFAULT_RATE = "600/min"
-_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
-            "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """``"<n>/<period>"`` (period s|sec|second|m|min|minute|h|hour|d|day) -> (n, seconds)."""
-    try:
-        count, period = rate.split("/")
-        seconds = _PERIODS[period.strip().lower()]
-        n = int(count)
-    except (ValueError, KeyError):
-        raise ValueError(f"rate must look like '120/min' (periods: s, min, hour, day), got {rate!r}") from None
-    if n < 1:
-        raise ValueError("rate must allow at least one request")
-    return n, seconds
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request) -> tuple[AnonymousUser, ApiKey] | None:
-        from deployments.services import api_key_authenticate
-
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None  # not ours: session or token authentication may apply
@@ -82,8 +68,6 @@ class PredictRateThrottle(throttling.BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         global _window_script
-        from deployments.services import _redis, redis_key, setting
-
         if isinstance(request.auth, ApiKey):
             # The prefix is random: a new database reusing ids never meets old histories.
             ident, own_rate = f"key-{request.auth.pk}-{request.auth.prefix}", request.auth.rate
@@ -93,7 +77,7 @@ class PredictRateThrottle(throttling.BaseThrottle):
             return True  # refused by the view (401) anyway
         limit, window = parse_rate(own_rate or setting("TESSERA_PREDICT_RATE", DEFAULT_RATE))
         if _window_script is None:
-            _window_script = _redis().register_script(_WINDOW_SCRIPT)
+            _window_script = redis_client().register_script(_WINDOW_SCRIPT)
         now = time.time()
         oldest = _window_script(keys=[redis_key(f"throttle:predict:{ident}")],
                                 args=[now, window, limit, f"{now}-{secrets.token_hex(4)}"])

@@ -2,12 +2,10 @@
 call it, and the cached export files of artifacts (ONNX, int8, TorchScript, bundle)."""
 from __future__ import annotations
 
-import functools
-
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from projects.models import Job, Project
@@ -123,18 +121,3 @@ def _delete_export_file(sender, instance: ArtifactExport, **kwargs) -> None:
     name = instance.storage_name
     if name:
         transaction.on_commit(lambda: default_storage.delete(name))
-
-
-@receiver([post_save, post_delete], sender=ApiKey)
-@receiver([post_save, post_delete], sender=Deployment)
-def _forget_cached_api_keys(sender, instance, **kwargs) -> None:
-    """The predict endpoint caches keys with their deployment (services.api_key_authenticate):
-    drop them now and again on commit (a request may re-cache the old row in between)."""
-    from deployments.services import api_keys_forget
-
-    if isinstance(instance, ApiKey):
-        forget = functools.partial(api_keys_forget, prefixes=[instance.prefix])
-    else:
-        forget = functools.partial(api_keys_forget, deployment_id=instance.pk)
-    forget()
-    transaction.on_commit(forget)

@@ -1,9 +1,6 @@
-"""Reads of the deployments app, with the permission checks of projects.selectors, and
-the registry of running inference workers."""
+"""Reads of the deployments app, with the permission checks of projects.selectors (the
+registry of running inference workers is ``deployments.registry``)."""
 from __future__ import annotations
-
-import json
-from typing import Any
 
 from django.db.models import QuerySet
 
@@ -50,25 +47,3 @@ def artifact_report_latest(*, artifact: Artifact) -> Job | None:
     return (Job.objects.filter(project_id=artifact.project_id, kind="artifact_report",
                                params__artifact_id=artifact.pk)
             .order_by("-created_at", "-id").first())
-
-
-def inference_workers() -> list[dict[str, Any]]:
-    """Inference workers that sent a heartbeat recently: [{"name", "cuda",
-    "onnx_providers", ...}]. Names whose record expired are dropped from the set."""
-    from deployments.services import _redis, _registry_keys
-
-    names_key, record_prefix = _registry_keys()
-    client = _redis()
-    names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(names_key))
-    if not names:
-        return []
-    records = client.mget([record_prefix + n for n in names])
-    alive, gone = [], []
-    for name, record in zip(names, records, strict=True):
-        if record is None:
-            gone.append(name)
-        else:
-            alive.append(json.loads(record))
-    if gone:
-        client.srem(names_key, *gone)
-    return alive

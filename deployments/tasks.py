@@ -1,15 +1,22 @@
-"""Celery tasks of the deployments app: thin wrappers that call the services with ids.
+"""Celery tasks of the deployments app: thin wrappers that call ``worker`` (inference
+queue) and ``exports`` (default queue) with ids.
 
 Routing (settings.CELERY_TASK_ROUTES): ``deployment_load`` goes to the ``inference``
 queue, whose workers keep models hot; exports, reports and pruning go to ``default``.
 
 A worker that consumes the ``inference`` queue also, beside Celery's own pool:
   * runs ``TESSERA_INFERENCE_LANE_THREADS`` (8) lane threads that take prediction requests
-    from Redis (``services.predict_lane_serve``; concurrent requests meet in the same
+    from Redis (``worker.predict_lane_serve``; concurrent requests meet in the same
     hot model's batching queue, so they may share forward passes);
-  * announces itself in Redis every few seconds (``services.inference_worker_heartbeat``);
-  * loads the ready deployments' models when it starts (``services.deployments_preload_ready``);
-  * answers the ``tessera_unload_artifact`` and ``tessera_preload_deployment`` broadcasts."""
+  * announces itself in Redis every few seconds (``registry.inference_worker_heartbeat``);
+  * loads the ready deployments' models when it starts (``worker.deployments_preload_ready``);
+  * answers the ``tessera_unload_artifact`` and ``tessera_preload_deployment`` broadcasts.
+
+Settings (``common.conf.setting``: Django setting, else environment variable, else default):
+  TESSERA_INFERENCE_HEARTBEAT_S       inference worker heartbeat period (2)
+  TESSERA_INFERENCE_HEARTBEAT_TTL_S   a worker silent this long counts as gone (8)
+  TESSERA_INFERENCE_LANE_THREADS      prediction requests an inference worker takes at once (8)
+"""
 from __future__ import annotations
 
 import logging
@@ -20,7 +27,8 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from celery.worker.control import control_command
 
-from deployments import services
+from common.conf import setting
+from deployments import exports, registry, worker
 
 logger = logging.getLogger(__name__)
 
@@ -31,29 +39,29 @@ def deployment_load(self, deployment_id: int) -> None:
     # The heartbeat runs in the process whose lane threads serve predictions: a prefork
     # child (its copy of the thread is not alive) has nothing to announce.
     serving = _heartbeat is not None and _heartbeat.is_alive()
-    services.deployment_load(deployment_id=deployment_id, worker=self.request.hostname or "",
+    worker.deployment_load(deployment_id=deployment_id, worker=self.request.hostname or "",
                              loaded=_heartbeat.beat if serving else None)
 
 
 @shared_task(name="deployments.tasks.artifact_export_build")
 def artifact_export_build(export_id: int) -> None:
-    services.artifact_export_build(export_id=export_id)
+    exports.artifact_export_build(export_id=export_id)
 
 
 @shared_task(name="deployments.tasks.artifact_report_run")
 def artifact_report_run(job_id: int) -> None:
-    services.artifact_report_run(job_id=job_id)
+    exports.artifact_report_run(job_id=job_id)
 
 
 @shared_task(name="deployments.tasks.artifact_prune_run")
 def artifact_prune_run(job_id: int) -> None:
-    services.artifact_prune_run(job_id=job_id)
+    exports.artifact_prune_run(job_id=job_id)
 
 
 @control_command(args=[("artifact_id", int)], signature="<artifact_id>")
 def tessera_unload_artifact(state, artifact_id: int) -> dict[str, Any]:
     """Broadcast after a deployment is deleted: free the models of that artifact."""
-    return {"ok": services.artifact_unload(artifact_id=artifact_id)}
+    return {"ok": worker.artifact_unload(artifact_id=artifact_id)}
 
 
 @control_command(args=[("deployment_id", int)], signature="<deployment_id>")
@@ -62,7 +70,7 @@ def tessera_preload_deployment(state, deployment_id: int) -> dict[str, Any]:
     background (not in this control thread, which also receives the worker's tasks)."""
     if _heartbeat is None:
         return {"ok": False, "reason": "not an inference worker"}
-    _in_background(services.deployment_preload, f"tessera-preload-{deployment_id}",
+    _in_background(worker.deployment_preload, f"tessera-preload-{deployment_id}",
                    deployment_id=deployment_id)
     return {"ok": True}
 
@@ -93,9 +101,9 @@ class _Heartbeat(threading.Thread):
         """Announce this worker and the artifacts it holds now."""
         try:
             if self.info is None:
-                self.info = services.inference_worker_info(self.worker_name)
-            info = {**self.info, "artifacts": services.loaded_artifact_ids()}
-            services.inference_worker_heartbeat(info=info, ttl_s=self.ttl_s)
+                self.info = registry.inference_worker_info(self.worker_name)
+            info = {**self.info, "artifacts": worker.loaded_artifact_ids()}
+            registry.inference_worker_heartbeat(info=info, ttl_s=self.ttl_s)
         except Exception:  # noqa: BLE001 - Redis may blink; try again next period
             logger.warning("inference heartbeat failed", exc_info=True)
 
@@ -119,17 +127,17 @@ def _announce_inference_worker(sender=None, **kwargs) -> None:
     if "inference" not in queues:
         return
     _heartbeat = _Heartbeat(sender.hostname,
-                            services.setting("TESSERA_INFERENCE_HEARTBEAT_S", 2.0, float),
-                            services.setting("TESSERA_INFERENCE_HEARTBEAT_TTL_S", 8.0, float))
+                            setting("TESSERA_INFERENCE_HEARTBEAT_S", 2.0, float),
+                            setting("TESSERA_INFERENCE_HEARTBEAT_TTL_S", 8.0, float))
     _heartbeat.start()
     _lane_stop.clear()
-    for i in range(services.setting("TESSERA_INFERENCE_LANE_THREADS", 8, int)):
-        thread = threading.Thread(target=services.predict_lane_serve, args=(_lane_stop,),
+    for i in range(setting("TESSERA_INFERENCE_LANE_THREADS", 8, int)):
+        thread = threading.Thread(target=worker.predict_lane_serve, args=(_lane_stop,),
                                   kwargs={"worker": sender.hostname}, name=f"tessera-lane-{i}",
                                   daemon=True)
         thread.start()
         _lane_threads.append(thread)
-    _in_background(services.deployments_preload_ready, "tessera-preload-ready")
+    _in_background(worker.deployments_preload_ready, "tessera-preload-ready")
 
 
 @worker_shutdown.connect
@@ -142,6 +150,6 @@ def _retire_inference_worker(sender=None, **kwargs) -> None:
     _heartbeat.done.set()
     _heartbeat.join(timeout=5)
     try:
-        services.inference_worker_forget(name=_heartbeat.worker_name)
+        registry.inference_worker_forget(name=_heartbeat.worker_name)
     except Exception:  # noqa: BLE001
         logger.warning("could not remove this worker from the inference registry", exc_info=True)

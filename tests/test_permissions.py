@@ -87,8 +87,8 @@ def _deployment(project):
 
 
 def _api_key(project):
+    from deployments.api_keys import api_key_create
     from deployments.models import Deployment
-    from deployments.services import api_key_create
 
     deployment = Deployment.objects.filter(project=project).first() or _deployment(project)
     return api_key_create(deployment=deployment, user=None, name="k")[0]

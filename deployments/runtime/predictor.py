@@ -22,14 +22,11 @@ import torch
 
 from .artifact import ArtifactMeta, SemanticLogitsModel, load_model, read_meta
 from .encoding import encode_class_map
+from .ort import RuntimeUnavailable, configured_threads, ort_session
 from .processing import check_image, postprocess, preprocess
 
 RUNTIMES = ("pytorch", "onnxruntime", "onnxruntime-int8")
 DEVICES = ("cpu", "cuda")
-
-
-class RuntimeUnavailable(RuntimeError):
-    """The requested runtime or device cannot run on this machine (message says why)."""
 
 
 class Predictor(ABC):
@@ -172,43 +169,6 @@ class TorchPredictor(Predictor):
         return maps
 
 
-def _ort_providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in available:
-            raise RuntimeUnavailable(
-                "device 'cuda' requested but onnxruntime has no CUDAExecutionProvider "
-                f"(available: {available}); install onnxruntime-gpu"
-            )
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def _configured_threads() -> int:
-    """``TESSERA_INFERENCE_THREADS``, or 0 (the runtime's own choice)."""
-    return int(os.environ.get("TESSERA_INFERENCE_THREADS", "0") or 0)
-
-
-def ort_session(onnx_path: str | Path, device: str = "cpu", threads: int | None = None) -> Any:
-    """An ``onnxruntime.InferenceSession`` for ``onnx_path`` on ``device``.
-
-    ``threads`` sets intra-op threads (default: ``TESSERA_INFERENCE_THREADS`` or ORT's own).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    threads = threads or _configured_threads()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(
-        str(onnx_path), sess_options=options, providers=_ort_providers(device)
-    )
-
-
 class OnnxPredictor(Predictor):
     """ONNX Runtime session over an exported model (fp32, fp16 or int8).
 
@@ -247,7 +207,7 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.narrow = None
         if device == "cpu" and instances > 1:
-            cores = threads or _configured_threads() or os.cpu_count() or 1
+            cores = threads or configured_threads() or os.cpu_count() or 1
             self.narrow = ort_session(onnx_path, device, max(1, cores // instances))
             self.lanes = instances
         self._lock = threading.Lock()  # one forward at a time on the all-core session

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from deployments import services
+from deployments import exports
 from deployments.models import Deployment
 from projects.models import LabelClass, Project
 from projects.synthetic import SYNTHETIC_CLASSES, make_dataset
@@ -59,7 +59,7 @@ def store_artifact(model_dir: Path, project: Project) -> Artifact:
     try:
         shutil.copytree(model_dir / "model", staging / "model")
         (staging / "tessera.json").write_text(json.dumps(meta))
-        return services.artifact_create_from_dir(project=project, directory=staging, meta=meta,
+        return exports.artifact_create_from_dir(project=project, directory=staging, meta=meta,
                                                  name="tiny segformer")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -97,7 +97,7 @@ def inference_worker(start_worker) -> subprocess.Popen:
     """One worker for the inference and default queues (threads pool). Workers started
     earlier in the session (the shared one serves every queue) stop taking inference
     tasks, so deployments load on this one."""
-    from deployments.selectors import inference_workers
+    from deployments.registry import inference_workers
     from tests.conftest import stop_consuming, wait_until
 
     stop_consuming("inference")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 
 import numpy as np
 import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from deployments import services
+from deployments import api_keys, predict, registry, worker
+from deployments.lane import LANE_QUEUE, inputs_take
 from deployments.models import ApiKey, Deployment
 from projects.models import Membership, Role
 from tests import factories
@@ -205,7 +207,7 @@ def test_creating_needs_a_worker_that_can_run_it(project_with_artifact, client_f
 
     # One CPU-only worker announces itself the way real workers do.
     monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-cpu-registry")
-    services.inference_worker_heartbeat(
+    registry.inference_worker_heartbeat(
         info={"name": "cpu-only@test", "cuda": False, "onnx_providers": ["CPUExecutionProvider"]},
         ttl_s=30)
     try:
@@ -220,7 +222,7 @@ def test_creating_needs_a_worker_that_can_run_it(project_with_artifact, client_f
         assert two.status_code == 400 and two.json()["error"]["code"] == "not_enough_workers"
         assert not Deployment.objects.exists()
     finally:
-        services.inference_worker_forget(name="cpu-only@test")
+        registry.inference_worker_forget(name="cpu-only@test")
 
 
 @pytest.mark.django_db(transaction=True)  # the lane thread reads the artifact row
@@ -235,13 +237,13 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
 
     project, artifact = project_with_artifact
     deployment = ready_deployment(artifact)
-    key = services.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
+    key = api_keys.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
     monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-lane")
     settings.TESSERA_PREDICT_TIMEOUT_S = 0.5
-    redis = services._redis()
-    queue = services.redis_key(services.LANE_QUEUE)
+    redis = registry.redis_client()
+    queue = registry.redis_key(LANE_QUEUE)
     redis.delete(queue)
-    services.inference_worker_heartbeat(info={"name": "idle@test"}, ttl_s=30)
+    registry.inference_worker_heartbeat(info={"name": "idle@test"}, ttl_s=30)
     try:
         start = time.monotonic()
         response = _bearer(key).post(f"/api/v1/deployments/{deployment.id}/predict/",
@@ -249,23 +251,23 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
         assert response.status_code == 503, response.json()
         assert response.json()["error"]["code"] == "inference_timeout"
         assert time.monotonic() - start >= 0.5
-        assert not list(redis.scan_iter(match=services.redis_key("predict-input:*")))
+        assert not list(redis.scan_iter(match=registry.redis_key("predict-input:*")))
         assert redis.llen(queue) == 0
 
         # A lane thread drops an expired request; a live one (an image that is gone)
         # gets its answer.
         def queued(name: str, deadline: float) -> str:
-            return services.json.dumps(
+            return json.dumps(
                 {"artifact_id": artifact.id, "runtime": "onnxruntime", "device": "cpu",
                  "polygons": False, "png": False, "deadline": deadline,
-                 **{field: services.redis_key(f"predict-{field}:{name}")
+                 **{field: registry.redis_key(f"predict-{field}:{name}")
                     for field in ("reply", "taken")},
-                 "inputs": [services.redis_key(f"predict-input:{name}:0")]})
+                 "inputs": [registry.redis_key(f"predict-input:{name}:0")]})
 
-        live_reply = services.redis_key("predict-reply:live")
+        live_reply = registry.redis_key("predict-reply:live")
         redis.lpush(queue, queued("expired", time.time() - 1), queued("live", time.time() + 30))
         stop = threading.Event()
-        lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
+        lane = threading.Thread(target=worker.predict_lane_serve, args=(stop,),
                                 kwargs={"poll_s": 0.1, "worker": "idle@test"})
         lane.start()
         try:
@@ -274,12 +276,12 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
             stop.set()
             lane.join(timeout=10)
         assert answer is not None
-        error = services.json.loads(answer[1])["error"]
+        error = json.loads(answer[1])["error"]
         assert error["code"] == "input_expired" and error["status"] == 503
         assert redis.llen(queue) == 0
-        assert not list(redis.scan_iter(match=services.redis_key("predict-reply:*")))  # none to the dead one
+        assert not list(redis.scan_iter(match=registry.redis_key("predict-reply:*")))  # none to the dead one
     finally:
-        services.inference_worker_forget(name="idle@test")
+        registry.inference_worker_forget(name="idle@test")
 
 
 def test_a_worker_that_dies_holding_a_request_is_a_503_before_the_timeout(
@@ -292,27 +294,27 @@ def test_a_worker_that_dies_holding_a_request_is_a_503_before_the_timeout(
 
     project, artifact = project_with_artifact
     deployment = ready_deployment(artifact)
-    key = services.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
+    key = api_keys.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
     monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-lost")
-    monkeypatch.setattr(services, "LANE_CHECK_S", 0.2)
+    monkeypatch.setattr(predict, "LANE_CHECK_S", 0.2)
     settings.TESSERA_PREDICT_TIMEOUT_S = 60
-    redis = services._redis()
-    redis.delete(services.redis_key(services.LANE_QUEUE))
+    redis = registry.redis_client()
+    redis.delete(registry.redis_key(LANE_QUEUE))
     url = f"/api/v1/deployments/{deployment.id}/predict/"
     body = {"image": base64.b64encode(_png()).decode()}
 
     # Nobody takes the request, and the only worker's heartbeat runs out.
-    services.inference_worker_heartbeat(info={"name": "gone@test"}, ttl_s=1)
+    registry.inference_worker_heartbeat(info={"name": "gone@test"}, ttl_s=1)
     response = _bearer(key).post(url, body, format="json")
     assert response.status_code == 503, response.json()
     assert response.json()["error"]["code"] == "no_inference_worker"
 
     # A worker takes the request, then stops: its run never returns, no more heartbeats.
     stuck = threading.Event()
-    monkeypatch.setattr(services, "predict_run", lambda **kwargs: stuck.wait(30) and {})
-    services.inference_worker_heartbeat(info={"name": "dying@test"}, ttl_s=1.5)
+    monkeypatch.setattr(worker, "predict_run", lambda **kwargs: stuck.wait(30) and {})
+    registry.inference_worker_heartbeat(info={"name": "dying@test"}, ttl_s=1.5)
     stop = threading.Event()
-    lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
+    lane = threading.Thread(target=worker.predict_lane_serve, args=(stop,),
                             kwargs={"poll_s": 0.1, "worker": "dying@test"})
     lane.start()
     try:
@@ -324,7 +326,7 @@ def test_a_worker_that_dies_holding_a_request_is_a_503_before_the_timeout(
     assert response.status_code == 503, response.json()
     error = response.json()["error"]
     assert error["code"] == "inference_worker_lost" and "dying@test" in error["message"]
-    assert not list(redis.scan_iter(match=services.redis_key("predict-input:*")))
+    assert not list(redis.scan_iter(match=registry.redis_key("predict-input:*")))
 
 
 def test_key_lookups_are_cached_and_every_change_is_seen_at_once(project_with_artifact,
@@ -333,16 +335,16 @@ def test_key_lookups_are_cached_and_every_change_is_seen_at_once(project_with_ar
     saving the deployment or revoking the key drops the cached row."""
     project, artifact = project_with_artifact
     deployment = ready_deployment(artifact)
-    key, token = services.api_key_create(deployment=deployment, user=factories.owner_of(project))
-    assert services.api_key_authenticate(token=token).deployment.status == Deployment.Status.READY
+    key, token = api_keys.api_key_create(deployment=deployment, user=factories.owner_of(project))
+    assert api_keys.api_key_authenticate(token=token).deployment.status == Deployment.Status.READY
     with django_assert_num_queries(0):
-        assert services.api_key_authenticate(token=token).pk == key.pk
-        assert services.api_key_authenticate(token=token[:-2] + "xx") is None  # wrong secret
+        assert api_keys.api_key_authenticate(token=token).pk == key.pk
+        assert api_keys.api_key_authenticate(token=token[:-2] + "xx") is None  # wrong secret
     deployment.status = Deployment.Status.FAILED
     deployment.save(update_fields=["status"])
-    assert services.api_key_authenticate(token=token).deployment.status == Deployment.Status.FAILED
-    services.api_key_revoke(key=ApiKey.objects.get(pk=key.pk))
-    assert services.api_key_authenticate(token=token) is None
+    assert api_keys.api_key_authenticate(token=token).deployment.status == Deployment.Status.FAILED
+    api_keys.api_key_revoke(key=ApiKey.objects.get(pk=key.pk))
+    assert api_keys.api_key_authenticate(token=token) is None
 
 
 def test_the_throttle_counts_concurrent_requests_exactly():
@@ -378,38 +380,38 @@ def test_a_request_sent_while_others_are_in_flight_tells_the_worker(project_with
 
     project, artifact = project_with_artifact
     deployment = ready_deployment(artifact)
-    key = services.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
+    key = api_keys.api_key_create(deployment=deployment, user=factories.owner_of(project))[1]
     monkeypatch.setenv("TESSERA_CACHE_PREFIX", "deploy-test-company")
-    services._redis().delete(services.redis_key(services.LANE_QUEUE))
+    registry.redis_client().delete(registry.redis_key(LANE_QUEUE))
     seen = []
 
     def predict_run(**kwargs):
         seen.append(kwargs["company"])
-        services._inputs_take(kwargs["inputs"])  # as the real one does: nothing is left behind
+        inputs_take(kwargs["inputs"])  # as the real one does: nothing is left behind
         return {"ok": True, "inference_ms": 1.0,
                 "results": [{"width": 40, "height": 30, "predictions": []}]}
 
-    monkeypatch.setattr(services, "predict_run", predict_run)
-    services.inference_worker_heartbeat(info={"name": "company@test"}, ttl_s=30)
+    monkeypatch.setattr(worker, "predict_run", predict_run)
+    registry.inference_worker_heartbeat(info={"name": "company@test"}, ttl_s=30)
     stop = threading.Event()
-    lane = threading.Thread(target=services.predict_lane_serve, args=(stop,),
+    lane = threading.Thread(target=worker.predict_lane_serve, args=(stop,),
                             kwargs={"poll_s": 0.1, "worker": "company@test"})
     lane.start()
     url = f"/api/v1/deployments/{deployment.id}/predict/"
     body = {"image": base64.b64encode(_png()).decode()}
     try:
         assert _bearer(key).post(url, body, format="json").status_code == 200
-        with services.predict_in_flight(deployment.id):  # another request of this web process
+        with predict.predict_in_flight(deployment.id):  # another request of this web process
             assert _bearer(key).post(url, body, format="json").status_code == 200
-            services.inference_worker_heartbeat(info={"name": "second@test"}, ttl_s=30)
+            registry.inference_worker_heartbeat(info={"name": "second@test"}, ttl_s=30)
             assert _bearer(key).post(url, body, format="json").status_code == 200
-            services.inference_worker_forget(name="second@test")
-        with services.predict_in_flight(deployment.id + 1):  # another deployment's
+            registry.inference_worker_forget(name="second@test")
+        with predict.predict_in_flight(deployment.id + 1):  # another deployment's
             assert _bearer(key).post(url, body, format="json").status_code == 200
         assert _bearer(key).post(url, body, format="json").status_code == 200
     finally:
         stop.set()
         lane.join(timeout=10)
-        services.inference_worker_forget(name="company@test")
+        registry.inference_worker_forget(name="company@test")
     assert seen == [False, True, False, False, False]
-    assert not list(services._redis().scan_iter(match=services.redis_key("predict-*")))
+    assert not list(registry.redis_client().scan_iter(match=registry.redis_key("predict-*")))

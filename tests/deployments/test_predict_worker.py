@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from deployments import services
+from deployments import registry
 from deployments.runtime import rle_decode
 from projects.synthetic import make_dataset
 from tests import factories
@@ -104,7 +104,7 @@ def test_deployment_answers_with_the_models_own_masks(inference_worker, project_
     assert bad.status_code == 400, bad.json()
     assert bad.json()["error"]["code"] == "corrupt_image"
     assert bad.json()["error"]["details"] == {"image": 1}
-    assert not list(services._redis().scan_iter(match="*predict-input*"))
+    assert not list(registry.redis_client().scan_iter(match="*predict-input*"))
     exif = Image.Exif()
     exif[0x0112] = 6  # stored rotated 90 degrees counter-clockwise: display turns it back
     rotated = io.BytesIO()
@@ -166,7 +166,7 @@ def test_no_inference_worker_gives_503_at_once(start_worker, project_with_artifa
     without waiting for a timeout."""
     import time
 
-    from deployments.selectors import inference_workers
+    from deployments.registry import inference_workers
 
     project, artifact = project_with_artifact
     owner = client_for(factories.owner_of(project))
@@ -195,7 +195,7 @@ def test_every_inference_worker_preloads_new_and_ready_deployments(
     """Any inference worker may take the next request from the shared queue, so each one
     loads a new deployment ahead of it, and a worker that starts later loads the ready
     ones; deleting the deployment unloads it everywhere."""
-    from deployments.selectors import inference_workers
+    from deployments.registry import inference_workers
 
     second = start_worker("deploy-inference-2@tessera", queues=("inference",))
     try:

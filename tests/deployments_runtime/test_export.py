@@ -13,14 +13,10 @@ import torch
 
 from deployments.runtime import ExportError, export_onnx, load_model
 from deployments.runtime.artifact import ArtifactMeta
-from deployments.runtime.export import (
-    ONNX_FP32_ATOL,
-    export_report,
-    prune_global_magnitude,
-    sparsity,
-)
-from deployments.runtime.predictor import ort_session
+from deployments.runtime.export import ONNX_FP32_ATOL, prune_global_magnitude, sparsity
+from deployments.runtime.ort import ort_session
 from deployments.runtime.processing import preprocess
+from deployments.runtime.report import export_report
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from deployments.runtime import (
     load_model,
     rle_decode,
 )
-from deployments.runtime.export import evaluate_predictor
+from deployments.runtime.report import evaluate_predictor
 from training.modeling.inference import predict_class_maps
 
 
