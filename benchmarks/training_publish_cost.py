@@ -1,5 +1,5 @@
 """What live publishing costs a training run: the platform's own run path
-(`training.services.training_run_execute`: metric rows in the database, run updates,
+(`training.runner.training_run_execute`: metric rows in the database, run updates,
 heartbeat, and a Channels group_send per logged step to a real Redis layer with a
 listener in the group) with publishing on, against the same path with publishing off,
 interleaved in the same process. Throughput is wall-clock images/s from the first to the
@@ -58,7 +58,8 @@ def _run(args) -> dict:
     from projects.demo import demo_seed
     from training import events
     from training.models import MetricPoint, TrainingRun
-    from training.services import training_run_execute, workflow_create
+    from training.runner import training_run_execute
+    from training.services import workflow_create
 
     project = demo_seed(images=args.images, size=64).project
     config = {"family": "segformer", "variant": "tiny", "resolution": [64, 64],

@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from projects.synthetic import SYNTHETIC_CLASSES, make_dataset  # noqa: E402
+from training.modeling.config import TrainConfig  # noqa: E402
 from training.modeling.registry import build_model, get_spec  # noqa: E402
-from training.modeling.trainer import TrainConfig, Trainer, TrainerCallbacks, make_datasets  # noqa: E402
+from training.modeling.trainer import Trainer, TrainerCallbacks, make_datasets  # noqa: E402
 
 
 class _Throughput(TrainerCallbacks):

@@ -10,7 +10,7 @@ from projects.models import Project
 
 class TrainingWorkflow(models.Model):
     """A saved training recipe of a project. ``config`` holds a resolved
-    ``training.modeling.trainer.TrainConfig`` as JSON, validated when saved."""
+    ``training.modeling.config.TrainConfig`` as JSON, validated when saved."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_workflows")
     name = models.CharField(max_length=200)

@@ -1,15 +1,15 @@
 """Celery tasks of the training app (queue `gpu`, see CELERY_TASK_ROUTES): thin
-wrappers that call the services with ids."""
+wrappers that call the services (web-side writes) and the runner (the GPU worker) with ids."""
 from celery import shared_task
 from celery.signals import worker_ready
 
-from training import services
+from training import runner, services
 
 
 @shared_task(name="training.tasks.training_run_execute", acks_late=True)
 def training_run_execute(run_id: int) -> None:
     """Train (or resume) run ``run_id``; a run already held by a live worker is left alone."""
-    services.training_run_execute(run_id=run_id)
+    runner.training_run_execute(run_id=run_id)
 
 
 @shared_task(name="training.tasks.training_runs_recover")

@@ -33,8 +33,8 @@ WORKER_ENV = {"TESSERA_TORCH_THREADS": "1", "TESSERA_INFERENCE_THREADS": "1",
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SegFormer trained by ``training.modeling.pipeline.run_training`` (artifact dir)."""
+    from training.modeling.config import TrainConfig, TrainingJob
     from training.modeling.pipeline import run_training
-    from training.modeling.trainer import TrainConfig
 
     samples = make_dataset(48, seed=3, sizes=[(64, 64)])
     pairs = [(s.image, s.semantic.astype(np.uint8)) for s in samples]
@@ -42,7 +42,8 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                     "checkpoint_every_n_steps": 40, "lr": 4e-3})
     root = tmp_path_factory.mktemp("deploy-train")
     classes = [{"name": n, "color": c} for n, c in SYNTHETIC_CLASSES]
-    outcome = run_training(config, pairs[:40], pairs[40:], classes, root / "run", root / "artifact")
+    outcome = run_training(TrainingJob.create(config, pairs[:40], pairs[40:], classes, root / "run",
+                                              root / "artifact"))
     assert outcome.artifact_dir is not None
     return outcome.artifact_dir
 

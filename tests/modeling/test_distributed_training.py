@@ -21,8 +21,8 @@ import pytest
 
 from tests.conftest import ROOT, wait_until
 from training.modeling.artifact import load_artifact
+from training.modeling.config import TrainConfig, TrainingJob
 from training.modeling.distributed import DistributedTrainingError, run_training_distributed
-from training.modeling.trainer import TrainConfig
 
 from .conftest import CLASSES, pairs
 from .test_trainer import Recorder, _miou
@@ -73,9 +73,10 @@ class OrderRecorder(Recorder):
 def test_two_processes_train_together_and_report_to_the_parent(tmp_path: Path) -> None:
     train, val = pairs(64, seed=0), pairs(16, seed=1, sizes=((64, 64), (80, 72)))
     recorder = OrderRecorder()
-    outcome = run_training_distributed(
-        _config(), train, val, CLASSES, tmp_path / "run", tmp_path / "artifact", num_processes=2,
-        callbacks=recorder, threads_per_process=1, run_info={"run_id": 7}, keep_job_dir=True)
+    job = TrainingJob.create(_config(), train, val, CLASSES, tmp_path / "run", tmp_path / "artifact",
+                             run_info={"run_id": 7})
+    outcome = run_training_distributed(job, num_processes=2, callbacks=recorder, threads_per_process=1,
+                                       keep_job_dir=True)
 
     # Two ranks of one gloo process group, as accelerate saw them.
     job = tmp_path / "run" / "job"
@@ -114,9 +115,9 @@ def test_two_processes_train_together_and_report_to_the_parent(tmp_path: Path) -
 def test_a_failing_rank_is_reported_with_its_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "step-000010"
     with pytest.raises(DistributedTrainingError) as info:
-        run_training_distributed(_config(steps=4, warmup_steps=0), pairs(8, seed=0), pairs(2, seed=1), CLASSES,
-                                 tmp_path / "run", tmp_path / "artifact", num_processes=2,
-                                 threads_per_process=1, resume_from=missing)
+        job = TrainingJob.create(_config(steps=4, warmup_steps=0), pairs(8, seed=0), pairs(2, seed=1), CLASSES,
+                                 tmp_path / "run", tmp_path / "artifact", resume_from=missing)
+        run_training_distributed(job, num_processes=2, threads_per_process=1)
     message = str(info.value)
     assert "The training processes failed (" in message and "nowhere" in message
     assert "Last lines of rank" in message and "load_checkpoint" in message  # the rank's traceback
@@ -128,13 +129,13 @@ def test_a_two_process_run_resumes_from_its_checkpoint_like_an_uninterrupted_run
                      batch_size=4, warmup_steps=2)
     train, val = pairs(32, seed=2), pairs(4, seed=3)
     full, resumed = Recorder(), Recorder()
-    run_training_distributed(config, train, val, CLASSES, tmp_path / "a", tmp_path / "a-artifact",
+    run_training_distributed(TrainingJob.create(config, train, val, CLASSES, tmp_path / "a", tmp_path / "a-artifact"),
                              num_processes=2, callbacks=full, threads_per_process=1)
     checkpoint = tmp_path / "a" / "checkpoints" / "step-000008"
     assert sorted(p.name for p in checkpoint.glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
-    outcome = run_training_distributed(config, train, val, CLASSES, tmp_path / "b", tmp_path / "b-artifact",
-                                       num_processes=2, callbacks=resumed, threads_per_process=1,
-                                       resume_from=checkpoint)
+    job = TrainingJob.create(config, train, val, CLASSES, tmp_path / "b", tmp_path / "b-artifact",
+                             resume_from=checkpoint)
+    outcome = run_training_distributed(job, num_processes=2, callbacks=resumed, threads_per_process=1)
     assert outcome.result.status == "completed" and outcome.result.step == 16
     assert [s for s, _ in full.logs] == [4, 8, 12, 16] and [s for s, _ in resumed.logs] == [12, 16]
     for (_, a), (_, b) in zip(full.logs[2:], resumed.logs, strict=True):
@@ -150,11 +151,12 @@ def test_the_ranks_die_with_the_launching_process(tmp_path: Path) -> None:
         sys.path.insert(0, {str(ROOT)!r})
         from projects.synthetic import make_dataset
         from training.modeling.distributed import run_training_distributed
-        from training.modeling.trainer import TrainConfig
+        from training.modeling.config import TrainConfig, TrainingJob
         config = TrainConfig.from_dict({config!r})
         data = [(s.image, s.semantic) for s in make_dataset(18, seed=0, sizes=[(64, 64)])]
-        run_training_distributed(config, data[:16], data[16:], {CLASSES!r}, {str(tmp_path / 'run')!r},
-                                 {str(tmp_path / 'artifact')!r}, num_processes=2, threads_per_process=1)
+        job = TrainingJob.create(config, data[:16], data[16:], {CLASSES!r}, {str(tmp_path / 'run')!r},
+                                 {str(tmp_path / 'artifact')!r})
+        run_training_distributed(job, num_processes=2, threads_per_process=1)
     """)
     launcher = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True)
     job = tmp_path / "run" / "job"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.modeling.config import TrainConfig, estimate_memory_gb, validate_config
 from training.modeling.registry import (
     ModelRegistryError,
     WeightsNotFoundError,
@@ -15,7 +16,6 @@ from training.modeling.registry import (
     list_specs,
     resolve_weights,
 )
-from training.modeling.trainer import TrainConfig, estimate_memory_gb, validate_config
 
 from .conftest import NUM_LABELS
 

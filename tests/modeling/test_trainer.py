@@ -17,11 +17,12 @@ import torch
 from accelerate.utils import set_seed
 
 from training.modeling.artifact import load_artifact
+from training.modeling.config import TrainConfig, TrainingJob
 from training.modeling.inference import predict_class_maps
 from training.modeling.metrics import ConfusionMatrix
 from training.modeling.pipeline import run_training
 from training.modeling.registry import build_model, get_spec
-from training.modeling.trainer import TrainConfig, Trainer, TrainerCallbacks, make_datasets
+from training.modeling.trainer import Trainer, TrainerCallbacks, make_datasets
 
 from .conftest import CLASSES, NUM_LABELS, pairs
 
@@ -70,8 +71,8 @@ def test_tiny_model_learns_the_synthetic_shapes(
         pretrained="none", augmentations={"hflip": True}, seed=0,
     )
     recorder = Recorder()
-    outcome = run_training(config, train_pairs, val_pairs, CLASSES, tmp_path / "run", tmp_path / "artifact",
-                           callbacks=recorder)
+    job = TrainingJob.create(config, train_pairs, val_pairs, CLASSES, tmp_path / "run", tmp_path / "artifact")
+    outcome = run_training(job, callbacks=recorder)
     result = outcome.result
     assert result.status == "completed" and result.step == 120
     assert [s for s, _ in recorder.logs] == [20, 40, 60, 80, 100, 120]

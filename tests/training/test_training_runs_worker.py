@@ -16,8 +16,8 @@ from projects.models import Asset
 from tests import factories
 from tests.conftest import resume_consuming, stop_consuming, wait_until
 from tests.training.conftest import TINY_SEGFORMER, WORKER_ENV, labelled_project
+from training.checkpoint_storage import checkpoint_storage_prefix
 from training.models import Artifact, Checkpoint, TrainingRun
-from training.services import checkpoint_storage_prefix
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

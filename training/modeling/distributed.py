@@ -1,7 +1,7 @@
 """One training on several processes: torchrun starts them, accelerate runs DDP (no Django).
 
-``run_training_distributed(...)`` takes the same arguments as ``pipeline.run_training``
-plus ``num_processes`` and returns the same ``TrainingOutcome``. It writes a job folder
+``run_training_distributed(job, num_processes=N)`` takes the same ``TrainingJob`` as
+``pipeline.run_training`` and returns the same ``TrainingOutcome``. It writes a job folder
 and starts ``python -m torch.distributed.run --standalone --nproc_per_node N -m
 training.modeling.distributed <job_dir>``; every rank runs ``run_training`` on the job
 (``Trainer`` shards the data per rank, reduces the confusion matrices and writes
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import shutil
@@ -42,7 +43,6 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,8 +50,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # imported where used: the torchrun wrapper must start fast
+    from .config import TrainingJob
     from .pipeline import TrainingOutcome
-    from .trainer import TrainConfig, TrainerCallbacks, TrainResult
+    from .trainer import TrainerCallbacks, TrainResult
 
 JOB_DIR = "job"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,45 +90,49 @@ def default_threads_per_process(num_processes: int) -> int:
 
 
 # --- the parent side ----------------------------------------------------------------
-def write_job(
-    job_dir: Path,
-    config: TrainConfig,
-    train_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-    val_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-    classes: Sequence[dict[str, Any]],
-    output_dir: str | os.PathLike[str],
-    artifact_dir: str | os.PathLike[str],
-    *,
-    weights_dir: str | os.PathLike[str] | None = None,
-    resume_from: str | os.PathLike[str] | None = None,
-    allow_download: bool | None = None,
-    run_info: dict[str, Any] | None = None,
-    threads_per_process: int = 1,
-) -> None:
+def write_job(job_dir: Path, job: TrainingJob, *, threads_per_process: int = 1) -> None:
     """Write everything the ranks need into a fresh ``job_dir``."""
     if job_dir.exists():
         shutil.rmtree(job_dir)
     (job_dir / "samples").mkdir(parents=True)
     arrays: dict[str, np.ndarray] = {}
-    for split, pairs in (("train", train_pairs), ("val", val_pairs)):
+    for split, pairs in (("train", job.train_pairs), ("val", job.val_pairs)):
         for i, (image, mask) in enumerate(pairs):
             arrays[f"{split}_image_{i}"] = np.ascontiguousarray(image, dtype=np.uint8)
             arrays[f"{split}_mask_{i}"] = np.ascontiguousarray(mask, dtype=np.uint8)
     np.savez(job_dir / "data.npz", **arrays)
     _write_json(job_dir / "job.json", {
-        "config": config.to_dict(),
-        "train": len(train_pairs),
-        "val": len(val_pairs),
-        "classes": list(classes),
-        "output_dir": str(output_dir),
-        "artifact_dir": str(artifact_dir),
-        "weights_dir": str(weights_dir) if weights_dir is not None else None,
-        "resume_from": str(resume_from) if resume_from is not None else None,
-        "allow_download": allow_download,
-        "run_info": run_info or {},
+        "config": job.config.to_dict(),
+        "train": len(job.train_pairs),
+        "val": len(job.val_pairs),
+        "classes": list(job.classes),
+        "output_dir": str(job.output_dir),
+        "artifact_dir": str(job.artifact_dir),
+        "weights_dir": str(job.weights_dir) if job.weights_dir is not None else None,
+        "resume_from": str(job.resume_from) if job.resume_from is not None else None,
+        "allow_download": job.allow_download,
+        "run_info": job.run_info,
         "threads": threads_per_process,
         "launcher_pid": os.getpid(),
     })
+
+
+def _read_job(job_dir: Path) -> tuple[TrainingJob, dict[str, Any]]:
+    """The job ``write_job`` wrote (validated by the launcher: not again) and job.json."""
+    from .config import TrainConfig, TrainingJob
+
+    data = json.loads((job_dir / "job.json").read_text())
+    with np.load(job_dir / "data.npz") as arrays:
+        pairs = {split: [(arrays[f"{split}_image_{i}"], arrays[f"{split}_mask_{i}"])
+                         for i in range(data[split])] for split in ("train", "val")}
+    job = TrainingJob(
+        config=TrainConfig.from_dict(data["config"]), train_pairs=pairs["train"],
+        val_pairs=pairs["val"], classes=data["classes"], output_dir=Path(data["output_dir"]),
+        artifact_dir=Path(data["artifact_dir"]),
+        weights_dir=Path(data["weights_dir"]) if data["weights_dir"] is not None else None,
+        resume_from=data["resume_from"], allow_download=data["allow_download"],
+        run_info=data["run_info"])
+    return job, data
 
 
 def launch_command(job_dir: Path, num_processes: int) -> list[str]:
@@ -187,8 +192,8 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def _raise_child_failure(job_dir: Path, returncode: int) -> None:
+    from .config import TrainConfigError
     from .registry import ModelRegistryError, WeightsNotFoundError
-    from .trainer import TrainConfigError
 
     errors = sorted(job_dir.glob("error-rank-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
     error = json.loads(errors[0].read_text()) if errors else None
@@ -239,50 +244,34 @@ def _result_from(data: dict[str, Any]) -> TrainResult:
 
 
 def run_training_distributed(
-    config: TrainConfig,
-    train_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-    val_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-    classes: Sequence[dict[str, Any]],
-    output_dir: str | os.PathLike[str],
-    artifact_dir: str | os.PathLike[str],
+    job: TrainingJob,
     *,
     num_processes: int,
     callbacks: TrainerCallbacks | None = None,
-    weights_dir: str | os.PathLike[str] | None = None,
-    resume_from: str | os.PathLike[str] | None = None,
-    allow_download: bool | None = None,
-    run_info: dict[str, Any] | None = None,
     threads_per_process: int | None = None,
     poll_s: float = 0.2,
     keep_job_dir: bool = False,
 ) -> TrainingOutcome:
-    """``run_training`` on ``num_processes`` DDP processes started by torchrun.
+    """``run_training(job)`` on ``num_processes`` DDP processes started by torchrun.
 
     Callbacks are called in this process, in rank 0's order, while the ranks train.
-    Raises what ``run_training`` raises for a bad config or missing weights, and
-    ``DistributedTrainingError`` (with the ranks' error and last output) when they fail.
+    Raises TrainConfigError when this machine has fewer GPUs than processes, what
+    ``run_training`` raises for missing weights, and ``DistributedTrainingError`` (with
+    the ranks' error and last output) when they fail.
     """
-    from .pipeline import TrainingOutcome
-    from .trainer import TrainConfigError, TrainerCallbacks, validate_config
-
-    problems = validate_config(config)
-    if not train_pairs:
-        problems.append("no labelled training images")
-    if not classes:
-        problems.append("the project has no label classes")
     import torch
 
+    from .config import TrainConfigError
+    from .pipeline import TrainingOutcome
+    from .trainer import TrainerCallbacks
+
     if torch.cuda.is_available() and num_processes > torch.cuda.device_count():
-        problems.append(f"{num_processes} processes asked for, this machine has "
-                        f"{torch.cuda.device_count()} GPUs")
-    if problems:
-        raise TrainConfigError(problems)
+        raise TrainConfigError([f"{num_processes} processes asked for, this machine has "
+                                f"{torch.cuda.device_count()} GPUs"])
     callbacks = callbacks or TrainerCallbacks()
     threads = threads_per_process or default_threads_per_process(num_processes)
-    job_dir = Path(output_dir) / JOB_DIR
-    write_job(job_dir, config, train_pairs, val_pairs, classes, output_dir, artifact_dir,
-              weights_dir=weights_dir, resume_from=resume_from, allow_download=allow_download,
-              run_info=run_info, threads_per_process=threads)
+    job_dir = job.output_dir / JOB_DIR
+    write_job(job_dir, job, threads_per_process=threads)
     reader = _EventReader(job_dir / "events.jsonl")
     with open(job_dir / "output.log", "wb") as log:
         proc = subprocess.Popen(launch_command(job_dir, num_processes), env=child_env(threads),
@@ -364,12 +353,6 @@ class _EventWriter:
         return False
 
 
-def _load_pairs(job_dir: Path, job: dict[str, Any]) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    with np.load(job_dir / "data.npz") as data:
-        return {split: [(data[f"{split}_image_{i}"], data[f"{split}_mask_{i}"]) for i in range(job[split])]
-                for split in ("train", "val")}
-
-
 def rank_main(job_dir: Path) -> None:
     """What every rank runs (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*)."""
     _die_with_parent(signal.SIGKILL)
@@ -377,12 +360,11 @@ def rank_main(job_dir: Path) -> None:
     from accelerate import PartialState
 
     from .pipeline import run_training
-    from .trainer import TrainConfig
 
-    job = json.loads((job_dir / "job.json").read_text())
     rank = int(os.environ.get("RANK", "0"))
     try:
-        torch.set_num_threads(int(job["threads"]))
+        job, data = _read_job(job_dir)
+        torch.set_num_threads(int(data["threads"]))
         # The Trainer's Accelerator shares this state: the process group is set up once.
         # Without CUDA, accelerate needs cpu=True to see torchrun's ranks (MULTI_CPU, gloo).
         state = PartialState(cpu=not torch.cuda.is_available())
@@ -394,14 +376,10 @@ def rank_main(job_dir: Path) -> None:
         expected = int(os.environ.get("WORLD_SIZE", "1"))
         if state.num_processes != expected:
             raise RuntimeError(f"accelerate sees {state.num_processes} processes, torchrun started {expected}")
-        pairs = _load_pairs(job_dir, job)
-        callbacks = (_EventWriter(job_dir, int(job["launcher_pid"]), state.num_processes)
+        callbacks = (_EventWriter(job_dir, int(data["launcher_pid"]), state.num_processes)
                      if state.is_main_process else None)
-        outcome = run_training(
-            TrainConfig.from_dict(job["config"]), pairs["train"], pairs["val"], job["classes"],
-            job["output_dir"], job["artifact_dir"], callbacks=callbacks, weights_dir=job["weights_dir"],
-            resume_from=job["resume_from"], allow_download=job["allow_download"],
-            run_info={**job["run_info"], "processes": state.num_processes})
+        job = dataclasses.replace(job, run_info={**job.run_info, "processes": state.num_processes})
+        outcome = run_training(job, callbacks=callbacks)
         if state.is_main_process:
             _write_json(job_dir / "outcome.json", {
                 "result": asdict(outcome.result), "meta": outcome.meta,

@@ -1,9 +1,9 @@
 """One call from labelled pairs to a trained artifact (what the training worker runs).
 
-``run_training(config, train_pairs, val_pairs, classes, output_dir, artifact_dir, ...)``
-validates the config, builds the model (weights policy), trains with ``Trainer`` (resuming
-when asked), then writes the artifact from the best checkpoint (or the last one when no
-best metric is tracked). No Django here: the caller passes plain arrays and dicts.
+``run_training(job)`` (a ``config.TrainingJob``, validated when it was created) builds the
+model (weights policy), trains with ``Trainer`` (resuming when asked), then writes the
+artifact from the best checkpoint (or the last one when no best metric is tracked). No
+Django here: the caller passes plain arrays and dicts.
 """
 
 from __future__ import annotations
@@ -14,21 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from accelerate.utils import set_seed
 
 from .artifact import ARTIFACT_FORMAT, save_artifact
+from .checkpoints import load_checkpoint_weights
+from .config import TrainConfig, TrainingJob
 from .registry import build_model, get_spec
-from .trainer import (
-    TrainConfig,
-    TrainConfigError,
-    Trainer,
-    TrainerCallbacks,
-    TrainResult,
-    load_checkpoint_weights,
-    make_datasets,
-    validate_config,
-)
+from .trainer import Trainer, TrainerCallbacks, TrainResult, make_datasets
 
 BACKGROUND = {"index": 0, "name": "background", "color": "#000000"}
 
@@ -69,36 +61,13 @@ def summarize_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def run_training(
-    config: TrainConfig,
-    train_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-    val_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-    classes: Sequence[dict[str, Any]],
-    output_dir: str | os.PathLike[str],
-    artifact_dir: str | os.PathLike[str],
-    *,
-    callbacks: TrainerCallbacks | None = None,
-    weights_dir: str | os.PathLike[str] | None = None,
-    resume_from: str | os.PathLike[str] | None = None,
-    allow_download: bool | None = None,
-    run_info: dict[str, Any] | None = None,
-) -> TrainingOutcome:
-    """Train ``config`` on (image uint8 (H, W, 3), mask uint8 (H, W)) pairs; write the artifact.
+def run_training(job: TrainingJob, *, callbacks: TrainerCallbacks | None = None) -> TrainingOutcome:
+    """Train ``job`` (validated by ``TrainingJob.create``); write the artifact.
 
-    classes: the project's classes in label order ({"name", "color"}, optional "id");
-      masks use 0 = background, i + 1 = classes[i], 255 = ignore.
-    resume_from: checkpoint dir or "latest" (see ``Trainer.fit``).
-    Raises TrainConfigError, registry.WeightsNotFoundError, ModelRegistryError.
+    Raises registry.WeightsNotFoundError, ModelRegistryError.
     """
-    problems = validate_config(config)
-    if not train_pairs:
-        problems.append("no labelled training images")
-    if not classes:
-        problems.append("the project has no label classes")
-    if problems:
-        raise TrainConfigError(problems)
-    cfg = config.resolved()
-    meta_classes = artifact_classes(classes)
+    cfg = job.config
+    meta_classes = artifact_classes(job.classes)
     names = [c["name"] for c in meta_classes]
     spec = get_spec(cfg.family, cfg.variant)
     set_seed(cfg.seed)
@@ -106,24 +75,26 @@ def run_training(
         spec,
         len(meta_classes),
         cfg.pretrained,
-        weights_dir,
+        job.weights_dir,
         class_names=names,
-        allow_download=allow_download,
+        allow_download=job.allow_download,
     )
-    train_ds, val_ds = make_datasets(cfg, train_pairs, val_pairs)
-    trainer = Trainer(cfg, model, train_ds, val_ds if len(val_pairs) else None, output_dir, callbacks, names)
-    result = trainer.fit(resume_from=resume_from)
+    train_ds, val_ds = make_datasets(cfg, job.train_pairs, job.val_pairs)
+    trainer = Trainer(cfg, model, train_ds, val_ds if len(job.val_pairs) else None, job.output_dir,
+                      callbacks, names)
+    result = trainer.fit(resume_from=job.resume_from)
     if result.status == "cancelled":
         return TrainingOutcome(result, None, None)
     final_model = trainer.accelerator.unwrap_model(trainer.model)
+    images = (len(job.train_pairs), len(job.val_pairs))
     meta = None
     if trainer.accelerator.is_main_process:
-        meta = _write_artifact(final_model, cfg, result, meta_classes, artifact_dir, run_info,
-                               len(train_pairs), len(val_pairs))
+        meta = _write_artifact(final_model, cfg, result, meta_classes, job.artifact_dir, job.run_info,
+                               *images)
     trainer.accelerator.wait_for_everyone()
     if meta is None:  # other ranks: the same description, without writing
-        meta = _artifact_meta(cfg, result, meta_classes, run_info, len(train_pairs), len(val_pairs))
-    return TrainingOutcome(result, meta, Path(artifact_dir))
+        meta = _artifact_meta(cfg, result, meta_classes, job.run_info, *images)
+    return TrainingOutcome(result, meta, job.artifact_dir)
 
 
 def _artifact_meta(cfg: TrainConfig, result: TrainResult, meta_classes: list[dict[str, Any]],

@@ -20,7 +20,9 @@ checkpoint::
         config.json                                 resolved TrainConfig
 
 ``fit(resume_from=...)`` restores all of that and continues at the next step with the
-same data order and augmentations as an uninterrupted run.
+same data order and augmentations as an uninterrupted run (writing, loading and pruning
+checkpoints is ``checkpoints``; the config and its validation are ``config``: a Trainer
+takes a valid one).
 
 Callbacks (main process only): ``on_log(step, values)``, ``on_eval(step, metrics,
 sample_predictions)``, ``on_checkpoint(step, path, metrics)``; ``should_stop()`` is asked
@@ -29,14 +31,11 @@ before every step (a cancel takes effect within one step).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
-import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +43,20 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from transformers import get_scheduler
 
 from .checkpoints import (
     CHECKPOINTS_DIR,
-    MODEL_WEIGHTS,
-    STATE_FILE,
+    TrainerState,
     checkpoint_name,
-    checkpoint_step,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    write_config,
 )
+from .config import TrainConfig
 from .data import (
     AugmentConfig,
     SegmentationEvalDataset,
@@ -64,180 +65,8 @@ from .data import (
 )
 from .inference import logits_to_class_map, semantic_logits
 from .metrics import IGNORE_INDEX, ConfusionMatrix
-from .registry import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    NO_PRETRAINED,
-    ModelRegistryError,
-    get_spec,
-    is_artifact_dir,
-)
 
 logger = logging.getLogger(__name__)
-
-SCHEDULES = ("constant", "linear", "cosine", "poly")
-OPTIMIZERS = ("adamw", "sgd")
-MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
-BEST_METRICS = ("miou", "mean_f1", "pixel_accuracy")
-
-
-class TrainConfigError(ValueError):
-    """A training configuration that cannot run; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (JSON round-trips via to_dict/from_dict).
-
-    resolution:               (H, W) training/inference input size; None = the spec's default.
-    batch_size:               images per process per step.
-    steps:                    optimizer steps in total.
-    schedule:                 constant | linear | cosine | poly (power 0.9), after
-                              ``warmup_steps`` of linear warm-up.
-    checkpoint_every_n_steps: 0 = only the best and the final checkpoint.
-    keep_best_metric:         metric that picks the best checkpoint (higher is better);
-                              None = no best tracking.
-    keep_last_k:              most recent checkpoints kept (the best one is always kept).
-    early_stopping_patience:  stop after this many evaluations without improvement of
-                              ``keep_best_metric``; 0 = never.
-    num_gpus:                 processes to train with; > 1 = ``distributed.run_training_distributed``
-                              (torchrun + DDP). Informational inside the Trainer.
-    mixed_precision:          auto = bf16 (or fp16) on CUDA, none on CPU.
-    pretrained:               see ``registry.build_model``.
-    """
-
-    family: str = "segformer"
-    variant: str = "tiny"
-    resolution: tuple[int, int] | None = None
-    batch_size: int = 8
-    steps: int = 1000
-    lr: float = 6e-5
-    schedule: str = "poly"
-    warmup_steps: int = 0
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
-    momentum: float = 0.9
-    max_grad_norm: float | None = 1.0
-    augmentations: dict[str, Any] = field(default_factory=lambda: AugmentConfig().to_dict())
-    eval_interval: int = 100
-    log_interval: int = 10
-    checkpoint_every_n_steps: int = 0
-    keep_best_metric: str | None = "miou"
-    keep_last_k: int = 2
-    early_stopping_patience: int = 0
-    num_gpus: int = 1
-    seed: int = 0
-    mixed_precision: str = "auto"
-    pretrained: str | None = None
-    num_workers: int = 0
-    eval_batch_size: int | None = None
-    num_sample_predictions: int = 4
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def resolved(self) -> TrainConfig:
-        """A copy with defaults filled in (resolution, pretrained) and tuples normalised."""
-        spec = get_spec(self.family, self.variant)
-        data = self.to_dict()
-        data["resolution"] = list(self.resolution or spec.default_resolution)
-        if data["pretrained"] is None:
-            data["pretrained"] = spec.default_pretrained
-        data["augmentations"] = AugmentConfig.from_dict(self.augmentations).to_dict()
-        return TrainConfig.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("resolution", "mean", "std"):
-            if data[key] is not None:
-                data[key] = list(data[key])
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise TrainConfigError([f"unknown training settings {sorted(unknown)}"])
-        values = dict(data)
-        for key in ("resolution", "mean", "std"):
-            if values.get(key) is not None:
-                values[key] = tuple(values[key])
-        return cls(**values)
-
-
-def validate_config(config: TrainConfig) -> list[str]:
-    """Every reason why ``config`` cannot run (empty list = valid). Pure, no I/O except
-    checking that an artifact directory named in ``pretrained`` exists."""
-    problems: list[str] = []
-    try:
-        spec = get_spec(config.family, config.variant)
-    except ModelRegistryError as exc:
-        return [str(exc)]
-    if config.resolution is not None:
-        res = tuple(int(v) for v in config.resolution)
-        if res not in spec.allowed_resolutions:
-            allowed = ", ".join(f"{h}x{w}" for h, w in spec.allowed_resolutions)
-            problems.append(
-                f"resolution {res[0]}x{res[1]} is not allowed for {spec.family}/{spec.variant}; "
-                f"allowed: {allowed}"
-            )
-    pretrained = config.pretrained
-    if pretrained not in (None, NO_PRETRAINED) and pretrained not in spec.pretrained:
-        if "/" in str(pretrained) or "\\" in str(pretrained):
-            if not is_artifact_dir(pretrained):
-                problems.append(f"pretrained artifact {pretrained!r} does not exist")
-        else:
-            problems.append(
-                f"{spec.family}/{spec.variant} has no pretrained source {pretrained!r}; "
-                f"choose one of {spec.pretrained_sources()}"
-            )
-    if config.batch_size < 1:
-        problems.append("batch_size must be >= 1")
-    if config.steps < 1:
-        problems.append("steps must be >= 1")
-    if not (config.lr > 0 and math.isfinite(config.lr)):
-        problems.append("lr must be a positive number")
-    if config.schedule not in SCHEDULES:
-        problems.append(f"schedule must be one of {list(SCHEDULES)}")
-    if config.warmup_steps < 0 or config.warmup_steps >= max(config.steps, 1):
-        problems.append("warmup_steps must be >= 0 and smaller than steps")
-    if config.optimizer not in OPTIMIZERS:
-        problems.append(f"optimizer must be one of {list(OPTIMIZERS)}")
-    if config.weight_decay < 0:
-        problems.append("weight_decay must be >= 0")
-    if config.max_grad_norm is not None and config.max_grad_norm <= 0:
-        problems.append("max_grad_norm must be positive or null")
-    if config.eval_interval < 1 or config.log_interval < 1:
-        problems.append("eval_interval and log_interval must be >= 1")
-    if config.checkpoint_every_n_steps < 0 or config.keep_last_k < 0:
-        problems.append("checkpoint_every_n_steps and keep_last_k must be >= 0")
-    if config.keep_best_metric is not None and config.keep_best_metric not in BEST_METRICS:
-        problems.append(f"keep_best_metric must be one of {list(BEST_METRICS)} or null")
-    if config.early_stopping_patience < 0:
-        problems.append("early_stopping_patience must be >= 0")
-    if config.early_stopping_patience and config.keep_best_metric is None:
-        problems.append("early stopping needs keep_best_metric")
-    if config.num_gpus < 1:
-        problems.append("num_gpus must be >= 1")
-    if config.mixed_precision not in MIXED_PRECISION:
-        problems.append(f"mixed_precision must be one of {list(MIXED_PRECISION)}")
-    try:
-        AugmentConfig.from_dict(config.augmentations)
-    except (TypeError, ValueError) as exc:
-        problems.append(str(exc))
-    return problems
-
-
-def estimate_memory_gb(config: TrainConfig) -> float:
-    """Rough GPU memory need per process: the spec's figure scaled by batch and pixel count."""
-    spec = get_spec(config.family, config.variant)
-    res = config.resolution or spec.default_resolution
-    area = (res[0] * res[1]) / (spec.default_resolution[0] * spec.default_resolution[1])
-    return round(spec.memory_gb * (0.35 + 0.65 * area * config.batch_size / 8), 2)
 
 
 class TrainerCallbacks:
@@ -270,18 +99,6 @@ class TrainResult:
     last_checkpoint: Path | None
     last_metrics: dict[str, Any] | None
     best_metrics: dict[str, Any] | None
-
-
-@dataclass
-class _State:
-    step: int = 0
-    best_metric: float | None = None
-    best_step: int | None = None
-    best_metrics: dict[str, Any] | None = None
-    evals_without_improvement: int = 0
-    last_metrics: dict[str, Any] | None = None
-    checkpoints: list[str] = field(default_factory=list)
-    best_checkpoint: str | None = None
 
 
 class _EpochBatchSampler(Sampler[list[int]]):
@@ -335,25 +152,6 @@ def mask2former_targets(labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) 
     return mask_labels, class_labels
 
 
-def _capture_rng() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _restore_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 class Trainer:
     """Trains ``model`` on ``train_dataset``, evaluating on ``val_dataset``.
 
@@ -375,9 +173,6 @@ class Trainer:
         class_names: Sequence[str] | None = None,
         accelerator: Accelerator | None = None,
     ) -> None:
-        problems = validate_config(config)
-        if problems:
-            raise TrainConfigError(problems)
         self.config = config.resolved()
         self.callbacks = callbacks or TrainerCallbacks()
         self.output_dir = Path(output_dir)
@@ -406,7 +201,7 @@ class Trainer:
         self.optimizer = self._build_optimizer(model)
         self.scheduler = self._build_scheduler(self.optimizer)
         self.model, self.optimizer = acc.prepare(model, self.optimizer)
-        self.state = _State()
+        self.state = TrainerState()
         self._sample_indices = list(range(min(self.config.num_sample_predictions, len(val_dataset or []))))
 
     # ----------------------------------------------------------------- construction
@@ -520,54 +315,12 @@ class Trainer:
     def checkpoints_dir(self) -> Path:
         return self.output_dir / CHECKPOINTS_DIR
 
-    def _write_config(self, directory: Path) -> None:
-        (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True))
-
     def save_checkpoint(self) -> Path:
         """Write a checkpoint for the current step (atomically) and prune old ones."""
-        acc = self.accelerator
-        step = self.state.step
-        final = self.checkpoints_dir / checkpoint_name(step)
-        tmp = self.checkpoints_dir / f".tmp-{checkpoint_name(step)}"
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        torch.save(_capture_rng(), tmp / f"rng-{acc.process_index}.pt")
-        if acc.is_main_process:
-            # The live module's own parameter names (save_pretrained would rewrite them to
-            # the published checkpoint layout); artifacts are written with save_pretrained.
-            save_model(acc.unwrap_model(self.model), str(tmp / MODEL_WEIGHTS))
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-            if acc.scaler is not None:
-                torch.save(acc.scaler.state_dict(), tmp / "scaler.pt")
-            name = final.name
-            if name not in self.state.checkpoints:
-                self.state.checkpoints.append(name)
-            (tmp / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=2, default=str))
-            self._write_config(tmp)
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-            self._prune_checkpoints()
-        acc.wait_for_everyone()
-        return final
-
-    def _prune_checkpoints(self) -> None:
-        keep = set(self.state.checkpoints[-self.config.keep_last_k :] if self.config.keep_last_k else [])
-        if self.state.best_checkpoint:
-            keep.add(self.state.best_checkpoint)
-        if not keep and self.state.checkpoints:
-            keep.add(self.state.checkpoints[-1])  # never delete every checkpoint
-        for name in list(self.state.checkpoints):
-            if name not in keep:
-                shutil.rmtree(self.checkpoints_dir / name, ignore_errors=True)
-                self.state.checkpoints.remove(name)
+        return save_checkpoint(
+            self.checkpoints_dir, accelerator=self.accelerator, model=self.model,
+            optimizer=self.optimizer, scheduler=self.scheduler, state=self.state,
+            config=self.config.to_dict(), keep_last_k=self.config.keep_last_k)
 
     def latest_checkpoint(self) -> Path | None:
         """The highest-step complete checkpoint under output_dir, if any."""
@@ -575,26 +328,9 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore model, optimizer, scheduler, scaler, RNG and trainer state from ``path``."""
-        path = Path(path)
-        acc = self.accelerator
-        model = acc.unwrap_model(self.model)
-        # safetensors and torch.load take "cpu" but not accelerate's "cpu:0" (MULTI_CPU's device)
-        device = "cpu" if acc.device.type == "cpu" else str(acc.device)
-        load_model(model, str(path / MODEL_WEIGHTS), strict=True, device=device)
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=False))
-        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-        if acc.scaler is not None and (path / "scaler.pt").exists():
-            acc.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
-        rng_file = path / f"rng-{acc.process_index}.pt"
-        if rng_file.exists():
-            _restore_rng(torch.load(rng_file, weights_only=False))
-        data = json.loads((path / STATE_FILE).read_text())
-        self.state = _State(**data)
-        # checkpoints of the run being resumed live in another output_dir when resuming
-        # elsewhere; only track the ones that exist here.
-        self.state.checkpoints = [c for c in self.state.checkpoints if (self.checkpoints_dir / c).exists()]
-        if self.state.best_checkpoint and not (self.checkpoints_dir / self.state.best_checkpoint).exists():
-            self.state.best_checkpoint = None
+        self.state = load_checkpoint(
+            path, accelerator=self.accelerator, model=self.model, optimizer=self.optimizer,
+            scheduler=self.scheduler, checkpoints_dir=self.checkpoints_dir)
 
     # ----------------------------------------------------------------- loop
     def _should_stop(self) -> bool:
@@ -655,7 +391,7 @@ class Trainer:
         cfg = self.config
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            self._write_config(self.output_dir)
+            write_config(self.output_dir, self.config.to_dict())
         if resume_from == "latest":
             resume_from = self.latest_checkpoint()
         if resume_from:
@@ -731,21 +467,6 @@ class Trainer:
         )
 
 
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest complete ``checkpoints/step-*`` directory under ``output_dir``, or None."""
-    root = Path(output_dir) / CHECKPOINTS_DIR
-    if not root.is_dir():
-        return None
-    done = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
-    return max(done, key=lambda p: checkpoint_step(p.name)) if done else None
-
-
-def load_checkpoint_weights(model: nn.Module, checkpoint: str | Path) -> nn.Module:
-    """Load a checkpoint's model weights into ``model`` (same architecture); returns it."""
-    load_model(model, str(Path(checkpoint) / MODEL_WEIGHTS), strict=True)
-    return model
-
-
 def make_datasets(
     config: TrainConfig,
     train_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -771,16 +492,10 @@ def make_datasets(
 
 __all__ = [
     "Dataset",
-    "TrainConfig",
-    "TrainConfigError",
     "TrainResult",
     "Trainer",
     "TrainerCallbacks",
-    "estimate_memory_gb",
-    "latest_checkpoint",
-    "load_checkpoint_weights",
     "make_datasets",
     "mask2former_targets",
     "resolve_mixed_precision",
-    "validate_config",
 ]
