@@ -13,7 +13,9 @@ worker decodes every pixel once, so corrupt data comes back as a 400 from there.
 A request: ``{"artifact_id", "runtime", "device", "polygons", "png", "company", "inputs"
 (the images' keys), "reply" (the reply list), "taken" (the key the worker marks with its
 name), "deadline" (epoch seconds)}``. An answer: ``{"ok": True, "results", "inference_ms"}``
-or ``{"ok": False, "error": {"code", "message", "status"[, "details"]}}``.
+or, for a failure, the API's error body with its status: ``{"ok": False, "status", "error":
+{"code", "message", "details"}}`` (``error_answer`` writes it from an ApplicationError,
+``answer_error`` turns it back into one, which the API renders as is).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.conf import setting
-from common.errors import ApplicationError
+from common.errors import ApplicationError, error_body
 from deployments.registry import redis_client
 
 LANE_QUEUE = "predict-requests"  # the Redis list of prediction requests (under redis_key)
@@ -38,16 +40,25 @@ def predict_limits() -> dict[str, int]:
             "max_side": setting("TESSERA_PREDICT_MAX_IMAGE_SIDE", 20_000, int)}
 
 
-def image_rejected(exc: Any, index: int) -> dict[str, Any]:
-    """An UploadRejected as an error payload (400, or 413 for too many bytes or pixels)."""
+def image_rejected(exc: Any, index: int) -> ApplicationError:
+    """An UploadRejected of image ``index`` (400, or 413 for too many bytes or pixels)."""
     too_large = exc.code in ("file_too_large", "too_many_pixels")
-    return {"code": exc.code, "status": 413 if too_large else 400,
-            "message": f"Image {index}: {exc.message}", "details": {"image": index}}
+    return ApplicationError(f"Image {index}: {exc.message}", code=exc.code,
+                            status_code=413 if too_large else 400, details={"image": index})
 
 
-def lane_error(error: dict[str, Any]) -> ApplicationError:
-    return ApplicationError(error["message"], code=error["code"], status_code=error["status"],
-                            details=error.get("details"))
+def error_answer(exc: ApplicationError) -> dict[str, Any]:
+    """The lane's answer for a failure: the API's error body and the status."""
+    return {"ok": False, "status": exc.status_code, **error_body(exc.code, exc.message, exc.details)}
+
+
+def answer_error(answer: dict[str, Any]) -> ApplicationError:
+    """The ApplicationError of a failed answer (``error_answer``'s inverse); an answer
+    without one is the worker's failure (500)."""
+    error = answer.get("error") or {}
+    return ApplicationError(error.get("message") or f"The inference worker failed: {answer!r}",
+                            code=error.get("code") or "inference_failed",
+                            status_code=answer.get("status") or 500, details=error.get("details"))
 
 
 def inputs_take(keys: Sequence[str]) -> list[bytes | None]:

@@ -29,8 +29,8 @@ from common.errors import ApplicationError
 from deployments.lane import (
     LANE_QUEUE,
     ServiceUnavailable,
+    answer_error,
     image_rejected,
-    lane_error,
     predict_limits,
 )
 from deployments.models import Deployment
@@ -54,7 +54,7 @@ def predict_image_check(*, data: bytes, index: int = 0) -> PredictImage:
     try:
         header = inspect_image(data, **predict_limits())
     except UploadRejected as exc:
-        raise lane_error(image_rejected(exc, index)) from None
+        raise image_rejected(exc, index) from None
     return PredictImage(data, header.width, header.height)
 
 
@@ -175,9 +175,7 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
                          "device": deployment.device, "polygons": polygons, "png": png,
                          "company": _in_flight[deployment.pk] > holders}, images, timeout)
     if not answer.get("ok"):
-        error = answer.get("error", {})
-        raise lane_error({"code": "inference_failed", "status": 500,
-                      "message": f"The inference worker failed: {answer!r}", **error})
+        raise answer_error(answer)
     total_ms = (time.perf_counter() - start) * 1000.0
     for payload in answer["results"]:
         payload["timing_ms"] = {"total": round(total_ms, 2),

@@ -26,8 +26,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from common.conf import setting
+from common.errors import ApplicationError
 from deployments.api_keys import api_keys_forget
-from deployments.lane import LANE_QUEUE, image_rejected, inputs_take, predict_limits
+from deployments.lane import (
+    LANE_QUEUE,
+    ServiceUnavailable,
+    error_answer,
+    image_rejected,
+    inputs_take,
+    predict_limits,
+)
 from deployments.models import Deployment
 from deployments.registry import redis_client, redis_key
 from training.models import Artifact
@@ -144,26 +152,20 @@ def deployment_load(*, deployment_id: int, worker: str = "",
 
 
 # --- the predict lane, worker side ------------------------------------------------------------------
-class _InputError(Exception):
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error["message"])
-        self.error = error
-
-
 def _decode_inputs(keys: Sequence[str]) -> list[np.ndarray]:
-    """The request's images from Redis, decoded (upright RGB); _InputError when one is
-    gone (the caller gave up) or cannot be decoded."""
+    """The request's images from Redis, decoded (upright RGB); an ApplicationError when one
+    is gone (the caller gave up: 503) or cannot be decoded (400/413)."""
     from projects.validation import UploadRejected, decode_rgb
 
     arrays = []
     for index, data in enumerate(inputs_take(keys)):
         if data is None:
-            raise _InputError({"code": "input_expired", "status": 503,
-                               "message": f"Image {index} expired before a worker took it."})
+            raise ServiceUnavailable(f"Image {index} expired before a worker took it.",
+                                     code="input_expired")
         try:
             arrays.append(decode_rgb(data, **predict_limits()))
         except UploadRejected as exc:
-            raise _InputError(image_rejected(exc, index)) from None
+            raise image_rejected(exc, index) from None
     return arrays
 
 
@@ -173,8 +175,8 @@ def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence
     encoded images; ``company``: other requests were in flight at the web when it was sent
     (announced to the model as one image more, see ``Predictor.expecting``).
 
-    Returns ``{"ok": True, "results": [...], "inference_ms"}`` or ``{"ok": False,
-    "error": {"code", "message", "status"[, "details"]}}`` (errors travel as data)."""
+    Returns ``{"ok": True, "results": [...], "inference_ms"}`` or, for a failure, the
+    API's error body and status (``lane.error_answer``: errors travel as data)."""
     from deployments.runtime import QueueClosed, QueueFull, RuntimeUnavailable
 
     start = time.perf_counter()
@@ -185,18 +187,17 @@ def predict_run(*, artifact_id: int, runtime: str, device: str, inputs: Sequence
             results = hot.predict_encoded(
                 arrays, polygons=polygons, png=png,
                 timeout=setting("TESSERA_PREDICT_TIMEOUT_S", 30.0, float))
-    except _InputError as exc:
-        return {"ok": False, "error": exc.error}
+    except ApplicationError as exc:  # an input that expired or cannot be decoded
+        return error_answer(exc)
     except (QueueFull, QueueClosed) as exc:
-        return {"ok": False, "error": {"code": "inference_busy", "status": 503,
-                                       "message": f"The inference worker is overloaded: {exc}"}}
+        return error_answer(ServiceUnavailable(f"The inference worker is overloaded: {exc}",
+                                               code="inference_busy"))
     except RuntimeUnavailable as exc:
-        return {"ok": False, "error": {"code": "runtime_unavailable", "status": 503,
-                                       "message": str(exc)}}
+        return error_answer(ServiceUnavailable(str(exc), code="runtime_unavailable"))
     except Exception as exc:  # noqa: BLE001 - the caller gets the reason, the log the trace
         logger.exception("prediction on artifact %s failed", artifact_id)
-        return {"ok": False, "error": {"code": "inference_failed", "status": 500,
-                                       "message": f"{type(exc).__name__}: {exc}"}}
+        return error_answer(ApplicationError(f"{type(exc).__name__}: {exc}", code="inference_failed",
+                                             status_code=500))
     classes = hot.predictor.meta.classes
     for payload in results:
         for prediction in payload["predictions"]:

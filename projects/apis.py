@@ -106,10 +106,7 @@ class MemberDetailApi(APIView):
     def delete(self, request, project_id: int, member_id: int):
         project = selectors.project_get_for_user(user=request.user, project_id=project_id,
                                                  min_role=Role.OWNER)
-        membership = selectors.member_list(project=project).filter(pk=member_id).first()
-        if membership is None:
-            return Response(status=status.HTTP_404_NOT_FOUND)
-        services.member_remove(membership=membership)
+        services.member_remove(membership=selectors.member_get(project=project, member_id=member_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -99,6 +99,13 @@ def member_list(*, project: Project) -> QuerySet[Membership]:
     return Membership.objects.filter(project=project).select_related("user").order_by("id")
 
 
+def member_get(*, project: Project, member_id: int) -> Membership:
+    membership = member_list(project=project).filter(pk=member_id).first()
+    if membership is None:
+        raise NotFoundError("Member not found.")
+    return membership
+
+
 def asset_pixels(*, asset: Asset) -> np.ndarray:
     """The asset's image as (H, W, 3) uint8 RGB (stored upright at upload)."""
     from PIL import Image

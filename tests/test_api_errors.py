@@ -76,3 +76,18 @@ def test_ids_past_64_bits_in_filters_and_bodies_are_a_400(client_for) -> None:
                     else client.post(url, data, format="json"))
         assert response.status_code == 400, (method, url, response.status_code)
         assert response.json()["error"]["code"] == "validation_error", (method, url)
+
+
+def test_removing_a_member_that_is_not_there_is_a_json_404(client_for) -> None:
+    project = factories.project_create(**{"errors-viewer": "viewer"})
+    other = factories.project_create(**{"errors-elsewhere": "viewer"})
+    owner = client_for(factories.owner_of(project))
+    elsewhere = other.memberships.get(user__username="errors-elsewhere")
+    for member_id in (elsewhere.pk, 999999999999999999):
+        response = owner.delete(f"/api/v1/projects/{project.id}/members/{member_id}/")
+        assert response.status_code == 404
+        assert response.json() == {"error": {"code": "not_found", "message": "Member not found.",
+                                             "details": {}}}
+    assert other.memberships.filter(pk=elsewhere.pk).exists()
+    viewer = project.memberships.get(user__username="errors-viewer")
+    assert owner.delete(f"/api/v1/projects/{project.id}/members/{viewer.pk}/").status_code == 204

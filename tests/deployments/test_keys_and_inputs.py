@@ -276,8 +276,11 @@ def test_predict_lane_timeout_and_a_request_whose_caller_gave_up(project_with_ar
             stop.set()
             lane.join(timeout=10)
         assert answer is not None
-        error = json.loads(answer[1])["error"]
-        assert error["code"] == "input_expired" and error["status"] == 503
+        # The API's error shape, with the status the web answers with.
+        assert json.loads(answer[1]) == {
+            "ok": False, "status": 503, "error": {
+                "code": "input_expired", "message": "Image 0 expired before a worker took it.",
+                "details": {}}}
         assert redis.llen(queue) == 0
         assert not list(redis.scan_iter(match=registry.redis_key("predict-reply:*")))  # none to the dead one
     finally:
