@@ -119,10 +119,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A queue name per prefix keeps routing in one place (see config/celery_app.py).
 CELERY_TASK_ROUTES = {
+    "training.tasks.training_runs_recover": {"queue": "default"},  # not behind a training
     "training.tasks.*": {"queue": "gpu"},
     "annotator.intellibrush.tasks.*": {"queue": "gpu"},
     "deployments.tasks.deployment_load*": {"queue": "inference"},
 }
+# Periodic tasks: one `celery -A config beat` per installation sends them (platform/Procfile,
+# docker-compose.yml). Runs whose worker stopped sending heartbeats are re-queued or failed.
+CELERY_BEAT_SCHEDULE = {
+    "training-runs-recover": {
+        "task": "training.tasks.training_runs_recover",
+        "schedule": env.float("TESSERA_TRAINING_RECOVER_EVERY_S", default=15.0),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Storage ------------------------------------------------------------------
 S3_BUCKET = env("S3_BUCKET", default="")

@@ -1,6 +1,6 @@
 """HTTP API of training: the model catalogue, workflows, runs (start, status, cancel,
 metrics) and artifacts. One view per resource action; logic lives in services and
-selectors. Reading runs also recovers runs whose worker died (a cheap indexed query)."""
+selectors. Runs whose worker died are recovered by a periodic task (training.tasks)."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -98,7 +98,6 @@ class TrainingListStartApi(APIView):
 
     @extend_schema(parameters=[Filter], responses=RunOutput(many=True))
     def get(self, request):
-        services.training_runs_recover()
         filters = self.Filter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = PageNumberPagination()
@@ -119,7 +118,6 @@ class TrainingListStartApi(APIView):
 class TrainingDetailApi(APIView):
     @extend_schema(responses=RunOutput)
     def get(self, request, run_id: int):
-        services.training_runs_recover()
         run = selectors.run_get_for_user(user=request.user, run_id=run_id)
         return Response(RunOutput(run).data)
 

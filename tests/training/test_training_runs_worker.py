@@ -1,7 +1,11 @@
 """Training runs executed by a real Celery worker process: completion with metrics and
-an artifact, cancel, and a killed worker whose run resumes from its checkpoint."""
+an artifact, cancel, and a killed worker whose run resumes from its checkpoint (recovered
+by the periodic task that Celery beat sends)."""
 import os
 import signal
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +18,8 @@ from django.utils.dateparse import parse_datetime
 
 from projects.models import Asset
 from tests import factories
-from tests.conftest import resume_consuming, stop_consuming, wait_until
+from tests.conftest import ROOT, resume_consuming, stop_consuming, wait_until
+from tests.processes import stop_process_groups
 from tests.training.conftest import TINY_SEGFORMER, WORKER_ENV, labelled_project
 from training.checkpoint_storage import checkpoint_storage_prefix
 from training.models import Artifact, Checkpoint, TrainingRun
@@ -177,8 +182,40 @@ def only_new_gpu_workers():
     resume_consuming("gpu", earlier)
 
 
+@pytest.fixture
+def beat(tmp_path):
+    """``celery beat`` (as platform/Procfile starts it) sending the recovery every second."""
+    from django.conf import settings
+
+    log = open(settings.VAR_DIR / "beat.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
+         "-s", str(tmp_path / "beat-schedule")],
+        cwd=ROOT, env={**os.environ, "TESSERA_TRAINING_RECOVER_EVERY_S": "1"}, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    yield proc
+    stop_process_groups([proc])
+    log.close()
+
+
+def test_lost_runs_are_recovered_by_the_beat_not_by_reading_them(start_celery_worker, client_for, request):
+    project = factories.project_create()
+    client = client_for(factories.owner_of(project))
+    # As a worker that died mid-run leaves a run: running, heartbeat long gone, resumed twice.
+    run = {"id": TrainingRun.objects.create(
+        project=project, config=TINY_SEGFORMER, total_steps=30, status=TrainingRun.Status.RUNNING,
+        heartbeat_at=timezone.now() - timedelta(hours=1), attempts=2, worker="gone@tessera").pk}
+    assert _status(client, run["id"])["status"] == "running"  # reading changes nothing
+    assert client.get("/api/v1/trainings/").json()["results"][0]["status"] == "running"
+
+    start_celery_worker(queues=("default",), name="recover-default@tessera")
+    request.getfixturevalue("beat")
+    final = wait_until(lambda: (s := _status(client, run["id"]))["status"] == "failed" and s, timeout=60)
+    assert final["error"].startswith("The training was lost: gone@tessera stopped answering")
+
+
 def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, client_for, training_env,
-                                                       only_new_gpu_workers, tmp_path):
+                                                       only_new_gpu_workers, beat, tmp_path):
     worker = start_celery_worker(queues=("gpu",), name="doomed-gpu@tessera", env=WORKER_ENV)
     project = labelled_project(images=12)
     client = client_for(factories.owner_of(project))
@@ -191,8 +228,9 @@ def test_killed_worker_run_resumes_from_its_checkpoint(start_celery_worker, clie
     killed_at = TrainingRun.objects.get(pk=run["id"]).step
     saved = max(Checkpoint.objects.filter(run_id=run["id"]).values_list("step", flat=True))
 
-    # The rescuing worker has a disk of its own: the checkpoint comes from the storage.
-    start_celery_worker(queues=("gpu",), name="rescue-gpu@tessera",
+    # The rescuing worker has a disk of its own: the checkpoint comes from the storage. It
+    # also takes the default queue, where the beat's recovery task re-queues the run.
+    start_celery_worker(queues=("gpu", "default"), name="rescue-gpu@tessera",
                         env={**WORKER_ENV, "TESSERA_TRAINING_DIR": str(tmp_path / "rescue-disk")})
     final = wait_until(lambda: (s := _status(client, run["id"]))["status"] in TrainingRun.FINISHED and s,
                        timeout=400, interval=1.0)
