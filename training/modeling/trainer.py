@@ -27,6 +27,9 @@ takes a valid one).
 Callbacks (main process only): ``on_log(step, values)``, ``on_eval(step, metrics,
 sample_predictions)``, ``on_checkpoint(step, path, metrics)``; ``should_stop()`` is asked
 before every step (a cancel takes effect within one step).
+
+(About 500 lines: the loop with its optimizer/scheduler set-up, the distributed evaluation
+and the resumable data order read best together.)
 """
 
 from __future__ import annotations
