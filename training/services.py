@@ -1,5 +1,6 @@
-"""Writes of the training app on the web side: workflows (their config checked once,
-here), starting, cancelling and recovering runs, storing and deleting artifacts.
+"""Writes of the training app on the web side: workflows (``workflow_config_check`` is
+the web's check of a config, on creating a workflow and starting a run), starting,
+cancelling and recovering runs, storing and deleting artifacts.
 
 The GPU worker's side (claiming a run, heartbeats, data, callbacks, executing it) is
 ``training.runner``; checkpoint copies in storage are ``training.checkpoint_storage``.
