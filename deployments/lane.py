@@ -56,9 +56,10 @@ def answer_error(answer: dict[str, Any]) -> ApplicationError:
     """The ApplicationError of a failed answer (``error_answer``'s inverse); an answer
     without one is the worker's failure (500)."""
     error = answer.get("error") or {}
+    status = answer.get("status") or error.get("status") or 500  # (in "error": older workers)
     return ApplicationError(error.get("message") or f"The inference worker failed: {answer!r}",
-                            code=error.get("code") or "inference_failed",
-                            status_code=answer.get("status") or 500, details=error.get("details"))
+                            code=error.get("code") or "inference_failed", status_code=status,
+                            details=error.get("details"))
 
 
 def inputs_take(keys: Sequence[str]) -> list[bytes | None]:

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
+from common.errors import ApplicationError
 from deployments import api_keys, predict, registry, worker
-from deployments.lane import LANE_QUEUE, inputs_take
+from deployments.lane import LANE_QUEUE, answer_error, error_answer, inputs_take
 from deployments.models import ApiKey, Deployment
 from projects.models import Membership, Role
 from tests import factories
@@ -418,3 +419,19 @@ def test_a_request_sent_while_others_are_in_flight_tells_the_worker(project_with
         registry.inference_worker_forget(name="company@test")
     assert seen == [False, True, False, False, False]
     assert not list(registry.redis_client().scan_iter(match=registry.redis_key("predict-*")))
+
+
+def test_errors_cross_the_lane_in_the_api_shape():
+    sent = ApplicationError("Image 1: not an image.", code="corrupt_image", status_code=400,
+                            details={"image": 1})
+    answer = json.loads(json.dumps(error_answer(sent)))  # as Redis carries it
+    assert answer == {"ok": False, "status": 400, "error": {
+        "code": "corrupt_image", "message": "Image 1: not an image.", "details": {"image": 1}}}
+    received = answer_error(answer)
+    assert (received.code, received.message, received.status_code, received.details) == (
+        "corrupt_image", "Image 1: not an image.", 400, {"image": 1})
+    # An answer of an older worker (status inside "error"), and one with no error at all.
+    assert answer_error({"ok": False, "error": {"code": "inference_busy", "status": 503,
+                                                "message": "busy"}}).status_code == 503
+    unknown = answer_error({"ok": False})
+    assert (unknown.code, unknown.status_code) == ("inference_failed", 500)
