@@ -5,11 +5,13 @@ import { api, ApiError } from "../api/client";
 import type { Asset, AssetStatus, LabelClass, Page } from "../api/types";
 import type { BoxBitmap } from "../lib/rle";
 import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
-import { Autosaver, type SaveState } from "./autosave";
+import type { SaveState } from "./autosave";
+import { journal, registerClosing } from "./assetBundle";
 import { IntelliBrushSession, type IbMode, type IbStats, type Proposal } from "./intellibrush";
 import { KeyboardHelp } from "./KeyboardHelp";
 import type { MaskDocument, MaskObject } from "./maskDocument";
 import { drawBitmapCanvas, MaskRenderer, packColor } from "./renderer";
+import { AssetSession } from "./session";
 import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
 
 export type Tool = "brush" | "eraser" | "polygon" | "fill" | "intellibrush";
@@ -32,6 +34,10 @@ interface Props {
   initialDoc: () => MaskDocument;
   /** Revision number of the loaded masks (null: none saved yet); sent back to detect conflicts. */
   initialRevision: number | null;
+  /** The document was restored from the local journal (not saved yet). */
+  restored?: boolean;
+  /** Unsaved edits of this asset found in the journal, offered back. */
+  recovered?: { savedAt: number; restore: () => void; discard: () => void } | null;
 }
 
 interface Stroke {
@@ -59,17 +65,23 @@ declare global {
       proposal: () => Proposal | null;
       /** IntelliBrush method and timings; clickToDrawMs: pointer up to proposal drawn (next frame). */
       intellibrush: () => IbStats & { mode: IbMode; clickToDrawMs: number[] };
+      /** Make the annotator throw while rendering (tests the error boundary and the journal). */
+      crash: (message?: string) => void;
+      /** [width, height] of the open asset's document. */
+      size: () => [number, number];
+      assetId: () => number;
     };
   }
 }
 
-export function Annotator({ projectId, asset, image, classes, initialDoc, initialRevision }: Props) {
-  const [doc] = useState(initialDoc);
+export function Annotator({ projectId, asset, image, classes, initialDoc, initialRevision, restored, recovered }: Props) {
   const navigate = useNavigate();
   const qc = useQueryClient();
   const [params] = useSearchParams();
   const [tool, setTool] = useState<Tool>("brush");
   const [brushSize, setBrushSize] = useState(24);
+  const [fillTolerance, setFillTolerance] = useState(32);
+  const [fillOverwrite, setFillOverwrite] = useState(false);
   const [opacity, setOpacity] = useState(0.6);
   const [classIdx, setClassIdx] = useState(0);
   const [selected, setSelected] = useState<number | null>(null);
@@ -106,8 +118,9 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const spaceRef = useRef(false);
   const moveStats = useRef({ ms: 0, n: 0 });
   const ibAbort = useRef<AbortController | null>(null);
-  const revisionRef = useRef<number | null>(initialRevision);
-  const [conflict, setConflict] = useState(false);
+  const [conflict, setConflict] = useState<{ current: number | null } | null>(null);
+  const [crash, setCrash] = useState<string | null>(null);
+  if (crash !== null) throw new Error(crash);
 
   const currentClass: LabelClass | undefined = classes[classIdx];
   const classById = useMemo(() => new Map(classes.map((c) => [c.id, c])), [classes]);
@@ -123,41 +136,57 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     [masksHidden, hiddenClasses, hiddenObjects],
   );
 
-  // ---- autosave ------------------------------------------------------------------------------
-  const saver = useMemo(
+  // ---- per-asset session: document, autosave, journal -----------------------------------------
+  const [session] = useState(
     () =>
-      new Autosaver({
-        version: () => doc.version,
-        payload: () => ({ masks: doc.toApi() }),
-        save: async (body) => {
-          const res = await api<{ revision: number | null; status?: AssetStatus }>(`/assets/${asset.id}/masks/`, {
-            method: "PUT",
-            body: { ...body, base_revision: revisionRef.current },
-          });
-          revisionRef.current = res?.revision ?? null;
-          if (res?.status) setStatus(res.status); // the server marks labeled assets
+      new AssetSession({
+        assetId: asset.id,
+        doc: initialDoc(),
+        revision: initialRevision,
+        unsaved: restored,
+        journal,
+        save: (id, body) =>
+          api<{ revision: number | null; status?: AssetStatus }>(`/assets/${id}/masks/`, { method: "PUT", body }),
+        isTransient: (e) => !(e instanceof ApiError) || e.transient,
+        onSaved: (res) => {
+          if (res.status) setStatus(res.status as AssetStatus); // the server marks labeled assets
           qc.invalidateQueries({ queryKey: ["assets", projectId] });
         },
-        isTransient: (e) => !(e instanceof ApiError) || e.transient,
-        onChange: (s, e) => {
+        onSaveState: (s, e) => {
           setSaveState(s);
           setSaveError(e ? (e instanceof Error ? e.message : String(e)) : null);
-          setConflict(e instanceof ApiError && e.status === 409);
+          setConflict(
+            e instanceof ApiError && e.status === 409
+              ? { current: (e.details as { current_revision?: number | null } | null)?.current_revision ?? null }
+              : null,
+          );
         },
       }),
-    [doc, asset.id],
   );
-  useEffect(() => () => saver.dispose(), [saver]);
+  const doc = session.doc;
+  const saver = session.saver;
+  // Leaving the asset (Prev/Next, a link, the back button) closes its session: pending edits are
+  // journaled and saved in the background, and reopening the asset waits for that save. The close
+  // is deferred a tick so StrictMode's simulated unmount/remount does not end a live session.
+  const closeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => {
+    if (closeTimer.current) clearTimeout(closeTimer.current);
+    return () => {
+      ibAbort.current?.abort();
+      closeTimer.current = setTimeout(() => registerClosing(session.assetId, session.close()), 0);
+    };
+  }, [session]);
   useEffect(() => {
     const warn = (e: BeforeUnloadEvent) => {
-      if (saver.hasUnsaved) {
+      if (!session.closed && session.hasUnsaved) {
+        void session.writeJournal();
         void saver.flush();
         e.preventDefault();
       }
     };
     window.addEventListener("beforeunload", warn);
     return () => window.removeEventListener("beforeunload", warn);
-  }, [saver]);
+  }, [session, saver]);
 
   // ---- rendering -----------------------------------------------------------------------------
   useLayoutEffect(() => {
@@ -178,7 +207,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     const offDoc = doc.subscribe((c) => {
       rendererRef.current?.invalidate(c.dirty);
       if (c.structural) setTick((t) => t + 1);
-      saver.changed();
       requestUi();
     });
     const offHist = doc.history.subscribe(() => setTick((t) => t + 1));
@@ -352,6 +380,9 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       pointerMoveMs: () => [moveStats.current.ms, moveStats.current.n],
       proposal: () => proposal,
       intellibrush: () => ({ ...ib.stats, mode: ib.mode, clickToDrawMs: clickToDraw.current.slice() }),
+      crash: (message = "Injected annotator failure") => setCrash(message),
+      size: () => [doc.width, doc.height],
+      assetId: () => asset.id,
     };
     return () => {
       delete window.__tessera;
@@ -448,6 +479,53 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     if (!doc.get(id)) setSelected(null);
   };
 
+  /** Fill: the connected region under the click, bounded by mask outlines and (magic wand) by
+   * image colour within the tolerance. Another object's pixels are only taken over when the
+   * user ticked "Fill over other objects". */
+  const fillAt = (ix: number, iy: number) => {
+    const cls = requireClass();
+    if (!cls || !inImage(ix, iy)) return;
+    const [px, py] = clampPixel(ix, iy);
+    const labels = doc.ownerMap();
+    const owner = labels[py * doc.width + px];
+    const sel = selected !== null ? doc.get(selected) : undefined;
+    const wouldTarget = sel && sel.classId === cls.id && !newObjectNext ? sel.id : null;
+    if (owner !== 0 && owner === wouldTarget) return;
+    if (owner !== 0 && !fillOverwrite) {
+      setNotice(`That pixel belongs to object #${owner}. Tick "Fill over other objects" to recolour it.`);
+      return;
+    }
+    const rgba = imagePixels();
+    const stamp = floodStamp(labels, doc.width, doc.height, px, py, rgba ? { rgba, tolerance: fillTolerance } : undefined);
+    if (!stamp) return;
+    doc.begin("Fill");
+    const id = targetObject(cls);
+    doc.paint(id, stamp);
+    doc.commit();
+    if (!doc.get(id)) setSelected(null);
+    const area = stamp.data.reduce((a, v) => a + v, 0);
+    const pct = Math.round((100 * area) / (doc.width * doc.height));
+    if (pct >= 50) setNotice(`Fill covered ${pct}% of the image. Undo (Ctrl+Z) and lower the tolerance if that is too much.`);
+  };
+
+  /** The image's RGBA pixels (read once per asset, on the first fill); null when unreadable. */
+  const pixelsRef = useRef<Uint8ClampedArray | null | undefined>(undefined);
+  const imagePixels = (): Uint8ClampedArray | null => {
+    if (pixelsRef.current !== undefined) return pixelsRef.current;
+    try {
+      const c = document.createElement("canvas");
+      c.width = doc.width;
+      c.height = doc.height;
+      const ctx = c.getContext("2d", { willReadFrequently: true })!;
+      ctx.drawImage(image, 0, 0, doc.width, doc.height);
+      pixelsRef.current = ctx.getImageData(0, 0, doc.width, doc.height).data;
+    } catch {
+      pixelsRef.current = null;
+      setNotice("The image's colours cannot be read here; Fill is bounded by mask outlines only.");
+    }
+    return pixelsRef.current;
+  };
+
   const undo = () => {
     if (strokeRef.current) return;
     doc.undo();
@@ -489,18 +567,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       return;
     }
     if (tool === "fill") {
-      const cls = requireClass();
-      if (!cls || !inImage(ix, iy)) return;
-      const [px, py] = clampPixel(ix, iy);
-      doc.begin("Fill");
-      const id = targetObject(cls);
-      const labels = doc.ownerMap();
-      if (labels[py * doc.width + px] !== id) {
-        const stamp = floodStamp(labels, doc.width, doc.height, px, py);
-        if (stamp) doc.paint(id, stamp);
-      }
-      doc.commit();
-      if (!doc.get(id)) setSelected(null);
+      fillAt(ix, iy);
       return;
     }
     // Brush or eraser.
@@ -625,7 +692,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       }
       const next = list.results[j];
       if (!next) return;
-      if (!(await saver.flush())) {
+      if (!(await session.leave())) {
         setNotice("Could not save this asset; not leaving it. Retry the save first.");
         return;
       }
@@ -854,7 +921,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
             <option value="reviewed">Reviewed</option>
           </select>
         </label>
-        <span className={`save-state ${saveState}`} role="status" aria-live="polite" data-save-state={saveState}>
+        <span className={`save-state ${saveState}`} title={saveLabel} role="status" aria-live="polite" data-save-state={saveState}>
           {saveLabel}
         </span>
         {saveState === "error" && !conflict && (
@@ -866,17 +933,25 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
           <>
             <button
               type="button"
-              onClick={() => {
-                revisionRef.current = null;
-                saver.retryNow();
-              }}
+              onClick={() => session.keepMine(conflict.current)}
             >
               Keep mine (overwrite)
             </button>
-            <button type="button" onClick={() => window.location.reload()}>
+            <button type="button" onClick={() => void session.discard().then(() => window.location.reload())}>
               Load theirs
             </button>
           </>
+        )}
+        {recovered && (
+          <span className="recovered" role="alert" data-testid="journal-offer">
+            Unsaved edits from {new Date(recovered.savedAt).toLocaleTimeString()} were kept on this device.
+            <button type="button" className="primary" onClick={recovered.restore}>
+              Restore them
+            </button>
+            <button type="button" onClick={recovered.discard}>
+              Discard
+            </button>
+          </span>
         )}
         <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts (?)">
           ?
@@ -941,6 +1016,26 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
             </button>
             <span className="muted">{zoomPct}%</span>
           </div>
+          {tool === "fill" && (
+            <div className="fill-panel">
+              <label>
+                Fill tolerance <output>{fillTolerance}</output>
+                <input
+                  type="range"
+                  min={0}
+                  max={255}
+                  value={fillTolerance}
+                  onChange={(e) => setFillTolerance(Number(e.target.value))}
+                  aria-label="Fill tolerance"
+                  title="How far a pixel's colour may be from the clicked colour and still be filled (255: colour is ignored)"
+                />
+              </label>
+              <label className="check">
+                <input type="checkbox" checked={fillOverwrite} onChange={(e) => setFillOverwrite(e.target.checked)} /> Fill
+                over other objects
+              </label>
+            </div>
+          )}
           {tool === "intellibrush" && (
             <div className="ib-panel" aria-live="polite">
               <p className="muted small">Click to include, Alt/right-click to exclude, drag for a box.</p>
@@ -1036,6 +1131,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
                     className="eye"
                     aria-pressed={!hiddenClasses.has(c.id)}
                     aria-label={`${hiddenClasses.has(c.id) ? "Show" : "Hide"} class ${c.name}`}
+                    title={`${hiddenClasses.has(c.id) ? "Show" : "Hide"} the masks of class ${c.name}`}
                     onClick={() => setHiddenClasses((s) => toggle(s, c.id))}
                   >
                     {hiddenClasses.has(c.id) ? "◌" : "●"}
@@ -1081,6 +1177,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
                       className="eye"
                       aria-pressed={!hiddenObjects.has(o.id)}
                       aria-label={`${hiddenObjects.has(o.id) ? "Show" : "Hide"} object ${o.id}`}
+                      title={`${hiddenObjects.has(o.id) ? "Show" : "Hide"} object ${o.id}`}
                       onClick={() => setHiddenObjects((s) => toggle(s, o.id))}
                     >
                       {hiddenObjects.has(o.id) ? "◌" : "●"}
@@ -1089,6 +1186,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
                       type="button"
                       className="danger"
                       aria-label={`Delete object ${o.id}`}
+                      title={`Delete object ${o.id}`}
                       onClick={() => {
                         doc.deleteObject(o.id);
                         if (selected === o.id) setSelected(null);
