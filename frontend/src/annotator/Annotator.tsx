@@ -2,27 +2,20 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { api, ApiError } from "../api/client";
-import type { Asset, AssetStatus, LabelClass, Page } from "../api/types";
-import type { BoxBitmap } from "../lib/rle";
+import type { Asset, AssetStatus, LabelClass, MaskEntry, Page } from "../api/types";
+import { rleToBoxBitmap, type BoxBitmap } from "../lib/rle";
 import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
 import type { SaveState } from "./autosave";
 import { journal, registerClosing } from "./assetBundle";
 import { IntelliBrushSession, type IbMode, type IbStats, type Proposal } from "./intellibrush";
 import { KeyboardHelp } from "./KeyboardHelp";
+import { actionFor, keyLabel, TOOLS, type Tool } from "./keymap";
 import type { MaskDocument, MaskObject } from "./maskDocument";
 import { drawBitmapCanvas, MaskRenderer, packColor } from "./renderer";
+import { describePresence, usePresence } from "./presence";
+import { RevisionPanel, type Revision } from "./RevisionPanel";
 import { AssetSession } from "./session";
 import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
-
-export type Tool = "brush" | "eraser" | "polygon" | "fill" | "intellibrush";
-
-const TOOLS: { id: Tool; label: string; key: string }[] = [
-  { id: "brush", label: "Brush", key: "B" },
-  { id: "eraser", label: "Eraser", key: "E" },
-  { id: "polygon", label: "Polygon", key: "P" },
-  { id: "fill", label: "Fill", key: "F" },
-  { id: "intellibrush", label: "IntelliBrush", key: "I" },
-];
 
 const ASSET_PAGE_SIZE = 60;
 
@@ -120,6 +113,10 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const ibAbort = useRef<AbortController | null>(null);
   const [conflict, setConflict] = useState<{ current: number | null } | null>(null);
   const [crash, setCrash] = useState<string | null>(null);
+  const [savedTick, setSavedTick] = useState(0);
+  const [previewMasks, setPreviewMasks] = useState<MaskEntry[] | null>(null);
+  const previewRef = useRef<HTMLCanvasElement>(null);
+  const others = usePresence(asset.id);
   if (crash !== null) throw new Error(crash);
 
   const currentClass: LabelClass | undefined = classes[classIdx];
@@ -149,6 +146,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
           api<{ revision: number | null; status?: AssetStatus }>(`/assets/${id}/masks/`, { method: "PUT", body }),
         isTransient: (e) => !(e instanceof ApiError) || e.transient,
         onSaved: (res) => {
+          setSavedTick((t) => t + 1);
           if (res.status) setStatus(res.status as AssetStatus); // the server marks labeled assets
           qc.invalidateQueries({ queryKey: ["assets", projectId] });
         },
@@ -341,6 +339,36 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   useEffect(() => drawUi());
 
+  // Revision preview layer: a saved revision's masks, drawn instead of the document's.
+  useEffect(() => {
+    const c = previewRef.current;
+    if (!c) return;
+    c.hidden = !previewMasks;
+    if (!previewMasks) return;
+    c.width = doc.width;
+    c.height = doc.height;
+    const ctx = c.getContext("2d")!;
+    const img = ctx.createImageData(doc.width, doc.height);
+    const px = new Uint32Array(img.data.buffer);
+    for (const m of previewMasks) {
+      const bm = rleToBoxBitmap(m.rle);
+      if (!bm) continue;
+      const color = colors.get(m.class_id) ?? 0xffff00ff;
+      const bw = bm.box.x1 - bm.box.x0;
+      for (let y = bm.box.y0; y < bm.box.y1; y++)
+        for (let x = bm.box.x0; x < bm.box.x1; x++)
+          if (bm.data[(y - bm.box.y0) * bw + (x - bm.box.x0)]) px[y * doc.width + x] = color;
+    }
+    ctx.putImageData(img, 0, 0);
+  }, [previewMasks, colors, doc]);
+
+  const restoreRevision = async (r: Revision) => {
+    if (!(await session.leave())) throw new Error("The current edits could not be saved; retry the save first.");
+    await api(`/assets/${asset.id}/masks/revisions/${r.id}/restore/`, { method: "POST" });
+    // The page reloads the asset (a new revision) and opens a fresh session on it.
+    await qc.invalidateQueries({ queryKey: ["annotate", asset.id] });
+  };
+
   // Proposal layer.
   useEffect(() => {
     const c = proposalRef.current;
@@ -390,6 +418,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   });
 
   // ---- editing helpers -----------------------------------------------------------------------
+  /** Make class `i` current; a selected object of another class is deselected. */
+  const pickClass = (i: number) => {
+    setClassIdx(i);
+    const sel = selected !== null ? doc.get(selected) : undefined;
+    if (sel && sel.classId !== classes[i].id) setSelected(null);
+  };
+
   const requireClass = (): LabelClass | null => {
     if (!currentClass) {
       setNotice("Add a class on the project's Classes page first.");
@@ -738,82 +773,55 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       return;
     }
     if (typing && e.key !== "Escape") return;
-    const mod = e.ctrlKey || e.metaKey;
-    const k = e.key;
-    if (mod && (k === "z" || k === "Z")) {
-      e.preventDefault();
-      if (e.shiftKey) redo();
-      else undo();
+    const hit = actionFor(e);
+    if (!hit) return;
+    // Arrow keys move sliders and selects; the other shortcuts stay live on them.
+    if (onControl && (e.key === "ArrowLeft" || e.key === "ArrowRight")) return;
+    const act = hit.action;
+    if (act.startsWith("tool.")) {
+      setTool(act.slice(5) as Tool);
       return;
     }
-    if (mod && (k === "y" || k === "Y")) {
-      e.preventDefault();
-      redo();
-      return;
-    }
-    if (mod && (k === "s" || k === "S")) {
-      e.preventDefault();
-      void saver.flush();
-      return;
-    }
-    if (mod || e.altKey) return;
-    if (k === " ") {
-      if (t === viewportRef.current || t === document.body) e.preventDefault();
-      spaceRef.current = true;
-      return;
-    }
-    if (k >= "1" && k <= "9") {
-      const idx = Number(k) - 1;
-      if (idx < classes.length) {
-        setClassIdx(idx);
-        const sel = selected !== null ? doc.get(selected) : undefined;
-        if (sel && sel.classId !== classes[idx].id) setSelected(null);
-      }
-      return;
-    }
-    switch (k) {
-      case "?":
+    switch (act) {
+      case "undo":
+        e.preventDefault();
+        undo();
+        break;
+      case "redo":
+        e.preventDefault();
+        redo();
+        break;
+      case "save":
+        e.preventDefault();
+        void saver.flush();
+        break;
+      case "pan.hold":
+        if (t === viewportRef.current || t === document.body) e.preventDefault();
+        spaceRef.current = true;
+        break;
+      case "class":
+        if (hit.index < classes.length) pickClass(hit.index);
+        break;
+      case "help":
         setHelp(true);
         break;
-      case "b":
-      case "B":
-        setTool("brush");
-        break;
-      case "e":
-      case "E":
-        setTool("eraser");
-        break;
-      case "p":
-      case "P":
-        setTool("polygon");
-        break;
-      case "f":
-      case "F":
-        setTool("fill");
-        break;
-      case "i":
-      case "I":
-        setTool("intellibrush");
-        break;
-      case "n":
-      case "N":
+      case "object.new":
         setNewObjectNext(true);
         setSelected(null);
         break;
-      case "h":
-      case "H":
+      case "masks.toggle":
         setMasksHidden((v) => !v);
         break;
-      case "0":
+      case "view.fit":
         fit();
         break;
-      case "[":
+      case "brush.smaller":
         setBrushSize((s) => Math.max(1, Math.round(s / 1.25)));
         break;
-      case "]":
+      case "brush.larger":
         setBrushSize((s) => Math.min(500, Math.round(s * 1.25) + 1));
         break;
-      case "Enter":
+      case "accept":
         if (tool === "intellibrush" && proposal) {
           e.preventDefault();
           acceptProposal();
@@ -822,33 +830,27 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
           closePolygon();
         }
         break;
-      case "Escape":
+      case "cancel":
         if (proposal || ibPoints.length || ibBox) discardIntelliBrush();
         else if (polygon.length) setPolygon([]);
         else if (selected !== null) setSelected(null);
         break;
-      case "Backspace":
+      case "polygon.back":
         if (polygon.length) {
           e.preventDefault();
           setPolygon((p) => p.slice(0, -1));
         }
         break;
-      case "Delete":
+      case "object.delete":
         if (selected !== null) {
           doc.deleteObject(selected);
           setSelected(null);
         }
         break;
-      case "ArrowRight":
-      case "ArrowLeft":
-        if (!onControl) void goto(k === "ArrowRight" ? 1 : -1);
-        break;
-      case "d":
-      case "D":
+      case "asset.next":
         void goto(1);
         break;
-      case "a":
-      case "A":
+      case "asset.prev":
         void goto(-1);
         break;
     }
@@ -907,10 +909,10 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         <h1 className="asset-title" title={asset.name}>
           {asset.name}
         </h1>
-        <button type="button" onClick={() => void goto(-1)} aria-label="Previous asset (←)">
+        <button type="button" onClick={() => void goto(-1)} aria-label={`Previous asset (${keyLabel("asset.prev")})`}>
           ‹ Prev
         </button>
-        <button type="button" onClick={() => void goto(1)} aria-label="Next asset (→)">
+        <button type="button" onClick={() => void goto(1)} aria-label={`Next asset (${keyLabel("asset.next")})`}>
           Next ›
         </button>
         <label>
@@ -941,6 +943,11 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
               Load theirs
             </button>
           </>
+        )}
+        {others.length > 0 && (
+          <span className="presence" role="status" data-testid="presence" title="Saves are conditional: a conflicting save is never applied silently">
+            Also open by {describePresence(others)}
+          </span>
         )}
         {recovered && (
           <span className="recovered" role="alert" data-testid="journal-offer">
@@ -1003,15 +1010,15 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
             masks (H)
           </label>
           <div className="row">
-            <button type="button" onClick={undo} disabled={!doc.history.canUndo} aria-label="Undo (Ctrl+Z)">
+            <button type="button" onClick={undo} disabled={!doc.history.canUndo} aria-label={`Undo (${keyLabel("undo")})`}>
               Undo
             </button>
-            <button type="button" onClick={redo} disabled={!doc.history.canRedo} aria-label="Redo (Ctrl+Shift+Z)">
+            <button type="button" onClick={redo} disabled={!doc.history.canRedo} aria-label={`Redo (${keyLabel("redo")})`}>
               Redo
             </button>
           </div>
           <div className="row">
-            <button type="button" onClick={fit} aria-label="Fit to window (0)">
+            <button type="button" onClick={fit} aria-label={`Fit to window (${keyLabel("view.fit")})`}>
               Fit
             </button>
             <span className="muted">{zoomPct}%</span>
@@ -1092,7 +1099,12 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         >
           <div className="stage" ref={stageRef} style={{ width: doc.width, height: doc.height }}>
             <img src={image.src} width={doc.width} height={doc.height} alt="" draggable={false} />
-            <div ref={overlayRef} className="mask-layer" style={{ width: doc.width, height: doc.height }} />
+            <div
+              ref={overlayRef}
+              className="mask-layer"
+              style={{ width: doc.width, height: doc.height, visibility: previewMasks ? "hidden" : undefined }}
+            />
+            <canvas ref={previewRef} className="preview-layer" hidden data-testid="revision-preview" />
             <canvas ref={proposalRef} className="proposal-layer" hidden />
           </div>
           <canvas ref={uiRef} className="ui-layer" />
@@ -1117,11 +1129,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
                     type="button"
                     className="class-pick"
                     aria-pressed={i === classIdx}
-                    onClick={() => {
-                      setClassIdx(i);
-                      const sel = selected !== null ? doc.get(selected) : undefined;
-                      if (sel && sel.classId !== c.id) setSelected(null);
-                    }}
+                    onClick={() => pickClass(i)}
                   >
                     <span className="swatch" style={{ background: c.color }} />
                     {i < 9 && <kbd>{i + 1}</kbd>} {c.name}
@@ -1140,6 +1148,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
               ))}
             </ul>
           </section>
+          <RevisionPanel
+            assetId={asset.id}
+            current={session.revision}
+            savedTick={savedTick}
+            onPreview={setPreviewMasks}
+            onRestore={restoreRevision}
+          />
           <section aria-labelledby="objects-title">
             <h2 id="objects-title">Objects ({objects.length})</h2>
             <ul className="object-list">

@@ -67,7 +67,7 @@ export function AnnotatorPage() {
       note="Edits not yet saved are kept on this device and offered back when you open this asset again."
     >
       <Annotator
-        key={`${aid}:${restore ? "journal" : "server"}`}
+        key={`${aid}:${restore ? "journal" : `r${data.revision ?? 0}`}`}
         projectId={pid}
         asset={data.asset}
         image={data.image}
