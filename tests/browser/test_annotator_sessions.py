@@ -236,6 +236,10 @@ def test_two_contexts_race_the_first_save_of_an_unlabeled_asset(page, login, sho
             _wait_open(pg, aid, (500, 375))
             pg.keyboard.press("1")
             pg.keyboard.press("b")
+        # Each sees that the other has the asset open (the same user in two tabs here).
+        for pg in (first, second):
+            pg.get_by_test_id("presence").filter(has_text="Also open by e2e").wait_for()
+        shot(first, "presence")
         _drag(first, (40, 40), (300, 60))
         _drag(second, (40, 300), (400, 320))
         mine, theirs = _client_masks(first), _client_masks(second)
@@ -261,6 +265,28 @@ def test_two_contexts_race_the_first_save_of_an_unlabeled_asset(page, login, sho
         revisions = first.request.get(f"/api/v1/assets/{aid}/masks/revisions/").json()["results"]
         assert sorted(r["number"] for r in revisions) == [1, 2]
         shot(second, "kept-mine")
+
+        # History: both revisions with who and how many objects; preview the first; restore it.
+        second.get_by_role("button", name=re.compile("^History")).click()
+        rows = second.locator(".revision-list li")
+        rows.nth(1).wait_for()
+        assert rows.count() == 2
+        assert "current" in rows.filter(has_text="#2").inner_text()
+        assert "e2e" in rows.filter(has_text="#1").inner_text()
+        rows.filter(has_text="#1").get_by_role("button", name="Preview").click()
+        second.get_by_test_id("revision-preview").wait_for()
+        shot(second, "history-preview")
+        second.once("dialog", lambda d: d.accept())
+        rows.filter(has_text="#1").get_by_role("button", name="Restore").click()
+        second.wait_for_function(
+            "(n) => fetch(`/api/v1/assets/${n}/masks/`).then(r => r.json()).then(b => b.revision === 3)", arg=aid)
+        # The annotator reopened the asset on the restored revision.
+        second.wait_for_function(
+            "(counts) => window.__tessera && window.__tessera.masks().length === 1"
+            " && window.__tessera.masks()[0].rle.counts === counts", arg=mine[0]["rle"]["counts"])
+        assert _same_masks(_client_masks(second), mine)
+        assert _same_masks(_api_masks(second, aid), mine)
+        shot(second, "history-restored")
         assert _console_errors(second) == []
     finally:
         ctx2.close()
