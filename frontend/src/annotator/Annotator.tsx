@@ -1,23 +1,22 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
-import { Link, useNavigate, useSearchParams } from "react-router";
-import { api, ApiError } from "../api/client";
-import type { Asset, AssetStatus, LabelClass, MaskEntry, Page } from "../api/types";
+import { api } from "../api/client";
+import type { Asset, AssetStatus, LabelClass, MaskEntry } from "../api/types";
 import { rleToBoxBitmap, type BoxBitmap } from "../lib/rle";
 import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
 import type { SaveState } from "./autosave";
-import { journal, registerClosing } from "./assetBundle";
-import { IntelliBrushSession, type IbMode, type IbStats, type Proposal } from "./intellibrush";
+import type { IbMode, IbStats, Proposal } from "./intellibrush";
 import { KeyboardHelp } from "./KeyboardHelp";
-import { actionFor, keyLabel, TOOLS, type Tool } from "./keymap";
+import { actionFor, type Tool } from "./keymap";
 import type { MaskDocument, MaskObject } from "./maskDocument";
 import { drawBitmapCanvas, MaskRenderer, packColor } from "./renderer";
-import { describePresence, usePresence } from "./presence";
+import { AnnotatorHeader, ClassesPanel, ObjectsPanel, Toolbox } from "./panels";
+import { usePresence } from "./presence";
 import { RevisionPanel, type Revision } from "./RevisionPanel";
-import { AssetSession } from "./session";
+import { useAssetNavigation } from "./useAssetNavigation";
+import { useIntelliBrush } from "./useIntelliBrush";
+import { useAssetSession } from "./useAssetSession";
 import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
-
-const ASSET_PAGE_SIZE = 60;
 
 interface Props {
   projectId: number;
@@ -68,9 +67,7 @@ declare global {
 }
 
 export function Annotator({ projectId, asset, image, classes, initialDoc, initialRevision, restored, recovered }: Props) {
-  const navigate = useNavigate();
   const qc = useQueryClient();
-  const [params] = useSearchParams();
   const [tool, setTool] = useState<Tool>("brush");
   const [brushSize, setBrushSize] = useState(24);
   const [fillTolerance, setFillTolerance] = useState(32);
@@ -83,21 +80,22 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const [hiddenObjects, setHiddenObjects] = useState<Set<number>>(() => new Set());
   const [masksHidden, setMasksHidden] = useState(false);
   const [, setTick] = useState(0);
-  const [saveState, setSaveState] = useState<SaveState>("saved");
-  const [saveError, setSaveError] = useState<string | null>(null);
   const [help, setHelp] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
   const [zoomPct, setZoomPct] = useState(100);
   const [polygon, setPolygon] = useState<[number, number][]>([]);
-  const [ibPoints, setIbPoints] = useState<[number, number, number][]>([]);
-  const [ibBox, setIbBox] = useState<[number, number, number, number] | null>(null);
-  const [proposal, setProposal] = useState<Proposal | null>(null);
-  const [ibBusy, setIbBusy] = useState(false);
-  const [ibMode, setIbMode] = useState<IbMode | null>(null);
-  const ib = useMemo(() => new IntelliBrushSession(asset.id, setIbMode), [asset.id]);
-  const clickAt = useRef<number | null>(null);
-  const clickToDraw = useRef<number[]>([]);
-  const [status, setStatus] = useState<AssetStatus>(asset.status);
+  const {
+    session: ib,
+    mode: ibMode,
+    points: ibPoints,
+    box: ibBox,
+    proposal,
+    busy: ibBusy,
+    request: fetchProposal,
+    discard: discardIntelliBrush,
+    clickAt,
+    clickToDraw,
+  } = useIntelliBrush(asset.id, setNotice);
 
   const viewportRef = useRef<HTMLDivElement>(null);
   const stageRef = useRef<HTMLDivElement>(null);
@@ -110,17 +108,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const strokeRef = useRef<Stroke | null>(null);
   const spaceRef = useRef(false);
   const moveStats = useRef({ ms: 0, n: 0 });
-  const ibAbort = useRef<AbortController | null>(null);
-  const [conflict, setConflict] = useState<{ current: number | null } | null>(null);
   const [crash, setCrash] = useState<string | null>(null);
-  const [savedTick, setSavedTick] = useState(0);
   const [previewMasks, setPreviewMasks] = useState<MaskEntry[] | null>(null);
   const previewRef = useRef<HTMLCanvasElement>(null);
   const others = usePresence(asset.id);
   if (crash !== null) throw new Error(crash);
 
   const currentClass: LabelClass | undefined = classes[classIdx];
-  const classById = useMemo(() => new Map(classes.map((c) => [c.id, c])), [classes]);
   // Opacity is baked into the colours (no CSS opacity on the tile layer: that would make the
   // compositor blend all tiles through an extra surface every frame).
   const colors = useMemo(
@@ -134,57 +128,16 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   );
 
   // ---- per-asset session: document, autosave, journal -----------------------------------------
-  const [session] = useState(
-    () =>
-      new AssetSession({
-        assetId: asset.id,
-        doc: initialDoc(),
-        revision: initialRevision,
-        unsaved: restored,
-        journal,
-        save: (id, body) =>
-          api<{ revision: number | null; status?: AssetStatus }>(`/assets/${id}/masks/`, { method: "PUT", body }),
-        isTransient: (e) => !(e instanceof ApiError) || e.transient,
-        onSaved: (res) => {
-          setSavedTick((t) => t + 1);
-          if (res.status) setStatus(res.status as AssetStatus); // the server marks labeled assets
-          qc.invalidateQueries({ queryKey: ["assets", projectId] });
-        },
-        onSaveState: (s, e) => {
-          setSaveState(s);
-          setSaveError(e ? (e instanceof Error ? e.message : String(e)) : null);
-          setConflict(
-            e instanceof ApiError && e.status === 409
-              ? { current: (e.details as { current_revision?: number | null } | null)?.current_revision ?? null }
-              : null,
-          );
-        },
-      }),
-  );
+  const { session, saveState, saveError, conflict, savedTick, status, setStatus } = useAssetSession({
+    projectId,
+    assetId: asset.id,
+    assetStatus: asset.status,
+    initialDoc,
+    initialRevision,
+    restored,
+  });
   const doc = session.doc;
   const saver = session.saver;
-  // Leaving the asset (Prev/Next, a link, the back button) closes its session: pending edits are
-  // journaled and saved in the background, and reopening the asset waits for that save. The close
-  // is deferred a tick so StrictMode's simulated unmount/remount does not end a live session.
-  const closeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
-  useEffect(() => {
-    if (closeTimer.current) clearTimeout(closeTimer.current);
-    return () => {
-      ibAbort.current?.abort();
-      closeTimer.current = setTimeout(() => registerClosing(session.assetId, session.close()), 0);
-    };
-  }, [session]);
-  useEffect(() => {
-    const warn = (e: BeforeUnloadEvent) => {
-      if (!session.closed && session.hasUnsaved) {
-        void session.writeJournal();
-        void saver.flush();
-        e.preventDefault();
-      }
-    };
-    window.addEventListener("beforeunload", warn);
-    return () => window.removeEventListener("beforeunload", warn);
-  }, [session, saver]);
 
   // ---- rendering -----------------------------------------------------------------------------
   useLayoutEffect(() => {
@@ -458,29 +411,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   const inImage = (ix: number, iy: number) => ix >= 0 && iy >= 0 && ix < doc.width && iy < doc.height;
 
-  const fetchProposal = async (points: [number, number, number][], box: [number, number, number, number] | null) => {
-    ibAbort.current?.abort();
-    // The server needs an include point or a box; exclude clicks alone only wait for one.
-    if (!box && !points.some((p) => p[2] === 1)) {
-      setProposal(null);
-      return;
-    }
-    const ctl = new AbortController();
-    ibAbort.current = ctl;
-    setIbBusy(true);
-    try {
-      const p = await ib.propose({ points, box: box ?? undefined }, ctl.signal);
-      if (!ctl.signal.aborted) {
-        setProposal(p);
-        if (p.message) setNotice(p.message);
-      }
-    } catch (e) {
-      if ((e as Error).name !== "AbortError") setNotice(`IntelliBrush: ${(e as Error).message}`);
-    } finally {
-      if (ibAbort.current === ctl) setIbBusy(false);
-    }
-  };
-
   const acceptProposal = () => {
     const cls = requireClass();
     if (!cls || !proposal?.bitmap) return;
@@ -490,15 +420,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     doc.commit();
     setSelected(doc.get(id) ? id : null);
     discardIntelliBrush();
-  };
-
-  const discardIntelliBrush = () => {
-    ibAbort.current?.abort();
-    ib.reset();
-    setIbBusy(false);
-    setIbPoints([]);
-    setIbBox(null);
-    setProposal(null);
   };
 
   const closePolygon = () => {
@@ -677,15 +598,11 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         const [x0, y0] = clampPixel(Math.min(st.lastX, ix), Math.min(st.lastY, iy));
         const [x1, y1] = clampPixel(Math.max(st.lastX, ix), Math.max(st.lastY, iy));
         const box: [number, number, number, number] = [x0, y0, x1, y1];
-        setIbBox(box);
-        clickAt.current = performance.now();
         void fetchProposal(ibPoints, box);
       } else if (inImage(ix, iy)) {
         const exclude = st.button === 2 || e.altKey;
         const [px, py] = clampPixel(ix, iy);
         const pts: [number, number, number][] = [...ibPoints, [px, py, exclude ? 0 : 1]];
-        setIbPoints(pts);
-        clickAt.current = performance.now();
         void fetchProposal(pts, ibBox);
       }
     }
@@ -698,49 +615,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   };
 
   // ---- asset navigation ----------------------------------------------------------------------
-  const goto = async (delta: 1 | -1) => {
-    const status = params.get("status") ?? "";
-    const split = params.get("split") ?? "";
-    let page = Math.max(1, Number(params.get("page") ?? 1) || 1);
-    let i = Number(params.get("i") ?? -1);
-    const fetchPage = (p: number) =>
-      qc.fetchQuery({
-        queryKey: ["assets", projectId, { status, split, page: p, pageSize: ASSET_PAGE_SIZE }],
-        queryFn: () =>
-          api<Page<Asset>>(`/projects/${projectId}/assets/`, {
-            query: { status, split, page: p, page_size: ASSET_PAGE_SIZE },
-          }),
-      });
-    try {
-      let list = await fetchPage(page);
-      if (i < 0 || list.results[i]?.id !== asset.id) i = list.results.findIndex((a) => a.id === asset.id);
-      let j = i + delta;
-      if (j < 0 || j >= list.results.length) {
-        const p = page + delta;
-        if (p < 1 || (p - 1) * ASSET_PAGE_SIZE >= list.count) {
-          setNotice(delta > 0 ? "This is the last asset." : "This is the first asset.");
-          return;
-        }
-        list = await fetchPage(p);
-        page = p;
-        j = delta > 0 ? 0 : list.results.length - 1;
-      }
-      const next = list.results[j];
-      if (!next) return;
-      if (!(await session.leave())) {
-        setNotice("Could not save this asset; not leaving it. Retry the save first.");
-        return;
-      }
-      const q = new URLSearchParams();
-      if (status) q.set("status", status);
-      if (split) q.set("split", split);
-      q.set("page", String(page));
-      q.set("i", String(j));
-      navigate(`/projects/${projectId}/annotate/${next.id}?${q.toString()}`);
-    } catch (e) {
-      setNotice((e as Error).message);
-    }
-  };
+  const { goto, leaveTo, projectUrl } = useAssetNavigation(projectId, session, setNotice);
 
   const changeStatus = async (s: AssetStatus) => {
     setStatus(s);
@@ -884,15 +759,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   }, [tool]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // ---- render --------------------------------------------------------------------------------
-  const objects = doc.objects;
-  const saveLabel =
-    saveState === "saved"
-      ? "All changes saved"
-      : saveState === "saving"
-        ? "Saving…"
-        : saveState === "dirty"
-          ? "Unsaved changes"
-          : `Save failed${saveError ? `: ${saveError}` : ""}`;
   const toggle = (set: Set<number>, id: number) => {
     const n = new Set(set);
     if (n.has(id)) n.delete(id);
@@ -902,187 +768,53 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   return (
     <div className="annotator">
-      <header className="annotator-bar">
-        <Link to={`/projects/${projectId}?${new URLSearchParams([...params].filter(([k]) => k !== "i")).toString()}`}>
-          ← Project
-        </Link>
-        <h1 className="asset-title" title={asset.name}>
-          {asset.name}
-        </h1>
-        <button type="button" onClick={() => void goto(-1)} aria-label={`Previous asset (${keyLabel("asset.prev")})`}>
-          ‹ Prev
-        </button>
-        <button type="button" onClick={() => void goto(1)} aria-label={`Next asset (${keyLabel("asset.next")})`}>
-          Next ›
-        </button>
-        <label>
-          Status
-          <select value={status} onChange={(e) => void changeStatus(e.target.value as AssetStatus)}>
-            <option value="unlabeled">Unlabeled</option>
-            <option value="labeled">Labeled</option>
-            <option value="reviewed">Reviewed</option>
-          </select>
-        </label>
-        <span className={`save-state ${saveState}`} title={saveLabel} role="status" aria-live="polite" data-save-state={saveState}>
-          {saveLabel}
-        </span>
-        {saveState === "error" && !conflict && (
-          <button type="button" onClick={() => saver.retryNow()}>
-            Retry save
-          </button>
-        )}
-        {conflict && (
-          <>
-            <button
-              type="button"
-              onClick={() => session.keepMine(conflict.current)}
-            >
-              Keep mine (overwrite)
-            </button>
-            <button type="button" onClick={() => void session.discard().then(() => window.location.reload())}>
-              Load theirs
-            </button>
-          </>
-        )}
-        {others.length > 0 && (
-          <span className="presence" role="status" data-testid="presence" title="Saves are conditional: a conflicting save is never applied silently">
-            Also open by {describePresence(others)}
-          </span>
-        )}
-        {recovered && (
-          <span className="recovered" role="alert" data-testid="journal-offer">
-            Unsaved edits from {new Date(recovered.savedAt).toLocaleTimeString()} were kept on this device.
-            <button type="button" className="primary" onClick={recovered.restore}>
-              Restore them
-            </button>
-            <button type="button" onClick={recovered.discard}>
-              Discard
-            </button>
-          </span>
-        )}
-        <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts (?)">
-          ?
-        </button>
-      </header>
+      <AnnotatorHeader
+        assetName={asset.name}
+        projectUrl={projectUrl}
+        onLeave={(url) => void leaveTo(url)}
+        onStep={(d) => void goto(d)}
+        status={status}
+        onStatus={(s) => void changeStatus(s)}
+        saveState={saveState}
+        saveError={saveError}
+        conflict={!!conflict}
+        onRetry={() => saver.retryNow()}
+        onKeepMine={() => session.keepMine(conflict?.current ?? null)}
+        onLoadTheirs={() => void session.discard().then(() => window.location.reload())}
+        others={others}
+        recovered={recovered}
+        onHelp={() => setHelp(true)}
+      />
       <div className="annotator-body">
-        <aside className="toolbox" aria-label="Tools">
-          <div role="radiogroup" aria-label="Tool">
-            {TOOLS.map((t) => (
-              <button
-                key={t.id}
-                type="button"
-                role="radio"
-                aria-checked={tool === t.id}
-                className={tool === t.id ? "active" : ""}
-                onClick={() => setTool(t.id)}
-                title={`${t.label} (${t.key})`}
-                data-tool={t.id}
-              >
-                {t.label} <kbd>{t.key}</kbd>
-              </button>
-            ))}
-          </div>
-          <label>
-            Brush size <output>{brushSize}px</output>
-            <input
-              type="range"
-              min={1}
-              max={300}
-              value={brushSize}
-              onChange={(e) => setBrushSize(Number(e.target.value))}
-              aria-label="Brush size"
-            />
-          </label>
-          <label>
-            Mask opacity <output>{Math.round(opacity * 100)}%</output>
-            <input
-              type="range"
-              min={0}
-              max={1}
-              step={0.05}
-              value={opacity}
-              onChange={(e) => setOpacity(Number(e.target.value))}
-              aria-label="Mask opacity"
-            />
-          </label>
-          <label className="check">
-            <input type="checkbox" checked={masksHidden} onChange={(e) => setMasksHidden(e.target.checked)} /> Hide
-            masks (H)
-          </label>
-          <div className="row">
-            <button type="button" onClick={undo} disabled={!doc.history.canUndo} aria-label={`Undo (${keyLabel("undo")})`}>
-              Undo
-            </button>
-            <button type="button" onClick={redo} disabled={!doc.history.canRedo} aria-label={`Redo (${keyLabel("redo")})`}>
-              Redo
-            </button>
-          </div>
-          <div className="row">
-            <button type="button" onClick={fit} aria-label={`Fit to window (${keyLabel("view.fit")})`}>
-              Fit
-            </button>
-            <span className="muted">{zoomPct}%</span>
-          </div>
-          {tool === "fill" && (
-            <div className="fill-panel">
-              <label>
-                Fill tolerance <output>{fillTolerance}</output>
-                <input
-                  type="range"
-                  min={0}
-                  max={255}
-                  value={fillTolerance}
-                  onChange={(e) => setFillTolerance(Number(e.target.value))}
-                  aria-label="Fill tolerance"
-                  title="How far a pixel's colour may be from the clicked colour and still be filled (255: colour is ignored)"
-                />
-              </label>
-              <label className="check">
-                <input type="checkbox" checked={fillOverwrite} onChange={(e) => setFillOverwrite(e.target.checked)} /> Fill
-                over other objects
-              </label>
-            </div>
-          )}
-          {tool === "intellibrush" && (
-            <div className="ib-panel" aria-live="polite">
-              <p className="muted small">Click to include, Alt/right-click to exclude, drag for a box.</p>
-              {ibMode && (
-                <p className={`ib-method ib-${ibMode.method}`} data-testid="ib-method" data-method={ibMode.method}>
-                  Method: <strong>{ibMode.label}</strong>
-                  {ibMode.detail && (
-                    <span className="muted small ib-detail" style={{ display: "block" }}>
-                      {ibMode.detail}
-                    </span>
-                  )}
-                </p>
-              )}
-              {ibBusy && <p role="status">Thinking…</p>}
-              {proposal && (
-                <p>
-                  Proposal ({proposal.method}, score {proposal.score.toFixed(2)})
-                </p>
-              )}
-              <div className="row">
-                <button type="button" className="primary" disabled={!proposal?.bitmap} onClick={acceptProposal}>
-                  Accept ⏎
-                </button>
-                <button type="button" disabled={!proposal && ibPoints.length === 0 && !ibBox} onClick={discardIntelliBrush}>
-                  Discard Esc
-                </button>
-              </div>
-            </div>
-          )}
-          {tool === "polygon" && polygon.length > 0 && (
-            <div className="row">
-              <button type="button" className="primary" disabled={polygon.length < 3} onClick={closePolygon}>
-                Close ⏎
-              </button>
-              <button type="button" onClick={() => setPolygon([])}>
-                Cancel
-              </button>
-            </div>
-          )}
-        </aside>
+        <Toolbox
+          tool={tool}
+          onTool={setTool}
+          brushSize={brushSize}
+          onBrushSize={setBrushSize}
+          opacity={opacity}
+          onOpacity={setOpacity}
+          masksHidden={masksHidden}
+          onMasksHidden={setMasksHidden}
+          canUndo={doc.history.canUndo}
+          canRedo={doc.history.canRedo}
+          onUndo={undo}
+          onRedo={redo}
+          onFit={fit}
+          zoomPct={zoomPct}
+          fillTolerance={fillTolerance}
+          onFillTolerance={setFillTolerance}
+          fillOverwrite={fillOverwrite}
+          onFillOverwrite={setFillOverwrite}
+          ibMode={ibMode}
+          ibBusy={ibBusy}
+          proposal={proposal}
+          canDiscard={!!proposal || ibPoints.length > 0 || !!ibBox}
+          onAccept={acceptProposal}
+          onDiscard={discardIntelliBrush}
+          polygonPoints={polygon.length}
+          onClosePolygon={closePolygon}
+          onCancelPolygon={() => setPolygon([])}
+        />
         <div
           className={`viewport tool-${tool}`}
           ref={viewportRef}
@@ -1115,39 +847,14 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
           )}
         </div>
         <aside className="sidepanel">
-          <section aria-labelledby="classes-title">
-            <h2 id="classes-title">Classes</h2>
-            {classes.length === 0 && (
-              <p className="muted">
-                No classes. <Link to={`/projects/${projectId}/classes`}>Add one</Link>.
-              </p>
-            )}
-            <ul className="palette">
-              {classes.map((c, i) => (
-                <li key={c.id} className={i === classIdx ? "active" : ""}>
-                  <button
-                    type="button"
-                    className="class-pick"
-                    aria-pressed={i === classIdx}
-                    onClick={() => pickClass(i)}
-                  >
-                    <span className="swatch" style={{ background: c.color }} />
-                    {i < 9 && <kbd>{i + 1}</kbd>} {c.name}
-                  </button>
-                  <button
-                    type="button"
-                    className="eye"
-                    aria-pressed={!hiddenClasses.has(c.id)}
-                    aria-label={`${hiddenClasses.has(c.id) ? "Show" : "Hide"} class ${c.name}`}
-                    title={`${hiddenClasses.has(c.id) ? "Show" : "Hide"} the masks of class ${c.name}`}
-                    onClick={() => setHiddenClasses((s) => toggle(s, c.id))}
-                  >
-                    {hiddenClasses.has(c.id) ? "◌" : "●"}
-                  </button>
-                </li>
-              ))}
-            </ul>
-          </section>
+          <ClassesPanel
+            projectId={projectId}
+            classes={classes}
+            current={classIdx}
+            onPick={pickClass}
+            hidden={hiddenClasses}
+            onToggle={(id) => setHiddenClasses((s) => toggle(s, id))}
+          />
           <RevisionPanel
             assetId={asset.id}
             current={session.revision}
@@ -1155,65 +862,24 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
             onPreview={setPreviewMasks}
             onRestore={restoreRevision}
           />
-          <section aria-labelledby="objects-title">
-            <h2 id="objects-title">Objects ({objects.length})</h2>
-            <ul className="object-list">
-              {objects.map((o) => {
-                const c = classById.get(o.classId);
-                return (
-                  <li key={o.id} className={o.id === selected ? "active" : ""}>
-                    <button
-                      type="button"
-                      className="object-pick"
-                      aria-pressed={o.id === selected}
-                      onClick={() => {
-                        setSelected(o.id);
-                        setNewObjectNext(false);
-                        const idx = classes.findIndex((x) => x.id === o.classId);
-                        if (idx >= 0) setClassIdx(idx);
-                      }}
-                    >
-                      <span className="swatch" style={{ background: c?.color ?? "#f0f" }} />
-                      {c?.name ?? `class ${o.classId}`} #{o.id}
-                    </button>
-                    <select
-                      aria-label={`Class of object ${o.id}`}
-                      value={o.classId}
-                      onChange={(e) => doc.setObjectClass(o.id, Number(e.target.value))}
-                    >
-                      {classes.map((x) => (
-                        <option key={x.id} value={x.id}>
-                          {x.name}
-                        </option>
-                      ))}
-                    </select>
-                    <button
-                      type="button"
-                      className="eye"
-                      aria-pressed={!hiddenObjects.has(o.id)}
-                      aria-label={`${hiddenObjects.has(o.id) ? "Show" : "Hide"} object ${o.id}`}
-                      title={`${hiddenObjects.has(o.id) ? "Show" : "Hide"} object ${o.id}`}
-                      onClick={() => setHiddenObjects((s) => toggle(s, o.id))}
-                    >
-                      {hiddenObjects.has(o.id) ? "◌" : "●"}
-                    </button>
-                    <button
-                      type="button"
-                      className="danger"
-                      aria-label={`Delete object ${o.id}`}
-                      title={`Delete object ${o.id}`}
-                      onClick={() => {
-                        doc.deleteObject(o.id);
-                        if (selected === o.id) setSelected(null);
-                      }}
-                    >
-                      ✕
-                    </button>
-                  </li>
-                );
-              })}
-            </ul>
-          </section>
+          <ObjectsPanel
+            objects={doc.objects}
+            classes={classes}
+            selected={selected}
+            onSelect={(o) => {
+              setSelected(o.id);
+              setNewObjectNext(false);
+              const idx = classes.findIndex((x) => x.id === o.classId);
+              if (idx >= 0) setClassIdx(idx);
+            }}
+            onSetClass={(id, classId) => doc.setObjectClass(id, classId)}
+            hidden={hiddenObjects}
+            onToggle={(id) => setHiddenObjects((s) => toggle(s, id))}
+            onDelete={(id) => {
+              doc.deleteObject(id);
+              if (selected === id) setSelected(null);
+            }}
+          />
         </aside>
       </div>
       {help && <KeyboardHelp onClose={() => setHelp(false)} />}
