@@ -143,7 +143,8 @@ class Masks(_Namespace):
     def set(self, asset: int | Asset, masks: dict[int, np.ndarray] | Sequence[tuple[int, np.ndarray]],
             *, base_revision: int | None = None) -> MaskSet:
         """Replace the asset's masks: ``{class_id: (H, W) bool array}`` or a list of
-        ``(class_id, array)`` pairs (several instances of one class)."""
+        ``(class_id, array)`` pairs (several instances of one class). ``base_revision``:
+        the revision *number* edited; Conflict (409) if another save came first."""
         pairs = masks.items() if isinstance(masks, dict) else masks
         body: dict[str, Any] = {"masks": [{"class_id": int(cid), "rle": rle_encode(m)} for cid, m in pairs]}
         if base_revision is not None:
@@ -180,7 +181,7 @@ class Imports(_Namespace):
         """Start importing labels (``format``: coco, labelme, png) from a file path, bytes,
         or an ``s3://bucket/key`` object (needs boto3: ``pip install tessera-client[s3]``)."""
         if isinstance(source, bytes):
-            data, name = source, name or "upload"
+            data, name = source, name or "labels.json"  # pass name="x.zip" for a zip
         elif str(source).startswith("s3://"):
             data, name = _read_s3(str(source)), name or str(source).rsplit("/", 1)[-1]
         else:

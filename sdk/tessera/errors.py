@@ -39,7 +39,8 @@ class ValidationError(ApiError):
 
 
 class AuthenticationError(ApiError):
-    """401: missing, wrong or revoked token / API key."""
+    """401 (or 403 with code ``not_authenticated`` / ``authentication_failed``): missing,
+    wrong or revoked token / API key."""
 
 
 class PermissionDenied(ApiError):
@@ -72,6 +73,8 @@ class OperationFailed(TesseraError):
     """A background operation (job, training run, deployment, export) ended in failure."""
 
 
+AUTHENTICATION_CODES = ("not_authenticated", "authentication_failed")
+
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: ValidationError, 401: AuthenticationError, 403: PermissionDenied, 404: NotFound,
     409: Conflict, 429: RateLimited, 503: ServiceUnavailable,
@@ -87,5 +90,8 @@ def error_for_status(status: int, body: Any, fallback_text: str = "") -> ApiErro
         details = error.get("details")
     else:  # not the API's error format (e.g. an upload's 400 report): keep the body
         code, message, details = f"http_{status}", fallback_text[:500], body
-    cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    if code in AUTHENTICATION_CODES:  # DRF answers 403 for these when session auth comes first
+        cls: type[ApiError] = AuthenticationError
+    else:
+        cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     return cls(message or f"HTTP {status}", code=code, status=status, details=details)

@@ -130,13 +130,11 @@ def coco_for(samples: list[Sample]) -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-@pytest.fixture
-def cli(node: Node, tmp_path: Path):
-    """cli(*args, token=..., env=...) runs the installed `tessera` command -> CompletedProcess.
-    Each test has its own config file (TESSERA_CONFIG) and no TESSERA_URL/TOKEN unless given."""
+def cli_runner(config: Path):
+    """run(*args, env=...) runs the installed `tessera` command -> CompletedProcess, with
+    its own config file (TESSERA_CONFIG) and no TESSERA_URL/TOKEN unless ``env`` has them."""
     script = Path(sys.executable).with_name("tessera")
     base = [str(script)] if script.exists() else [sys.executable, "-m", "tessera"]
-    config = tmp_path / "tessera-config.json"
 
     def run(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
@@ -145,3 +143,8 @@ def cli(node: Node, tmp_path: Path):
 
     run.config = config  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    return cli_runner(tmp_path / "tessera-config.json")
