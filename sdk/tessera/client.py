@@ -208,7 +208,12 @@ def _read_s3(url: str) -> bytes:
     bucket, _, key = url[len("s3://"):].partition("/")
     if not bucket or not key:
         raise TesseraError(f"Not an s3://bucket/key URL: {url}", code="bad_url")
-    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:  # credentials and endpoint as boto3 finds them (AWS_* variables, ~/.aws, roles)
+        return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise TesseraError(f"Cannot read {url}: {exc}", code="s3_error") from exc
 
 
 class Exports(_Namespace):
