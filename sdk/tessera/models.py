@@ -133,6 +133,7 @@ class TrainingRun(ApiObject):
     total_steps: int = 0
     message: str = ""
     error: str = ""
+    cancel_requested: bool = False
     best_metric: float | None = None
     best_step: int | None = None
     artifact: int | None = None

@@ -141,7 +141,13 @@ def cli_runner(config: Path):
         return subprocess.run([*base, *args], env={**clean, "TESSERA_CONFIG": str(config), **(env or {})},
                               capture_output=True, text=True, timeout=timeout)
 
+    def popen(*args: str, env: dict | None = None) -> subprocess.Popen:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+        return subprocess.Popen([*base, *args], env={**clean, "TESSERA_CONFIG": str(config), **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     run.config = config  # type: ignore[attr-defined]
+    run.popen = popen  # type: ignore[attr-defined]
     return run
 
 

@@ -21,6 +21,7 @@ from tessera import (
     Client,
     Conflict,
     NotFound,
+    OperationFailed,
     RateLimited,
     ValidationError,
 )
@@ -167,6 +168,29 @@ def test_cli_train_watch_streams_loss_and_miou(client, project, workflow, watche
     assert len(runs) == 2 and {r["status"] for r in runs} == {"completed"}
     listed = client.trainings.list(project=p, status="completed")
     assert {r.id for r in listed} == {r["id"] for r in runs}
+
+
+def test_cancelled_run_ends_the_json_watch_with_exit_code_failed(client, project, cli):
+    p = project["project"]
+    long = client.workflows.create(p, "long", {**TINY_CONFIG, "steps": 20000, "eval_interval": 20000})
+    proc = cli.popen("train", "-p", str(p.id), "--workflow", str(long.id), "--watch", "--json",
+                     env=_token_env(client))
+    events = []
+    for line in proc.stdout:  # one JSON object per event, live
+        events.append(json.loads(line))
+        if events[-1]["event"] == "metric":
+            break
+    (run,) = [r for r in client.trainings.list(project=p) if r.workflow == long.id]
+    assert client.trainings.cancel(run).cancel_requested
+    rest, _ = proc.communicate(timeout=300)
+    lines = [json.loads(line) for line in rest.splitlines()]
+    assert proc.returncode == EXIT_CODES["failed"]
+    assert lines[-2] == {**lines[-2], "event": "status", "status": "cancelled"}
+    assert lines[-1]["id"] == run.id and lines[-1]["status"] == "cancelled"
+    assert events[0]["event"] == "status" and "loss" in events[-1]["values"]
+    with pytest.raises(OperationFailed) as info:
+        client.trainings.wait(run)
+    assert info.value.code == "training_cancelled"
 
 
 # --- deploy and predict ----------------------------------------------------------------------
@@ -358,3 +382,25 @@ def test_errors_carry_the_api_code_and_map_to_exit_codes(client, node, cli):
     nothing = cli("projects", "ls")  # no URL anywhere
     assert nothing.returncode == EXIT_CODES["auth"] and "tessera login" in nothing.stderr
     assert cli("projects").returncode == EXIT_CODES["usage"]
+
+
+def test_health_and_deleting_deployments_workflows_classes_and_artifacts(client, project, deployed,
+                                                                         watched_run):
+    assert client.health()["ok"] is True
+    p = project["project"]
+    deployment, _ = deployed
+    client.deployments.delete(deployment)
+    with pytest.raises(NotFound):
+        client.deployments.get(deployment)
+    run, _ = watched_run
+    client.artifacts.delete(run.artifact)
+    with pytest.raises(NotFound):
+        client.artifacts.get(run.artifact)
+    temp = client.workflows.create(p, "temp", TINY_CONFIG)
+    client.workflows.delete(temp)
+    with pytest.raises(NotFound):
+        client.workflows.get(temp)
+    extra = client.classes.create(p, "temp")
+    assert client.classes.update(p, extra, name="renamed").name == "renamed"
+    client.classes.delete(p, extra)
+    assert "renamed" not in [c.name for c in client.classes.list(p)]
