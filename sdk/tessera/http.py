@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -47,6 +48,16 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _same_server(url: str | None) -> str | None:
+    """Path and query of a ``next`` link: behind a proxy the server may spell its own
+    scheme or host differently from the URL this client was given."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    path = parts.path[max(parts.path.find("/api/"), 0):]
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 @dataclass
@@ -139,7 +150,7 @@ class Transport:
                 yield from body
                 return
             yield from body["results"]
-            url, params = body.get("next"), None  # `next` carries the query
+            url, params = _same_server(body.get("next")), None  # `next` carries the query
 
     def _sleep(self, method: str, url: str, attempt: int, status: int | None,
                retry_after: float | None) -> None:

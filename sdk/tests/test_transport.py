@@ -19,11 +19,13 @@ class Scripted:
     def __init__(self, answers):
         self.answers = list(answers)
         self.times: list[float] = []
+        self.paths: list[str] = []
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 scripted.times.append(time.monotonic())
+                scripted.paths.append(self.path)
                 status, headers, body = scripted.answers.pop(0)
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -113,3 +115,12 @@ def test_other_errors_are_not_retried(scripted):
         Client(server.url, "t").projects.create("")
     assert info.value.details == {"name": ["This field is required."]}
     assert len(server.times) == 1
+
+
+def test_pages_are_followed_on_this_server_whatever_host_next_names(scripted):
+    page1 = (200, {}, {"count": 2, "previous": None, "results": [{"id": 1}],
+                       "next": "http://internal:8000/api/v1/projects/?page=2&page_size=500"})
+    page2 = (200, {}, {"count": 2, "next": None, "previous": None, "results": [{"id": 2}]})
+    server = scripted(page1, page2)
+    assert [p.id for p in Client(server.url, "t").projects.list()] == [1, 2]
+    assert server.paths == ["/api/v1/projects/?page_size=500", "/api/v1/projects/?page=2&page_size=500"]
