@@ -372,6 +372,10 @@ def test_errors_carry_the_api_code_and_map_to_exit_codes(client, node, cli):
     with pytest.raises(NotFound) as info:
         client.projects.get(987654321)
     assert info.value.code == "not_found"
+    with pytest.raises(NotFound):  # the websocket refuses; the reason comes from the API
+        next(client.trainings.watch(987654321))
+    with pytest.raises(AuthenticationError):
+        next(Client(node.url, "not-a-token").trainings.watch(987654321))
     missing = cli("classes", "ls", "-p", "987654321", env=_token_env(client))
     assert missing.returncode == EXIT_CODES["not_found"] and "not_found" in missing.stderr
 
