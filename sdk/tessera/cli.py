@@ -200,7 +200,8 @@ def cmd_export(args, out) -> int:
 def _format_event(event: TrainingEvent, total: int | None) -> str | None:
     values = event.values
     if event.kind == "metric":
-        parts = [f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, int | float) and k in ("loss", "lr")]
+        formats = {"loss": ".4f", "lr": ".2e"}
+        parts = [f"{k} {values[k]:{f}}" for k, f in formats.items() if isinstance(values.get(k), int | float)]
         return f"step {event.step}{f'/{total}' if total else ''}  " + "  ".join(parts)
     if event.kind == "eval":
         miou = values.get("miou")
