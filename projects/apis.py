@@ -301,6 +301,16 @@ class JobDetailApi(APIView):
         return Response(JobOutput(selectors.job_get_for_user(user=request.user, job_id=job_id)).data)
 
 
+class JobCancelApi(APIView):
+    """POST /jobs/{id}/cancel/: a queued or running job (a stuck one too) fails as
+    cancelled. Annotators and owners of the job's project; 409 when it is over."""
+
+    @extend_schema(request=None, responses=JobOutput)
+    def post(self, request, job_id: int):
+        job = selectors.job_get_for_user(user=request.user, job_id=job_id, min_role=Role.ANNOTATOR)
+        return Response(JobOutput(services.job_cancel(job=job, user=request.user)).data)
+
+
 class JobDownloadApi(APIView):
     def get(self, request, job_id: int):
         job = selectors.job_get_for_user(user=request.user, job_id=job_id)
