@@ -204,6 +204,7 @@ def _apply_limits() -> ArchiveLimits:
     return ArchiveLimits(max_entries=settings.TESSERA_IMPORT_MAX_ENTRIES,
                          max_total_bytes=settings.TESSERA_IMPORT_MAX_TOTAL_BYTES,
                          max_member_bytes=settings.TESSERA_IMPORT_MAX_MEMBER_BYTES,
+                         max_image_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
                          max_ratio=settings.TESSERA_IMPORT_MAX_RATIO)
 
 

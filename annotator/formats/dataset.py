@@ -123,6 +123,7 @@ class ArchiveLimits:
     max_entries: int = 200_000
     max_total_bytes: int = 2 * 1024**3
     max_member_bytes: int = 1024**3
+    max_image_bytes: int = 50 * 1024**2  # members named like images (.png, .jpg, ...)
     # uncompressed / compressed: images barely compress, JSON ~10-20x; a bomb ~1000x.
     # Only members of at least ``ratio_floor`` bytes are judged (tiny files compress well).
     max_ratio: float = 100.0
@@ -217,9 +218,11 @@ def check_archive(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
     if total > limits.max_total_bytes:
         raise UploadError(f"The zip unpacks to {total} bytes; the limit is {limits.max_total_bytes}.")
     for info in infos:
-        if info.file_size > limits.max_member_bytes:
+        limit = limits.max_image_bytes if info.filename.lower().endswith(IMAGE_EXTENSIONS) \
+            else limits.max_member_bytes
+        if info.file_size > limit:
             raise UploadError(f"{info.filename} unpacks to {info.file_size} bytes; the limit for "
-                              f"one file is {limits.max_member_bytes}.")
+                              f"such a file is {limit}.")
         if info.file_size >= limits.ratio_floor \
                 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
             raise UploadError(f"{info.filename} unpacks {info.file_size / max(info.compress_size, 1):.0f}"
