@@ -408,7 +408,7 @@ def import_run(*, job: Job) -> None:
             errors = [p.as_dict() for p in parsed.problems]
             project_services.job_finish(
                 job_id=job.id, result=report, errors=errors,
-                message=f"{len(errors)} problems found; nothing was imported.")
+                message=f"{len(errors)} problem{'s' if len(errors) != 1 else ''} found; nothing was imported.")
             return
         if not targets:
             project_services.job_finish(

@@ -187,7 +187,9 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
                   job={job}
                   onImportRest={() =>
                     void startImport({
-                      format: typeof job.params?.format === "string" ? job.params.format : undefined,
+                      // a detected format is detected again; a chosen one is kept
+                      format:
+                        job.params?.format_given && typeof job.params.format === "string" ? job.params.format : undefined,
                       onError: "skip",
                     })
                   }
