@@ -23,6 +23,7 @@ import io
 import math
 import posixpath
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -118,26 +119,62 @@ def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport) 
     image = ImportImage(file_name=posixpath.basename(doc["imagePath"].replace("\\", "/")),
                         width=width, height=height, source=path, data=data,
                         split=split_from_path(posixpath.dirname(path)), complete=True)
-    objects: dict[Any, tuple[str, np.ndarray]] = {}
+    # Shapes are drawn on crops of their own size; one full-size mask exists at a time,
+    # while an object is encoded (memory does not grow with the number of shapes).
+    objects: dict[Any, tuple[str, list[_Crop]]] = {}
     for n, shape in enumerate(doc["shapes"]):
         where = f"{path}: shapes[{n}]"
         result = _shape_mask(shape, height, width, where, parsed, image)
         if result is None:
             continue
-        label, mask = result
+        label, crop = result
         group = shape.get("group_id")
         key = (label, group) if group is not None else ("shape", n)
-        if key in objects:
-            objects[key][1][mask] = True
-        else:
-            objects[key] = (label, mask)
-    for label, mask in objects.values():
-        if mask.any():
-            image.instances.append(ImportInstance(class_name=label, rle=rlelib.encode(mask)))
-            parsed.add_class(label)
-        else:
+        objects.setdefault(key, (label, []))[1].append(crop)
+    for label, crops in objects.values():
+        if not any(c.mask.any() for c in crops):
             parsed.skip(path, f"an object of {label!r} covers no pixel")
+            continue
+        mask = np.zeros((height, width), dtype=bool)
+        for c in crops:
+            mask[c.y0:c.y0 + c.mask.shape[0], c.x0:c.x0 + c.mask.shape[1]] |= c.mask
+        image.instances.append(ImportInstance(class_name=label, rle=rlelib.encode(mask)))
+        parsed.add_class(label)
     return image
+
+
+@dataclass
+class _Crop:
+    """A shape's pixels in the box of the image at (x0, y0)."""
+
+    x0: int
+    y0: int
+    mask: np.ndarray
+
+
+def _draw(kind: str, points: list[tuple[float, float]], height: int, width: int) -> _Crop:
+    """Draw a shape as LabelMe does (PIL, outline and fill, on the image's canvas: PIL's
+    rasterizer is not exactly translation-invariant) and keep the box around it."""
+    if kind == "circle":
+        (cx, cy), (px, py) = points
+        r = math.hypot(cx - px, cy - py)
+        box = [(cx - r, cy - r), (cx + r, cy + r)]
+    else:
+        box = points
+    x0 = max(0, math.floor(min(x for x, _ in box)) - 1)
+    y0 = max(0, math.floor(min(y for _, y in box)) - 1)
+    x1 = min(width, math.ceil(max(x for x, _ in box)) + 2)
+    y1 = min(height, math.ceil(max(y for _, y in box)) + 2)
+    canvas = Image.new("1", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    if kind == "polygon":
+        draw.polygon(points, outline=1, fill=1)
+    elif kind == "rectangle":
+        (ax, ay), (bx, by) = points
+        draw.rectangle([min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)], outline=1, fill=1)
+    else:  # circle: its bounding box
+        draw.ellipse(box, outline=1, fill=1)
+    return _Crop(x0, y0, np.asarray(canvas.crop((x0, y0, max(x1, x0), max(y1, y0))), dtype=bool))
 
 
 def _points(value: Any) -> list[tuple[float, float]] | None:
@@ -152,7 +189,7 @@ def _points(value: Any) -> list[tuple[float, float]] | None:
 
 
 def _shape_mask(shape: Any, height: int, width: int, where: str, parsed: ParsedImport,
-                image: ImportImage) -> tuple[str, np.ndarray] | None:
+                image: ImportImage) -> tuple[str, _Crop] | None:
     """The shape drawn as LabelMe draws it. Points past the border are moved onto it (a
     warning), shapes wholly outside or enclosing nothing are skipped (a warning), what
     cannot be understood is an error that spoils ``image``."""
@@ -183,8 +220,8 @@ def _shape_mask(shape: Any, height: int, width: int, where: str, parsed: ParsedI
         return None
     label = shape["label"].strip()
     if kind == "mask":
-        mask = _mask_shape(shape.get("mask"), points, height, width, where, parsed, image)
-        return None if mask is None else (label, mask)
+        crop = _mask_shape(shape.get("mask"), points, height, width, where, parsed, image)
+        return None if crop is None else (label, crop)
     if kind == "circle":
         (cx, cy), (px, py) = points
         r = math.hypot(cx - px, cy - py)
@@ -207,20 +244,11 @@ def _shape_mask(shape: Any, height: int, width: int, where: str, parsed: ParsedI
         if why:
             parsed.skip(where, f"the polygon encloses nothing ({why})")
             return None
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    if kind == "polygon":
-        draw.polygon(points, outline=1, fill=1)
-    elif kind == "rectangle":
-        (x1, y1), (x2, y2) = points
-        draw.rectangle([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], outline=1, fill=1)
-    else:  # circle: centre, then a point on the circle
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
-    return label, np.asarray(canvas, dtype=bool)
+    return label, _draw(kind, points, height, width)
 
 
 def _mask_shape(encoded: Any, points: list[tuple[float, float]], height: int, width: int,
-                where: str, parsed: ParsedImport, image: ImportImage) -> np.ndarray | None:
+                where: str, parsed: ParsedImport, image: ImportImage) -> _Crop | None:
     if not isinstance(encoded, str) or not encoded:
         parsed.problem("bad_shape", "A mask shape needs 'mask': a base64 PNG.", where, image)
         return None
@@ -241,9 +269,7 @@ def _mask_shape(encoded: Any, points: list[tuple[float, float]], height: int, wi
         return None
     if crop.ndim == 3:
         crop = crop[..., 0]
-    mask = np.zeros((height, width), dtype=bool)
-    mask[y1:y2 + 1, x1:x2 + 1] = crop.astype(bool)
-    return mask
+    return _Crop(x1, y1, crop.astype(bool))
 
 
 def write_labelme(image: ExportImage, classes: Sequence[ExportClass], image_path: str,

@@ -249,3 +249,16 @@ def test_members_are_inflated_one_at_a_time_when_asked_for(settings, bomb):
     job.refresh_from_db()
     assert job.result["format"]["name"] == "labelme"  # it ran: street.png is not in the zip
     assert [e["code"] for e in job.errors] == ["unknown_image"]
+
+
+def test_labelme_memory_does_not_grow_with_the_number_of_shapes():
+    """Each shape keeps only the box around it: 40 objects on a 4000x4000 image hold
+    crops, not 40 full-size masks (640 MB)."""
+    from annotator.formats.labelme import read_labelme
+
+    shapes = [_shape("car", [[100.0 * n, 10.0], [100.0 * n + 50, 10.0], [100.0 * n + 25, 60.0]])
+              for n in range(40)]
+    doc = json.dumps(_labelme("big.png", shapes, 4000, 4000)).encode()
+    parsed, peak = _peak_mib(lambda: read_labelme({"big.json": doc}))
+    assert len(parsed.images[0].instances) == 40 and not parsed.problems
+    assert peak < 100, peak
