@@ -86,7 +86,8 @@ def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport) 
         return
     split = split_from_path(posixpath.basename(path))
     categories = _read_categories(doc["categories"], path, parsed)
-    images = _read_images(doc["images"], path, index, split, parsed)
+    refused: set[int] = set()
+    images = _read_images(doc["images"], path, index, split, parsed, refused)
     crowd = 0
     for n, ann in enumerate(doc["annotations"]):
         where = f"{path}: annotations[{n}]"
@@ -95,6 +96,8 @@ def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport) 
             continue
         image = images.get(ann.get("image_id")) if _is_int(ann.get("image_id")) else None
         name = categories.get(ann.get("category_id")) if _is_int(ann.get("category_id")) else None
+        if image is None and ann.get("image_id") in refused:
+            continue  # its image was refused already (one error, not one per annotation)
         if image is None:
             parsed.problem("unknown_image_id", f"image_id {ann.get('image_id')!r} is not in images.", where)
             continue
@@ -137,7 +140,8 @@ def _read_categories(items: list, path: str, parsed: ParsedImport) -> dict[int, 
 
 
 def _read_images(items: list, path: str, index: FileIndex, split: str | None,
-                 parsed: ParsedImport) -> dict[int, ImportImage]:
+                 parsed: ParsedImport, refused: set[int]) -> dict[int, ImportImage]:
+    """The images by id; the ids of images refused for their declared size go to ``refused``."""
     images: dict[int, ImportImage] = {}
     base = posixpath.dirname(path)
     for n, img in enumerate(items):
@@ -149,6 +153,7 @@ def _read_images(items: list, path: str, index: FileIndex, split: str | None,
             continue
         # before anything is rasterized or decoded at this size (1e9 x 1e9 crashes pycocotools)
         if not declared_size_ok(img.get("width"), img.get("height"), where, parsed):
+            refused.add(img["id"])
             continue
         if img["id"] in images:
             parsed.problem("duplicate_image_id", f"Image id {img['id']} is used twice.", where)

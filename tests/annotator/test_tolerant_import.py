@@ -262,3 +262,31 @@ def test_labelme_memory_does_not_grow_with_the_number_of_shapes():
     parsed, peak = _peak_mib(lambda: read_labelme({"big.json": doc}))
     assert len(parsed.images[0].instances) == 40 and not parsed.problems
     assert peak < 100, peak
+
+
+@pytest.fixture
+def declared_limits_restored():
+    from annotator.formats import dataset
+
+    before = (dataset.MAX_DECLARED_PIXELS, dataset.MAX_DECLARED_SIDE)
+    yield
+    dataset.set_declared_limits(max_pixels=before[0], max_side=before[1])
+
+
+def test_declared_sizes_are_checked_before_anything_is_drawn(settings, declared_limits_restored):
+    """The limits are the upload limits from the settings; a refused image is one error
+    (its annotations are not reported again)."""
+    from annotator.formats.coco import read_coco
+
+    settings.TESSERA_MAX_IMAGE_SIDE = 1000
+    project = factories.project_create()
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 1001, "height": 10}],
+           "categories": [{"id": 1, "name": "x"}],
+           "annotations": [{"id": n, "image_id": 1, "category_id": 1,
+                            "segmentation": [[0, 0, 5, 0, 5, 5]]} for n in range(3)]}
+    job = _run(project, json.dumps(doc).encode(), name="a.json")
+    assert [(e["code"], e["where"]) for e in job.errors] == [("image_too_large", "a.json: images[0]")]
+    assert "1000 px a side" in job.errors[0]["message"]
+    parsed = read_coco({"a.json": json.dumps({**doc, "images": [
+        {"id": 1, "file_name": "a.png", "width": 10**9, "height": True}]}).encode()})
+    assert [p.code for p in parsed.problems] == ["bad_image_size"]
