@@ -45,6 +45,7 @@ from annotator.formats.dataset import (
     Problem,
     ReadBudgetExceeded,
     UploadError,
+    ZipFiles,
     open_upload,
     set_declared_limits,
 )
@@ -225,12 +226,7 @@ def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
         raise ApplicationError(f"on_error is one of {list(ON_ERROR)}.", details={"on_error": ["Invalid choice."]})
     limits = _apply_limits()
     files = _open_upload_or_400(name, data, limits)
-    try:
-        detected: list[Detection] | None = FORMATS.detect(files)
-    except ReadBudgetExceeded:
-        detected = None  # too large to peek at here: the job detects it
-    except UploadError as exc:
-        raise ApplicationError(str(exc), code="invalid_import") from None
+    detected = _detect_here(files)
     names = [d.name for d in detected or []]
     if format is None and detected == []:
         raise ApplicationError(
@@ -242,7 +238,7 @@ def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
             f"This upload looks like {best.title}, not {FORMATS.title(format)}: {best.reason}.",
             code="wrong_format", details={"format": [f"The upload looks like {best.name}."],
                                           "detected": best.as_dict()})
-    if format is not None and not detected:
+    if format is not None and detected == []:
         problems = _quick_structure_check(format, files)
         if problems:
             raise ApplicationError(f"The {format} upload is malformed; nothing was imported.",
@@ -259,6 +255,19 @@ def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
             "on_error": on_error, "name": name, "path": path})
         transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
     return job
+
+
+def _detect_here(files: Mapping[str, bytes]) -> list[Detection] | None:
+    """The formats the upload looks like, or None when finding out would inflate or parse
+    more than TESSERA_IMPORT_PEEK_BYTES in the web process (the job detects it then)."""
+    if not isinstance(files, ZipFiles) and sum(map(len, files.values())) > settings.TESSERA_IMPORT_PEEK_BYTES:
+        return None
+    try:
+        return FORMATS.detect(files)
+    except ReadBudgetExceeded:
+        return None
+    except UploadError as exc:
+        raise ApplicationError(str(exc), code="invalid_import") from None
 
 
 def _enqueue(task_name: str, job_id: int) -> None:

@@ -290,3 +290,15 @@ def test_declared_sizes_are_checked_before_anything_is_drawn(settings, declared_
     parsed = read_coco({"a.json": json.dumps({**doc, "images": [
         {"id": 1, "file_name": "a.png", "width": 10**9, "height": True}]}).encode()})
     assert [p.code for p in parsed.problems] == ["bad_image_size"]
+
+
+def test_uploads_too_large_to_peek_at_are_detected_by_the_job(settings):
+    settings.TESSERA_IMPORT_PEEK_BYTES = 1000
+    project = factories.project_create()
+    job = _start(project, _street_zip())  # its label files are more than 1000 bytes together
+    assert job.params["format"] is None and job.params["detected"] is None
+    services.import_run(job=job)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.errors
+    assert job.result["format"]["name"] == "labelme" and job.result["format"]["detected"]
+    assert "shapes" in job.result["format"]["reason"]
