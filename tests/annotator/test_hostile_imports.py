@@ -101,6 +101,10 @@ def test_a_stuck_job_is_visible_and_can_be_cancelled(celery_worker_process, clie
         job_id = response.json()["id"]
         job = client.get(f"/api/v1/jobs/{job_id}/").json()
         assert job["status"] == "queued"
+        # visible in the project's list of active imports
+        listed = client.get(f"/api/v1/projects/{project.id}/jobs/?kind=import&active=true").json()
+        assert [j["id"] for j in listed["results"]] == [job_id]
+        assert client.get(f"/api/v1/projects/{project.id}/jobs/?active=false").json()["results"] == []
         viewer = client_for(get_user_model().objects.get(username="viewer_c"))
         assert viewer.post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 403
         outsider = client_for(factories.user_create())
@@ -117,6 +121,9 @@ def test_a_stuck_job_is_visible_and_can_be_cancelled(celery_worker_process, clie
     wait_until(lambda: not _queued_tasks(), timeout=30)
     job = Job.objects.get(pk=job_id)
     assert job.status == "failed" and job.errors[0]["code"] == "cancelled"
+    listed = client.get(f"/api/v1/projects/{project.id}/jobs/?active=false").json()["results"]
+    assert [j["id"] for j in listed] == [job_id]
+    assert client_for(factories.user_create()).get(f"/api/v1/projects/{project.id}/jobs/").status_code == 404
     assert "attempts" not in job.params
 
 

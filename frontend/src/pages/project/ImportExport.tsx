@@ -3,7 +3,7 @@ import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "rea
 import { API, ApiError, errorFrom, uploadForm } from "../../api/client";
 import { useJob } from "../../api/hooks";
 import type { Job } from "../../api/types";
-import { ImportReport } from "./ImportReport";
+import { ActiveImports, ImportReport } from "./ImportReport";
 
 /** Progress and outcome of a server job (imports, exports). `report` replaces the raw
  *  errors/result view (the import shows its own). */
@@ -174,6 +174,7 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
               )}
             </div>
           )}
+          <ActiveImports projectId={projectId} hide={importJob} />
           {importJob !== null && (
             <JobProgress
               key={importJob}

@@ -1,6 +1,7 @@
+import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, ApiError } from "../../api/client";
-import type { Job } from "../../api/types";
+import type { Job, Page } from "../../api/types";
 import { countsLine, summarizeImport, type ImportItem } from "./importReport";
 
 function ItemList({ title, items, tone, open }: { title: string; items: ImportItem[]; tone: string; open?: boolean }) {
@@ -69,5 +70,31 @@ export function ImportReport({ job, onImportRest }: { job: Job; onImportRest?: (
         </p>
       )}
     </div>
+  );
+}
+
+/** Imports of the project still queued or running (a stuck one included, with its
+ *  attempts), each with its report and a Cancel button. `hide`: the one shown already. */
+export function ActiveImports({ projectId, hide }: { projectId: number; hide: number | null }) {
+  const jobs = useQuery({
+    queryKey: ["jobs", projectId, "import", "active"],
+    queryFn: () => api<Page<Job>>(`/projects/${projectId}/jobs/`, { query: { kind: "import", active: "true" } }),
+    refetchInterval: 3000,
+  });
+  const list = (jobs.data?.results ?? []).filter((j) => j.id !== hide);
+  if (!list.length) return null;
+  return (
+    <section aria-label="Imports in progress" className="active-imports">
+      <h3>Imports in progress</h3>
+      {list.map((j) => (
+        <div key={j.id} className="job" data-status={j.status}>
+          <span role="status">
+            {String(j.params?.name ?? `import ${j.id}`)}: {j.status} {Math.round(j.progress * 100)}% {j.message}
+            {Number(j.params?.attempts ?? 0) > 1 ? ` (attempt ${String(j.params?.attempts)})` : ""}
+          </span>
+          <ImportReport job={j} />
+        </div>
+      ))}
+    </section>
   );
 }
