@@ -138,7 +138,12 @@ class ProjectImportApi(APIView):
 
     class Input(serializers.Serializer):
         file = serializers.FileField(help_text="COCO JSON, LabelMe JSON, or a zip with images")
-        format = serializers.ChoiceField(choices=IMPORT_FORMATS)
+        format = serializers.ChoiceField(choices=IMPORT_FORMATS, required=False, allow_null=True,
+                                         default=None, help_text="Omit to detect it from the file.")
+        on_error = serializers.ChoiceField(
+            choices=services.ON_ERROR, default="refuse",
+            help_text="refuse: any error refuses the whole import; skip: import the rest, "
+                      "and list what was left out.")
 
     @extend_schema(request={"multipart/form-data": Input}, responses={202: JobOutput})
     def post(self, request, project_id: int):
@@ -151,7 +156,8 @@ class ProjectImportApi(APIView):
             raise ApplicationError(f"The file is {upload.size} bytes; the limit is "
                                    f"{settings.TESSERA_MAX_UPLOAD_BYTES}.", code="file_too_large")
         job = services.import_start(project=project, user=request.user, name=upload.name or "upload",
-                                    data=upload.read(), format=data.validated_data["format"])
+                                    data=upload, format=data.validated_data["format"] or None,
+                                    on_error=data.validated_data["on_error"])
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 

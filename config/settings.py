@@ -175,6 +175,17 @@ TESSERA_MAX_IMAGE_PIXELS = env.int("TESSERA_MAX_IMAGE_PIXELS", default=100_000_0
 TESSERA_MAX_IMAGE_SIDE = env.int("TESSERA_MAX_IMAGE_SIDE", default=20_000)
 TESSERA_MAX_VIDEO_FRAMES = env.int("TESSERA_MAX_VIDEO_FRAMES", default=2_000)
 TESSERA_VIDEO_FPS = env.float("TESSERA_VIDEO_FPS", default=2.0)
+# Dataset imports (zip): checked from the zip's directory before anything is inflated,
+# and again while each member is read in the worker. The web process only peeks at a
+# few label files (at most TESSERA_IMPORT_PEEK_BYTES inflated) to detect the format.
+TESSERA_IMPORT_MAX_ENTRIES = env.int("TESSERA_IMPORT_MAX_ENTRIES", default=200_000)
+TESSERA_IMPORT_MAX_TOTAL_BYTES = env.int("TESSERA_IMPORT_MAX_TOTAL_BYTES", default=2 * 1024**3)
+TESSERA_IMPORT_MAX_MEMBER_BYTES = env.int("TESSERA_IMPORT_MAX_MEMBER_BYTES", default=1024**3)
+TESSERA_IMPORT_MAX_RATIO = env.float("TESSERA_IMPORT_MAX_RATIO", default=100.0)
+TESSERA_IMPORT_PEEK_BYTES = env.int("TESSERA_IMPORT_PEEK_BYTES", default=64 * 1024 * 1024)
+# A job whose task killed its worker this many times (OOM, segfault) fails instead of
+# being redelivered again (tasks are acks_late + reject_on_worker_lost).
+TESSERA_TASK_MAX_CRASHES = env.int("TESSERA_TASK_MAX_CRASHES", default=2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000

@@ -298,6 +298,38 @@ class JobDetailApi(APIView):
         return Response(JobOutput(selectors.job_get_for_user(user=request.user, job_id=job_id)).data)
 
 
+class ProjectJobListApi(APIView):
+    """GET /projects/{id}/jobs/: the project's jobs, newest first (a stuck import shows
+    here with its status, message and attempts, and can be cancelled)."""
+
+    class Filters(serializers.Serializer):
+        kind = serializers.CharField(required=False, max_length=32)
+        active = serializers.ChoiceField(choices=["true", "false"], required=False,
+                                         help_text="true: queued or running; false: finished")
+
+    @extend_schema(parameters=[Filters], responses=JobOutput(many=True))
+    def get(self, request, project_id: int):
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id)
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = PageNumberPagination()
+        params = filters.validated_data
+        if "active" in params:
+            params["active"] = params["active"] == "true"
+        page = paginator.paginate_queryset(selectors.job_list(project=project, filters=params), request)
+        return paginator.get_paginated_response(JobOutput(page, many=True).data)
+
+
+class JobCancelApi(APIView):
+    """POST /jobs/{id}/cancel/: a queued or running job (a stuck one too) fails as
+    cancelled. Annotators and owners of the job's project; 409 when it is over."""
+
+    @extend_schema(request=None, responses=JobOutput)
+    def post(self, request, job_id: int):
+        job = selectors.job_get_for_user(user=request.user, job_id=job_id, min_role=Role.ANNOTATOR)
+        return Response(JobOutput(services.job_cancel(job=job, user=request.user)).data)
+
+
 class JobDownloadApi(APIView):
     def get(self, request, job_id: int):
         job = selectors.job_get_for_user(user=request.user, job_id=job_id)

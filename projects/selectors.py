@@ -5,7 +5,7 @@ too low for the action get 403."""
 from __future__ import annotations
 
 import numpy as np
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from common.errors import ForbiddenError, NotFoundError
 from projects.models import ROLE_RANK, Asset, Job, LabelClass, Membership, Project, Role, Video
@@ -57,6 +57,17 @@ def asset_get_for_user(*, user, asset_id: int, min_role: str = Role.VIEWER) -> A
 
 def video_get_for_user(*, user, video_id: int, min_role: str = Role.VIEWER) -> Video:
     return object_get_for_user(Video, user=user, pk=video_id, min_role=min_role, label="Video")
+
+
+def job_list(*, project: Project, filters: dict) -> QuerySet[Job]:
+    """The project's jobs, newest first; filters: kind, active (queued or running)."""
+    jobs = Job.objects.filter(project=project)
+    if filters.get("kind"):
+        jobs = jobs.filter(kind=filters["kind"])
+    if filters.get("active") is not None:
+        active = Q(status__in=(Job.Status.QUEUED, Job.Status.RUNNING))
+        jobs = jobs.filter(active if filters["active"] else ~active)
+    return jobs.order_by("-created_at", "-id")
 
 
 def job_get_for_user(*, user, job_id: int, min_role: str = Role.VIEWER) -> Job:

@@ -321,9 +321,53 @@ def job_create(*, project: Project, user, kind: str, params: dict | None = None)
     return Job.objects.create(project=project, created_by=user, kind=kind, params=params or {})
 
 
-def job_progress(*, job_id: int, progress: float, message: str = "") -> None:
-    Job.objects.filter(pk=job_id).update(status=Job.Status.RUNNING, progress=progress,
-                                         message=message[:500])
+ACTIVE_JOB_STATUSES = (Job.Status.QUEUED, Job.Status.RUNNING)
+
+
+def job_progress(*, job_id: int, progress: float, message: str = "") -> bool:
+    """Record progress; False when the job is over already (cancelled): stop then."""
+    return bool(Job.objects.filter(pk=job_id, status__in=ACTIVE_JOB_STATUSES).update(
+        status=Job.Status.RUNNING, progress=progress, message=message[:500]))
+
+
+def job_attempt(*, job_id: int, max_attempts: int, crashed_message: str) -> Job | None:
+    """Count one more start of a job's task and return the job, or None when it must not
+    run: it is over (finished or cancelled), or its task already started ``max_attempts``
+    times. A start that never finished killed its worker (tasks are acks_late and
+    reject_on_worker_lost, so the broker hands them out again); the job then fails with
+    ``crashed_message`` and the task ends, acknowledged, instead of looping forever."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in ACTIVE_JOB_STATUSES:
+            return None
+        attempts = int(job.params.get("attempts", 0))
+        if attempts >= max_attempts:
+            job.status, job.progress, job.finished_at = Job.Status.FAILED, 1.0, timezone.now()
+            job.errors = [{"code": "worker_crashed", "message": crashed_message, "where": ""}]
+            job.message = crashed_message[:500]
+            job.save(update_fields=["status", "progress", "finished_at", "errors", "message"])
+            return None
+        job.params = {**job.params, "attempts": attempts + 1}
+        job.status = Job.Status.RUNNING
+        job.save(update_fields=["params", "status"])
+        return job
+
+
+def job_cancel(*, job: Job, user) -> Job:
+    """Cancel a queued or running job (a stuck one included): it fails with a
+    "cancelled" error; its task, if it still runs, stops at its next progress step
+    without writing anything, and a redelivered task does not start."""
+    name = getattr(user, "username", "") or "a user"
+    updated = Job.objects.filter(pk=job.pk, status__in=ACTIVE_JOB_STATUSES).update(
+        status=Job.Status.FAILED, finished_at=timezone.now(), message=f"Cancelled by {name}.",
+        errors=[{"code": "cancelled", "message": f"Cancelled by {name}; nothing was changed.",
+                 "where": ""}])
+    if not updated:
+        raise ApplicationError(f"The job is {Job.objects.get(pk=job.pk).status} already; "
+                               "only a queued or running job can be cancelled.",
+                               code="job_finished", status_code=409)
+    job.refresh_from_db()
+    return job
 
 
 def job_finish(*, job_id: int, result: dict | None = None, errors: list | None = None,

@@ -16,6 +16,8 @@ urlpatterns = [
     path("assets/<id:asset_id>/file/", apis.AssetFileApi.as_view(), name="asset-file"),
     path("assets/<id:asset_id>/thumbnail/", apis.AssetThumbnailApi.as_view(), name="asset-thumbnail"),
     path("videos/<id:video_id>/", apis.VideoDetailApi.as_view(), name="video-detail"),
+    path("projects/<id:project_id>/jobs/", apis.ProjectJobListApi.as_view(), name="project-job-list"),
     path("jobs/<id:job_id>/", apis.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<id:job_id>/cancel/", apis.JobCancelApi.as_view(), name="job-cancel"),
     path("jobs/<id:job_id>/download/", apis.JobDownloadApi.as_view(), name="job-download"),
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -29,6 +29,7 @@ from annotator.formats.dataset import (
     ImportImage,
     ImportInstance,
     ParsedImport,
+    declared_size_ok,
     load_json,
     split_from_path,
 )
@@ -72,16 +73,17 @@ def index_png_for(instances: Sequence[tuple[int, dict]], height: int, width: int
     return encode_index_png(class_map, palette_entries)
 
 
-def decode_index_png(data: bytes) -> np.ndarray:
-    """PNG bytes -> (H, W) uint8 label values. Palette and grayscale images keep their
-    raw values; anything else is refused (colours cannot be mapped to labels reliably)."""
-    image = Image.open(io.BytesIO(data))
+def decode_index_png(data: bytes | Image.Image) -> np.ndarray:
+    """PNG bytes (or an opened PNG) -> (H, W) uint8 label values. Palette and grayscale
+    images keep their raw values; anything else is refused (colours cannot be mapped to
+    labels reliably)."""
+    image = data if isinstance(data, Image.Image) else Image.open(io.BytesIO(data))
     if image.mode not in ("P", "L"):
         raise ValueError(f"an index mask is an 8-bit palette or grayscale PNG, not mode {image.mode}.")
     return np.asarray(image)
 
 
-def read_png(files: dict[str, bytes]) -> ParsedImport:
+def read_png(files: Mapping[str, bytes]) -> ParsedImport:
     """Read a PNG index-mask archive (layout above)."""
     parsed = ParsedImport()
     names = _read_classes(files, parsed)
@@ -92,8 +94,12 @@ def read_png(files: dict[str, bytes]) -> ParsedImport:
         parsed.problem("no_masks", "The zip holds no masks/<split>/<name>.png files.")
     for path in mask_paths:
         try:
-            labels = decode_index_png(files[path])
-        except (ValueError, OSError, UnidentifiedImageError) as exc:
+            mask_image = Image.open(io.BytesIO(files[path]))
+            # the size the header declares is checked before any pixel is decoded
+            if not declared_size_ok(mask_image.width, mask_image.height, path, parsed):
+                continue
+            labels = decode_index_png(mask_image)
+        except (ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
             parsed.problem("bad_mask", f"Cannot read the mask: {exc}", path)
             continue
         height, width = labels.shape
@@ -115,12 +121,20 @@ def read_png(files: dict[str, bytes]) -> ParsedImport:
     return parsed
 
 
+def detect_png(files: Mapping[str, bytes]) -> str | None:
+    """A PNG index-mask zip: classes.json and masks/<split>/<name>.png."""
+    if any(posixpath.basename(p) == "classes.json" for p in files) \
+            and any(_is_mask_path(p) for p in files):
+        return "the zip holds classes.json and masks/.../*.png index masks"
+    return None
+
+
 def _is_mask_path(path: str) -> bool:
     parts = path.split("/")
     return "masks" in parts[:-1] and path.lower().endswith(".png")
 
 
-def _read_classes(files: dict[str, bytes], parsed: ParsedImport) -> dict[int, str]:
+def _read_classes(files: Mapping[str, bytes], parsed: ParsedImport) -> dict[int, str]:
     paths = [p for p in files if posixpath.basename(p) == "classes.json"]
     if len(paths) != 1:
         parsed.problem("no_classes", "The zip needs exactly one classes.json.")

@@ -167,6 +167,8 @@ def fallback_segment(
         seed |= np.asarray(mask_prior, bool).reshape(height, width)
     excluded = _excluded_region(lab, positives, negatives, seed)
     seed &= ~excluded
+    if not seed.any():  # the exclude clicks took everything away: nothing to segment
+        return FallbackMask(seed, 0.0)
 
     trimap = np.full((height, width), cv2.GC_BGD, np.uint8)
     if box is not None:

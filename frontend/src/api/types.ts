@@ -71,6 +71,7 @@ export interface Job {
   result: Record<string, unknown> | null;
   errors: unknown;
   download_url: string | null;
+  params?: Record<string, unknown>;
 }
 
 export interface MaskEntry {
