@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see common.middleware)
     "common.middleware.SecurityMiddleware",
+    "common.middleware.ContentSecurityPolicyMiddleware",
     # Before the static files, which are answered there: onnxruntime-web's worker
     # scripts need the cross-origin isolation headers too.
     "common.middleware.CrossOriginIsolationMiddleware",
@@ -52,6 +53,7 @@ MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see c
     "common.middleware.AuthenticationMiddleware",
     "common.middleware.MessageMiddleware",
     "common.middleware.XFrameOptionsMiddleware",
+    "common.middleware.RedisOutageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -165,8 +167,15 @@ TESSERA_MAX_IMAGE_PIXELS = env.int("TESSERA_MAX_IMAGE_PIXELS", default=100_000_0
 TESSERA_MAX_IMAGE_SIDE = env.int("TESSERA_MAX_IMAGE_SIDE", default=20_000)
 TESSERA_MAX_VIDEO_FRAMES = env.int("TESSERA_MAX_VIDEO_FRAMES", default=2_000)
 TESSERA_VIDEO_FPS = env.float("TESSERA_VIDEO_FPS", default=2.0)
+# Default workers queue again, this often, thumbnails and video splits that an upload
+# could not queue (Redis down at the time); 0 turns the sweep off.
+TESSERA_MEDIA_SWEEP_S = env.float("TESSERA_MEDIA_SWEEP_S", default=60.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [  # larger files go to anonymous temp files (see common.uploads)
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "common.uploads.AnonymousTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 # --- Models and weights -------------------------------------------------------
@@ -176,7 +185,7 @@ TESSERA_WEIGHTS_DIR = env("TESSERA_WEIGHTS_DIR", default=str(VAR_DIR / "weights"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "common.auth.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "common.pagination.PageNumberPagination",
@@ -191,6 +200,41 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
 }
+
+# --- Security: throttling, tokens, headers, HTTPS ---------------------------------
+# Proxies in front of the web process that append to X-Forwarded-For (a load balancer,
+# nginx): the client address is the one this many hops from the right. 0: the socket's
+# peer address (X-Forwarded-For is ignored, so rotating it cannot dodge throttling).
+TESSERA_NUM_PROXIES = env.int("TESSERA_NUM_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = TESSERA_NUM_PROXIES
+TESSERA_LOGIN_RATE = env("TESSERA_LOGIN_RATE", default="30/min")  # per client address
+TESSERA_TOKEN_TTL_DAYS = env.float("TESSERA_TOKEN_TTL_DAYS", default=30.0)
+TESSERA_RETRY_AFTER_S = env.int("TESSERA_RETRY_AFTER_S", default=10)  # on a Redis outage (503)
+# The page's own scripts only, plus WebAssembly and blob: workers for onnxruntime-web.
+TESSERA_CSP = env("TESSERA_CSP", default=(
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self' blob: data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"))
+TESSERA_CSP_API_DOCS = (  # Swagger UI: its bundle from jsDelivr and an inline bootstrap
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
+    "https://cdn.jsdelivr.net; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+# Behind HTTPS set TESSERA_HTTPS=true: HTTP is redirected to HTTPS (except the health
+# check), browsers are told to use HTTPS only (HSTS), cookies are sent over HTTPS only.
+TESSERA_HTTPS = env.bool("TESSERA_HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=TESSERA_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if TESSERA_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=TESSERA_HTTPS)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+if TESSERA_NUM_PROXIES:  # the proxy terminates TLS and says so
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

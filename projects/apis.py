@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from common.errors import ApplicationError, NotFoundError
 from common.fields import IdField
+from common.files import file_response
 from common.pagination import PageNumberPagination
 from projects import selectors, services
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
@@ -260,7 +261,7 @@ class AssetDetailApi(APIView):
 def _file_response(field, filename: str) -> FileResponse:
     if not field:
         raise NotFoundError("This file has not been generated yet.")
-    response = FileResponse(field.open("rb"), filename=filename)
+    response = file_response(field.open("rb"), filename=filename)
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
