@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.middleware.csrf import get_token
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
@@ -97,7 +97,8 @@ class TokenOutput(serializers.Serializer):
     def get_prefix(self, token: Token) -> str:
         return token.key[:8]
 
-    def get_expires_at(self, token: Token):
+    @extend_schema_field(serializers.DateTimeField())
+    def get_expires_at(self, token: Token) -> str:
         return serializers.DateTimeField().to_representation(token_expires_at(token))
 
     def get_current(self, token: Token) -> bool:
@@ -115,7 +116,7 @@ class TokenListApi(APIView):
         current = request.auth.key if isinstance(request.auth, Token) else None
         return Response(TokenOutput(tokens, many=True, context={"current": current}).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None}, operation_id="auth_tokens_revoke_all")
     def delete(self, request):
         auth_token_revoke(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -53,6 +53,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 
 
 class DeploymentListCreateApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     @extend_schema_serializer(component_name="DeploymentCreateInput")
     class Input(serializers.Serializer):
         artifact = IdField()

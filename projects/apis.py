@@ -27,6 +27,7 @@ class ProjectOutput(serializers.ModelSerializer):
 
 
 class ProjectListCreateApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     class Input(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         type = serializers.ChoiceField(choices=Project.Type.choices, default=Project.Type.SEGMENTATION)
@@ -165,7 +166,7 @@ class ClassDetailApi(APIView):
 class AssetOutput(serializers.ModelSerializer):
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
-    video_id = serializers.IntegerField(read_only=True)
+    video_id = serializers.IntegerField(read_only=True, allow_null=True)
 
     class Meta:
         model = Asset
@@ -188,6 +189,7 @@ class VideoOutput(serializers.ModelSerializer):
 
 
 class AssetListUploadApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     parser_classes = [MultiPartParser]
 
     class Filters(serializers.Serializer):
