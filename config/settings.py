@@ -97,6 +97,8 @@ CACHES = {
         "BACKEND": "common.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("TESSERA_CACHE_PREFIX", default="tessera"),
+        # A Redis that hangs (not just refuses) fails a request in seconds, as a 503.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
     }
 }
 CHANNEL_LAYERS = {
@@ -112,6 +114,11 @@ CELERY_RESULT_BACKEND = REDIS_URL
 # ASGI every request runs in a new thread and rebuilt the backend and its connections.
 CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Nothing reads a task's return value (tasks record their outcome in the database). With
+# results on, every .delay() also subscribed the caller to the task's result channel,
+# which during a Redis outage retried for 20 s and then raised a RuntimeError ("the
+# Celery application must be restarted") instead of failing fast as a broker error.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

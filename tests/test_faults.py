@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +63,9 @@ def test_a_redis_outage_answers_503_and_leaves_no_asset_without_its_file(node):
     try:
         # Uploads go on: the row and its file are stored; the thumbnail waits for Redis.
         image = png_bytes(40, 30, seed=5)
+        started = time.perf_counter()
         created = api("POST", f"/projects/{pid}/assets/", files=[("files", ("a.png", image))])
+        upload_s = time.perf_counter() - started
         assert created.status_code == 201, created.text
         asset = created.json()["created"][0]
         assert asset["thumbnail_url"] is None
@@ -70,9 +73,13 @@ def test_a_redis_outage_answers_503_and_leaves_no_asset_without_its_file(node):
         assert served.status_code == 200 and served.content == image
 
         # Anything that needs Redis: a JSON 503 with Retry-After, never a 500.
+        started = time.perf_counter()
         login = requests.post(f"{node.url}/api/v1/auth/token/", timeout=60,
                               json={"username": "e2e", "password": "e2e-password-1"})
+        login_s = time.perf_counter() - started
         predict = api("POST", "/deployments/1/predict/", files=[("image", ("a.png", image))])
+        print(f"Redis down: upload {upload_s * 1000:.0f} ms (201), token login "
+              f"{login_s * 1000:.0f} ms (503)")
         for response in (login, predict):
             assert response.status_code == 503, response.text
             assert response.headers["Retry-After"] == "7"
@@ -81,8 +88,10 @@ def test_a_redis_outage_answers_503_and_leaves_no_asset_without_its_file(node):
         _redis_start(node)
 
     # Redis is back: the workers' sweep queues the thumbnail the upload could not.
+    back = time.perf_counter()
     thumbnail = wait_until(lambda: api("GET", f"/assets/{asset['id']}/").json()["thumbnail_url"],
                            timeout=120, interval=1)
+    print(f"thumbnail made {time.perf_counter() - back:.1f} s after Redis came back")
     assert api("GET", thumbnail.removeprefix("/api/v1")).status_code == 200
     assert requests.post(f"{node.url}/api/v1/auth/token/", timeout=60, json={
         "username": "e2e", "password": "e2e-password-1"}).status_code == 200
