@@ -108,6 +108,7 @@ class RevisionDetailOutput(RevisionOutput):
 
 
 class MaskRevisionListApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     @extend_schema(responses=RevisionOutput(many=True))
     def get(self, request, asset_id: int):
         asset = asset_get_for_user(user=request.user, asset_id=asset_id)

@@ -1,20 +1,32 @@
 """Auth (session login for the browser, token for scripts) and the health endpoint."""
+from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.middleware.csrf import get_token
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from common.auth import token_expires_at
 from common.errors import ApplicationError
 from common.health import health_report
+from common.services import auth_token_get_or_create, auth_token_revoke
 
 
-class LoginThrottle(AnonRateThrottle):
-    rate = "30/min"
+class LoginThrottle(SimpleRateThrottle):
+    """Login attempts per client address (``TESSERA_NUM_PROXIES`` says which address is
+    the client's), signed in or not; the admin's login form shares the same count."""
+
+    scope = "login"
+
+    def get_rate(self) -> str:
+        return settings.TESSERA_LOGIN_RATE
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class CredentialsInput(serializers.Serializer):
@@ -45,8 +57,9 @@ class TokenApi(APIView):
     @extend_schema(request=CredentialsInput, responses={200: dict})
     def post(self, request):
         user = _authenticate(request, request.data)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key, "user": UserOutput(user).data})
+        token = auth_token_get_or_create(user=user)
+        return Response({"token": token.key, "expires_at": token_expires_at(token),
+                         "user": UserOutput(user).data})
 
 
 class LoginApi(APIView):
@@ -61,10 +74,63 @@ class LoginApi(APIView):
 
 
 class LogoutApi(APIView):
+    """Ends the session; called with a token, revokes that token."""
+
     permission_classes = [AllowAny]
 
+    @extend_schema(request=None, responses={204: None})
     def post(self, request):
+        if isinstance(request.auth, Token):
+            auth_token_revoke(user=request.user, key=request.auth.key)
         logout(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenOutput(serializers.Serializer):
+    """A token is shown by its first 8 characters only; the whole key is never listed."""
+
+    prefix = serializers.SerializerMethodField()
+    created = serializers.DateTimeField()
+    expires_at = serializers.SerializerMethodField()
+    current = serializers.SerializerMethodField()
+
+    def get_prefix(self, token: Token) -> str:
+        return token.key[:8]
+
+    @extend_schema_field(serializers.DateTimeField())
+    def get_expires_at(self, token: Token) -> str:
+        return serializers.DateTimeField().to_representation(token_expires_at(token))
+
+    def get_current(self, token: Token) -> bool:
+        return self.context.get("current") == token.key
+
+
+class TokenListApi(APIView):
+    """The signed-in user's API tokens; DELETE revokes them all."""
+
+    pagination_class = None
+
+    @extend_schema(responses=TokenOutput(many=True))
+    def get(self, request):
+        tokens = Token.objects.filter(user=request.user)
+        current = request.auth.key if isinstance(request.auth, Token) else None
+        return Response(TokenOutput(tokens, many=True, context={"current": current}).data)
+
+    @extend_schema(responses={204: None}, operation_id="auth_tokens_revoke_all")
+    def delete(self, request):
+        auth_token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenDetailApi(APIView):
+    @extend_schema(responses={204: None, 404: None})
+    def delete(self, request, prefix: str):
+        tokens = Token.objects.filter(user=request.user, key__startswith=prefix)
+        token = tokens.first() if len(prefix) >= 8 else None
+        if token is None:
+            raise ApplicationError("No token of yours starts with this.", code="not_found",
+                                   status_code=status.HTTP_404_NOT_FOUND)
+        auth_token_revoke(user=request.user, key=token.key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see common.middleware)
     "common.middleware.SecurityMiddleware",
+    "common.middleware.ContentSecurityPolicyMiddleware",
     # Before the static files, which are answered there: onnxruntime-web's worker
     # scripts need the cross-origin isolation headers too.
     "common.middleware.CrossOriginIsolationMiddleware",
@@ -52,6 +53,7 @@ MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see c
     "common.middleware.AuthenticationMiddleware",
     "common.middleware.MessageMiddleware",
     "common.middleware.XFrameOptionsMiddleware",
+    "common.middleware.RedisOutageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -95,6 +97,8 @@ CACHES = {
         "BACKEND": "common.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("TESSERA_CACHE_PREFIX", default="tessera"),
+        # A Redis that hangs (not just refuses) fails a request in seconds, as a 503.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
     }
 }
 CHANNEL_LAYERS = {
@@ -110,6 +114,11 @@ CELERY_RESULT_BACKEND = REDIS_URL
 # ASGI every request runs in a new thread and rebuilt the backend and its connections.
 CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Nothing reads a task's return value (tasks record their outcome in the database). With
+# results on, every .delay() also subscribed the caller to the task's result channel,
+# which during a Redis outage retried for 20 s and then raised a RuntimeError ("the
+# Celery application must be restarted") instead of failing fast as a broker error.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -186,8 +195,16 @@ TESSERA_IMPORT_PEEK_BYTES = env.int("TESSERA_IMPORT_PEEK_BYTES", default=64 * 10
 # A job whose task killed its worker this many times (OOM, segfault) fails instead of
 # being redelivered again (tasks are acks_late + reject_on_worker_lost).
 TESSERA_TASK_MAX_CRASHES = env.int("TESSERA_TASK_MAX_CRASHES", default=2)
+
+# Default workers queue again, this often, thumbnails and video splits that an upload
+# could not queue (Redis down at the time); 0 turns the sweep off.
+TESSERA_MEDIA_SWEEP_S = env.float("TESSERA_MEDIA_SWEEP_S", default=60.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [  # larger files go to anonymous temp files (see common.uploads)
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "common.uploads.AnonymousTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 # --- Models and weights -------------------------------------------------------
@@ -197,7 +214,7 @@ TESSERA_WEIGHTS_DIR = env("TESSERA_WEIGHTS_DIR", default=str(VAR_DIR / "weights"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "common.auth.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "common.pagination.PageNumberPagination",
@@ -212,6 +229,41 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
 }
+
+# --- Security: throttling, tokens, headers, HTTPS ---------------------------------
+# Proxies in front of the web process that append to X-Forwarded-For (a load balancer,
+# nginx): the client address is the one this many hops from the right. 0: the socket's
+# peer address (X-Forwarded-For is ignored, so rotating it cannot dodge throttling).
+TESSERA_NUM_PROXIES = env.int("TESSERA_NUM_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = TESSERA_NUM_PROXIES
+TESSERA_LOGIN_RATE = env("TESSERA_LOGIN_RATE", default="30/min")  # per client address
+TESSERA_TOKEN_TTL_DAYS = env.float("TESSERA_TOKEN_TTL_DAYS", default=30.0)
+TESSERA_RETRY_AFTER_S = env.int("TESSERA_RETRY_AFTER_S", default=10)  # on a Redis outage (503)
+# The page's own scripts only, plus WebAssembly and blob: workers for onnxruntime-web.
+TESSERA_CSP = env("TESSERA_CSP", default=(
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self' blob: data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"))
+TESSERA_CSP_API_DOCS = (  # Swagger UI: its bundle from jsDelivr and an inline bootstrap
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
+    "https://cdn.jsdelivr.net; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+# Behind HTTPS set TESSERA_HTTPS=true: HTTP is redirected to HTTPS (except the health
+# check), browsers are told to use HTTPS only (HSTS), cookies are sent over HTTPS only.
+TESSERA_HTTPS = env.bool("TESSERA_HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=TESSERA_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if TESSERA_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=TESSERA_HTTPS)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+if TESSERA_NUM_PROXIES:  # the proxy terminates TLS and says so
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from common.errors import ApplicationError, NotFoundError
 from common.fields import IdField
+from common.files import file_response
 from common.pagination import PageNumberPagination
 from projects import selectors, services
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
@@ -26,6 +27,7 @@ class ProjectOutput(serializers.ModelSerializer):
 
 
 class ProjectListCreateApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     class Input(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         type = serializers.ChoiceField(choices=Project.Type.choices, default=Project.Type.SEGMENTATION)
@@ -161,7 +163,7 @@ class ClassDetailApi(APIView):
 class AssetOutput(serializers.ModelSerializer):
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
-    video_id = serializers.IntegerField(read_only=True)
+    video_id = serializers.IntegerField(read_only=True, allow_null=True)
 
     class Meta:
         model = Asset
@@ -184,6 +186,7 @@ class VideoOutput(serializers.ModelSerializer):
 
 
 class AssetListUploadApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     parser_classes = [MultiPartParser]
 
     class Filters(serializers.Serializer):
@@ -257,7 +260,7 @@ class AssetDetailApi(APIView):
 def _file_response(field, filename: str) -> FileResponse:
     if not field:
         raise NotFoundError("This file has not been generated yet.")
-    response = FileResponse(field.open("rb"), filename=filename)
+    response = file_response(field.open("rb"), filename=filename)
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -5,11 +5,13 @@ database write that should reference them fails, so nothing is left half-written
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -19,10 +21,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from common.errors import ApplicationError
+from common.errors import ApplicationError, is_redis_outage
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
 from projects.validation import UploadRejected, check_image, looks_like_video
 
+logger = logging.getLogger(__name__)
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_PALETTE = [
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
@@ -178,7 +181,13 @@ def _precompute_embeddings(*, project: Project, user, assets: list[Asset]) -> No
     """New images get their SAM embeddings ahead of time, so the first click is fast."""
     from annotator.intellibrush.services import embeddings_for_new_assets
 
-    embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
+    try:
+        embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
+    except Exception as exc:
+        if not is_redis_outage(exc):
+            raise
+        # The files and rows are in place; a click computes its embedding on demand.
+        logger.warning("embedding precompute not queued (Redis unavailable): %s", exc)
 
 
 class Duplicate(Exception):
@@ -211,7 +220,8 @@ def asset_create_from_bytes(*, project: Project, user, name: str, data: bytes,
     try:
         with _stored(asset.file, f"{stem}{checked.extension}", checked.data), transaction.atomic():
             asset.save()
-            transaction.on_commit(lambda: _enqueue_thumbnail(asset.id))
+            # robust: a Redis outage is logged, not raised; the sweep queues it later.
+            transaction.on_commit(lambda: _enqueue_thumbnail(asset.id), robust=True)
     except IntegrityError:  # a concurrent upload of the same bytes won the race
         existing = Asset.objects.filter(project=project, sha256=sha256).values_list("id", flat=True).first()
         raise Duplicate(asset_id=existing) from None
@@ -222,6 +232,23 @@ def _enqueue_thumbnail(asset_id: int) -> None:
     from projects.tasks import asset_make_thumbnail
 
     asset_make_thumbnail.delay(asset_id)
+
+
+def media_sweep(*, older_than_s: float, limit: int = 500) -> dict[str, int]:
+    """Queue again the work an upload could not queue (Redis was down when it committed):
+    thumbnails of assets that still have none and splits of videos still pending, when
+    older than ``older_than_s``. Both tasks are idempotent. The default workers run this
+    every ``TESSERA_MEDIA_SWEEP_S`` (projects.tasks)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    asset_ids = list(Asset.objects.filter(thumbnail="", created_at__lt=cutoff)
+                     .order_by("id").values_list("id", flat=True)[:limit])
+    video_ids = list(Video.objects.filter(status=Video.Status.PENDING, created_at__lt=cutoff)
+                     .order_by("id").values_list("id", flat=True)[:limit])
+    for asset_id in asset_ids:
+        _enqueue_thumbnail(asset_id)
+    for video_id in video_ids:
+        _enqueue_video_split(video_id)
+    return {"thumbnails": len(asset_ids), "videos": len(video_ids)}
 
 
 def asset_update(*, asset: Asset, data: dict) -> Asset:
@@ -277,7 +304,7 @@ def video_create(*, project: Project, user, name: str, data: bytes) -> Video:
                   fps=info.fps, duration_s=info.duration_s)
     with _stored(video.file, name, data), transaction.atomic():
         video.save()
-        transaction.on_commit(lambda: _enqueue_video_split(video.id))
+        transaction.on_commit(lambda: _enqueue_video_split(video.id), robust=True)
     return video
 
 

@@ -89,6 +89,7 @@ class RunOutput(serializers.ModelSerializer):
 
 
 class TrainingListStartApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     class Input(serializers.Serializer):
         workflow = IdField()
 
@@ -164,6 +165,7 @@ class ArtifactOutput(serializers.ModelSerializer):
 
 
 class ArtifactListApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     class Filter(serializers.Serializer):
         project = IdField(required=False)
 
