@@ -66,12 +66,13 @@ def video_get_for_user(*, user, video_id: int, min_role: str = Role.VIEWER) -> V
 
 
 def job_get_for_user(*, user, job_id: int, min_role: str = Role.VIEWER) -> Job:
-    """A project's job; a job whose project is deleted (a project deletion) is its
-    starter's only."""
-    orphan = Job.objects.filter(pk=job_id, project__isnull=True).first()
-    if orphan is not None:
-        if user.is_authenticated and orphan.created_by_id == user.pk:
-            return orphan
+    """A project's job. The job of a project being (or already) deleted is its
+    starter's only, so that they can follow the deletion."""
+    gone = (Job.objects.filter(pk=job_id)
+            .filter(Q(project__isnull=True) | Q(project__deleting_since__isnull=False)).first())
+    if gone is not None:
+        if user.is_authenticated and gone.created_by_id == user.pk:
+            return gone
         raise NotFoundError("Job not found.")
     return object_get_for_user(Job, user=user, pk=job_id, min_role=min_role, label="Job")
 
@@ -198,11 +199,11 @@ NEXT_STATUSES = {
 def asset_next_candidates(*, project: Project, purpose: str, after_id: int = 0,
                           batch: int = 200) -> Iterator[list[Asset]]:
     """Batches of assets to offer next: rejected, in progress and unlabelled ones to
-    label; labelled ones to review. In id order after ``after_id``, then from the start."""
+    label; labelled ones to review. In id order after ``after_id``, then from the start up to it."""
     qs = Asset.objects.filter(project=project, status__in=NEXT_STATUSES[purpose]).order_by("id")
     for last, upto in ((after_id, None), (0, after_id)):
         while True:
-            page = qs.filter(id__gt=last) if upto is None else qs.filter(id__gt=last, id__lte=upto)
+            page = qs.filter(id__gt=last) if upto is None else qs.filter(id__gt=last, id__lt=upto)
             rows = list(page[:batch])
             if not rows:
                 break

@@ -494,8 +494,14 @@ def asset_make_thumbnail(*, asset: Asset, size: int = 256) -> None:
         image.thumbnail((size, size))
         out = BytesIO()
         image.convert("RGB").save(out, format="JPEG", quality=85)
+    previous = Asset.objects.filter(pk=asset.pk).values_list("thumbnail", flat=True).first()
     asset.thumbnail.save(f"{asset.pk}.jpg", ContentFile(out.getvalue()), save=False)
-    Asset.objects.filter(pk=asset.pk).update(thumbnail=asset.thumbnail.name)
+    new, storage = asset.thumbnail.name, asset.thumbnail.storage
+    # Leave no file that nothing names: the asset was deleted meanwhile, or had one already.
+    if not Asset.objects.filter(pk=asset.pk).update(thumbnail=new):
+        storage.delete(new)
+    elif previous and previous != new:
+        storage.delete(previous)
 
 
 # --- videos --------------------------------------------------------------------------

@@ -173,6 +173,7 @@ def _asset_with_everything(project, label_class, seed: int) -> tuple[Asset, set[
     _label(asset, label_class)
     _label(asset, label_class)
     services.asset_make_thumbnail(asset=asset)
+    services.asset_make_thumbnail(asset=asset)  # made again: the first file goes
     asset.refresh_from_db()
     embedding = default_storage.save(embedding_key(asset=asset, model_type="vit_b"),
                                      ContentFile(b"embedding"))
