@@ -1,6 +1,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
+import { useAssetPresence } from "../api/assets";
 import { api } from "../api/client";
 import { useAsset, useClasses } from "../api/hooks";
 import type { MaskEntry } from "../api/types";
@@ -15,6 +16,7 @@ export function AnnotatorPage() {
   const aid = Number(assetId);
   const asset = useAsset(aid);
   const classes = useClasses(pid);
+  useAssetPresence(aid); // "Next to label / review" skip assets open here (the server ignores viewers: 403)
   useTitle(asset.data ? `Annotate ${asset.data.name}` : "Annotate");
   const masks = useQuery({
     queryKey: ["masks", aid],
