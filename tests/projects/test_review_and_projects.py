@@ -189,3 +189,32 @@ def test_delete_runs_as_a_job_and_leaves_nothing(client_for, celery_worker_proce
     # The finished job stays the starter's own to read.
     assert client_for(users["viewer"]).get(f"/api/v1/jobs/{job['id']}/").status_code == 404
     assert Job.objects.get(pk=job["id"]).project_id is None
+
+
+def test_lists_take_the_same_queries_for_more_rows(client_for):
+    """Project list (counts per status, cover) and asset list (overlay, reviewer) do not
+    query per row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    owner = factories.user_create()
+    client = client_for(owner)
+
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    project = factories.project_create(owner=owner)
+    label_class = factories.label_class_create(project)
+    _label(factories.asset_create(project), label_class)
+    few = (queries("/api/v1/projects/"), queries(f"/api/v1/projects/{project.id}/assets/"))
+    for _ in range(5):
+        other = factories.project_create(owner=owner)
+        factories.asset_create(other)
+    for _ in range(5):
+        asset = factories.asset_create(project)
+        _label(asset, label_class)
+        services.asset_review(asset=asset, user=owner, decision="reviewed")
+    many = (queries("/api/v1/projects/"), queries(f"/api/v1/projects/{project.id}/assets/"))
+    assert many == few
