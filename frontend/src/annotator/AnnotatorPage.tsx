@@ -3,7 +3,7 @@ import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 import { useAssetPresence } from "../api/assets";
 import { api } from "../api/client";
-import { useAsset, useClasses } from "../api/hooks";
+import { useAsset, useClasses, useProject } from "../api/hooks";
 import type { MaskEntry } from "../api/types";
 import { useTitle } from "../components/useTitle";
 import { Annotator } from "./Annotator";
@@ -16,7 +16,9 @@ export function AnnotatorPage() {
   const aid = Number(assetId);
   const asset = useAsset(aid);
   const classes = useClasses(pid);
-  useAssetPresence(aid); // "Next to label / review" skip assets open here (the server ignores viewers: 403)
+  const project = useProject(pid);
+  // "Next to label / review" skip assets open here; viewers do not count.
+  useAssetPresence(aid, project.data ? project.data.role !== "viewer" : false);
   useTitle(asset.data ? `Annotate ${asset.data.name}` : "Annotate");
   const masks = useQuery({
     queryKey: ["masks", aid],

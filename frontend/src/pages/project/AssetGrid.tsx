@@ -13,6 +13,7 @@ import { useAssets, type AssetFilters } from "../../api/hooks";
 import type { AssetSplit, AssetStatus } from "../../api/types";
 import { Pager } from "../ProjectsPage";
 import { AutoSplit } from "./AutoSplit";
+import { NONE, pickClick, type Picked } from "./selection";
 import { BulkBar } from "./BulkBar";
 import "./manage.css";
 
@@ -38,15 +39,6 @@ export function useAssetFilters(): [AssetFilters, (patch: Partial<AssetFilters>)
   return [filters, update];
 }
 
-/** Ids picked one by one (click, shift-click for a range), or "every asset matching the filter". */
-interface Picked {
-  ids: Set<number>;
-  allMatching: boolean;
-  anchor: number | null; // index on the page of the last plain click, for shift-click ranges
-}
-
-const NONE: Picked = { ids: new Set(), allMatching: false, anchor: null };
-
 export function AssetGrid({ projectId, canEdit, isOwner }: { projectId: number; canEdit: boolean; isOwner: boolean }) {
   const [filters, update] = useAssetFilters();
   const assets = useAssets(projectId, filters);
@@ -69,24 +61,8 @@ export function AssetGrid({ projectId, canEdit, isOwner }: { projectId: number; 
     setPicked(NONE); // a selection belongs to what was shown
     update({ ...patch, page: 1 });
   };
-  const toggle = (index: number, e: MouseEvent) => {
-    const id = results[index].id;
-    setPicked((p) => {
-      const ids = new Set(p.allMatching ? results.map((a) => a.id) : p.ids);
-      if (e.shiftKey && p.anchor !== null) {
-        const [from, to] = p.anchor < index ? [p.anchor, index] : [index, p.anchor];
-        const select = !ids.has(id);
-        for (const a of results.slice(from, to + 1)) {
-          if (select) ids.add(a.id);
-          else ids.delete(a.id);
-        }
-        return { ids, allMatching: false, anchor: p.anchor };
-      }
-      if (ids.has(id)) ids.delete(id);
-      else ids.add(id);
-      return { ids, allMatching: false, anchor: index };
-    });
-  };
+  const toggle = (index: number, e: MouseEvent) =>
+    setPicked((p) => pickClick(p, results.map((a) => a.id), index, e.shiftKey));
   const selectedCount = picked.allMatching ? (data?.count ?? 0) : picked.ids.size;
   const selection: AssetSelection = picked.allMatching
     ? { filter: { ...(filters.status ? { status: filters.status } : {}), ...(filters.split ? { split: filters.split } : {}) } }
