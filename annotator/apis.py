@@ -3,7 +3,7 @@
 Views check access through projects.selectors and call annotator.services; they hold
 no logic of their own."""
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from annotator import selectors, services
 from annotator.formats import EXPORT_FORMATS, IMPORT_FORMATS
 from annotator.models import MaskRevision, MaskSet
-from common.errors import ApplicationError
+from common.errors import ApplicationError, NotFoundError
 from common.fields import IdField
 from common.pagination import PageNumberPagination
 from projects.apis import JobOutput
@@ -205,3 +205,15 @@ class ProjectExportApi(APIView):
         return response
 
 
+
+
+class AssetOverlayApi(APIView):
+    def get(self, request, asset_id: int):
+        """The asset's masks as a transparent PNG the size of its thumbnail, for grids."""
+        asset = asset_get_for_user(user=request.user, asset_id=asset_id)
+        png = selectors.mask_overlay_png(asset=asset)
+        if png is None:
+            raise NotFoundError("This asset has no masks.")
+        response = HttpResponse(png, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"  # the URL names the revision
+        return response

@@ -52,6 +52,27 @@ def mask_semantic_map(*, asset: Asset, labels: dict[int, int] | None = None) -> 
     return semantic_map(pairs, asset.height, asset.width)
 
 
+def mask_overlay_png(*, asset: Asset, size: int = 256) -> bytes | None:
+    """The asset's class map in the class colours (semi-transparent, background clear)
+    as a PNG that fits in ``size`` x ``size`` like its thumbnail; None when unlabelled."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    semantic = mask_semantic_map(asset=asset)
+    if semantic is None:
+        return None
+    lut = np.zeros((256, 4), np.uint8)
+    for index, color in LabelClass.objects.filter(project_id=asset.project_id).values_list("index", "color"):
+        lut[index + 1] = (*bytes.fromhex(color.lstrip("#")), 150)
+    scale = min(1.0, size / max(asset.width, asset.height))
+    small = Image.fromarray(semantic).resize(
+        (max(1, round(asset.width * scale)), max(1, round(asset.height * scale))), Image.NEAREST)
+    out = BytesIO()
+    Image.fromarray(lut[np.asarray(small)], "RGBA").save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 @dataclass
 class ExportAsset:
     id: int

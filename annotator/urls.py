@@ -11,6 +11,7 @@ urlpatterns = [
          apis.MaskRevisionDetailApi.as_view(), name="mask-revision-detail"),
     path("assets/<id:asset_id>/masks/revisions/<id:revision_id>/restore/",
          apis.MaskRevisionRestoreApi.as_view(), name="mask-revision-restore"),
+    path("assets/<id:asset_id>/overlay/", apis.AssetOverlayApi.as_view(), name="asset-overlay"),
     path("projects/<id:project_id>/imports/", apis.ProjectImportApi.as_view(),
          name="project-import"),
     path("projects/<id:project_id>/export/", apis.ProjectExportApi.as_view(),

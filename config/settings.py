@@ -207,6 +207,13 @@ FILE_UPLOAD_HANDLERS = [  # larger files go to anonymous temp files (see common.
 ]
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
+# --- Datasets: splits and review ------------------------------------------------
+# A training run is refused when its labelled val split is under both of these.
+TESSERA_MIN_VAL_IMAGES = env.int("TESSERA_MIN_VAL_IMAGES", default=1)
+TESSERA_MIN_VAL_FRACTION = env.float("TESSERA_MIN_VAL_FRACTION", default=0.05)
+# How long an asset counts as open by someone after their last heartbeat.
+TESSERA_ASSET_OPEN_TTL_S = env.int("TESSERA_ASSET_OPEN_TTL_S", default=45)
+
 # --- Models and weights -------------------------------------------------------
 TESSERA_WEIGHTS_DIR = env("TESSERA_WEIGHTS_DIR", default=str(VAR_DIR / "weights"))
 

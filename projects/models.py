@@ -16,6 +16,9 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Set when its deletion starts: from then on the project is gone for every user while
+    # a background job removes its files and rows.
+    deleting_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -99,9 +102,14 @@ class Video(models.Model):
 
 class Asset(models.Model):
     class Status(models.TextChoices):
+        """The review workflow: unlabeled -> in_progress -> labeled -> reviewed / rejected
+        (a rejected asset goes back to labeled when it is saved again)."""
+
         UNLABELED = "unlabeled"
+        IN_PROGRESS = "in_progress"
         LABELED = "labeled"
         REVIEWED = "reviewed"
+        REJECTED = "rejected"
 
     class Split(models.TextChoices):
         TRAIN = "train"
@@ -117,6 +125,13 @@ class Asset(models.Model):
     height = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNLABELED)
     split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    # True when a person chose the split: auto-split leaves such assets where they are.
+    split_locked = models.BooleanField(default=False)
+    review_comment = models.TextField(blank=True, default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     video = models.ForeignKey(
         Video, null=True, blank=True, on_delete=models.CASCADE, related_name="frames"
     )
@@ -152,7 +167,9 @@ class Job(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    # Null once the project is deleted: a project deletion job outlives its project and
+    # stays visible to the user who started it.
+    project = models.ForeignKey(Project, null=True, on_delete=models.SET_NULL, related_name="jobs")
     kind = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)

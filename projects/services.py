@@ -54,8 +54,85 @@ def project_update(*, project: Project, data: dict) -> Project:
     return project
 
 
-def project_delete(*, project: Project) -> None:
+PROJECT_DELETE_KIND = "project_delete"
+
+
+@transaction.atomic
+def project_delete_start(*, project: Project, user, confirm_name: str) -> Job:
+    """Hide the project from everyone at once and queue a job that removes its data
+    (files included) with progress. ``confirm_name`` must repeat the project's name."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if confirm_name.strip() != project.name.strip():
+        raise ApplicationError("Type the project's name exactly to confirm its deletion.",
+                               code="confirmation_mismatch", details={"confirm": ["Does not match."]})
+    if project.deleting_since is not None:
+        raise ApplicationError("This project is being deleted already.", code="deleting",
+                               status_code=409)
+    project.deleting_since = timezone.now()
+    project.save(update_fields=["deleting_since"])
+    job = job_create(project=project, user=user, kind=PROJECT_DELETE_KIND,
+                     params={"project_id": project.pk, "name": project.name})
+    transaction.on_commit(lambda: _enqueue_project_delete(job.id))
+    return job
+
+
+def _enqueue_project_delete(job_id: int) -> None:
+    from projects.tasks import project_delete_execute
+
+    project_delete_execute.delay(job_id)
+
+
+def project_delete(*, project: Project, job_id: int | None = None) -> None:
+    """Remove a project and everything it holds: training runs are cancelled, then
+    deployments, artifacts (and their exports), checkpoints, assets (masks, revisions,
+    thumbnails, embeddings, image files), videos and jobs go, rows and stored files."""
+    from django.core.files.storage import default_storage
+
+    from deployments.models import Deployment
+    from deployments.services import deployment_delete
+    from training.models import Artifact, TrainingRun
+    from training.services import artifact_delete, training_run_cancel
+
+    def progress(fraction: float, message: str) -> None:
+        if job_id is not None:
+            job_progress(job_id=job_id, progress=fraction, message=message)
+
+    progress(0.0, "Stopping trainings and deployments")
+    for run in TrainingRun.objects.filter(project=project).exclude(status__in=TrainingRun.FINISHED):
+        training_run_cancel(run=run)
+    for deployment in Deployment.objects.filter(project=project):
+        deployment_delete(deployment=deployment)
+    for artifact in Artifact.objects.filter(project=project):
+        artifact_delete(artifact=artifact)
+    storage_delete_tree(prefix=f"checkpoints/{project.pk}/")
+    asset_ids = list(Asset.objects.filter(project=project).values_list("id", flat=True))
+    for start in range(0, len(asset_ids), 100):
+        progress(0.05 + 0.9 * start / max(1, len(asset_ids)),
+                 f"Deleting assets: {start} of {len(asset_ids)}")
+        assets_delete(asset_ids=asset_ids[start:start + 100])
+    progress(0.95, "Deleting videos and jobs")
+    for model in (Video, Job):
+        rows = model.objects.filter(project=project).exclude(file="")
+        if model is Job and job_id is not None:
+            rows = rows.exclude(pk=job_id)
+        for name in list(rows.values_list("file", flat=True)):
+            default_storage.delete(name)
+    Job.objects.filter(project=project).exclude(pk=job_id).delete()
     project.delete()
+
+
+def storage_delete_tree(*, prefix: str) -> None:
+    """Delete every stored file under ``prefix`` (a folder ending in '/')."""
+    from django.core.files.storage import default_storage
+
+    try:
+        folders, files = default_storage.listdir(prefix)
+    except (FileNotFoundError, NotImplementedError, OSError):
+        return
+    for name in files:
+        default_storage.delete(prefix + name)
+    for folder in folders:
+        storage_delete_tree(prefix=f"{prefix}{folder}/")
 
 
 @transaction.atomic
@@ -251,30 +328,187 @@ def media_sweep(*, older_than_s: float, limit: int = 500) -> dict[str, int]:
     return {"thumbnails": len(asset_ids), "videos": len(video_ids)}
 
 
-def asset_update(*, asset: Asset, data: dict) -> Asset:
+def asset_update(*, asset: Asset, user=None, data: dict) -> Asset:
+    """Change one asset's split and/or status. A split chosen here is hand-placed
+    (auto-split leaves it alone)."""
     for key, choices in (("status", Asset.Status.values), ("split", Asset.Split.values)):
-        if key in data:
-            if data[key] not in choices:
-                raise ApplicationError(f"{key} must be one of {choices}.", details={key: ["Invalid."]})
-            setattr(asset, key, data[key])
-    asset.save(update_fields=["status", "split", "updated_at"])
+        if key in data and data[key] not in choices:
+            raise ApplicationError(f"{key} must be one of {choices}.", details={key: ["Invalid."]})
+    assets_bulk_update(asset_ids=[asset.id], user=user, **data)
+    asset.refresh_from_db()
     return asset
 
 
+def assets_bulk_update(*, asset_ids: list[int], user=None, split: str | None = None,
+                       status: str | None = None) -> int:
+    """Move assets to ``split`` (marking them hand-placed) and/or set their ``status``
+    (reviewed / rejected record who did it). Returns how many assets changed."""
+    fields: dict = {"updated_at": timezone.now()}
+    if split is not None:
+        fields.update(split=split, split_locked=True)
+    if status is not None:
+        fields["status"] = status
+        if status in (Asset.Status.REVIEWED, Asset.Status.REJECTED):
+            fields.update(reviewed_by=_user_or_none(user), reviewed_at=fields["updated_at"])
+    count = 0
+    with transaction.atomic():
+        for start in range(0, len(asset_ids), _CHUNK):
+            count += Asset.objects.filter(id__in=asset_ids[start:start + _CHUNK]).update(**fields)
+    return count
+
+
+_CHUNK = 500
+
+
+def _user_or_none(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
 def asset_delete(*, asset: Asset) -> None:
+    assets_delete(asset_ids=[asset.id])
+
+
+def assets_delete(*, asset_ids: list[int]) -> int:
+    """Delete assets with their masks and revisions (rows, by cascade) and, once that
+    commits, their image files, thumbnails and SAM embeddings in storage."""
+    deleted = 0
+    for start in range(0, len(asset_ids), _CHUNK):
+        rows = list(Asset.objects.filter(id__in=asset_ids[start:start + _CHUNK])
+                    .values_list("id", "file", "thumbnail"))
+        with transaction.atomic():
+            Asset.objects.filter(id__in=[pk for pk, _, _ in rows]).delete()
+            transaction.on_commit(lambda rows=rows: _asset_files_remove(rows))
+        deleted += len(rows)
+    return deleted
+
+
+def _asset_files_remove(rows: list[tuple[int, str, str]]) -> None:
+    from django.core.files.storage import default_storage
+
     from annotator.intellibrush.services import embeddings_delete_for_asset
 
-    names = [f.name for f in (asset.file, asset.thumbnail) if f]
-    storage, asset_id = asset.file.storage, asset.id
-
-    def remove_files() -> None:
+    for asset_id, *names in rows:
         for name in names:
-            storage.delete(name)
+            if name:
+                default_storage.delete(name)
         embeddings_delete_for_asset(asset_id=asset_id)
 
+
+# --- splits ----------------------------------------------------------------------------
+def assets_auto_split(*, project: Project, ratios: dict[str, float], seed: int = 0,
+                      include_locked: bool = False) -> dict:
+    """Deal the project's assets into train/val/test by ``ratios`` (normalised), the
+    same way for the same seed. Stratified by class presence: assets are grouped by the
+    set of classes their masks contain (unlabelled ones form a group of their own) and
+    each group is dealt in turn, so every split gets its share of each group. Hand-placed
+    assets keep their split unless ``include_locked``; the assets dealt here are marked
+    auto-placed. Returns {"moved", "kept_locked", "assigned": {split: n}}."""
+    import random
+    from collections import defaultdict
+
+    total = sum(ratios.get(s, 0.0) for s in Asset.Split.values)
+    if total <= 0 or any(ratios.get(s, 0.0) < 0 for s in Asset.Split.values):
+        raise ApplicationError("Ratios must be zero or more and not all zero.",
+                               code="invalid_ratios", details={"ratios": ["Invalid."]})
+    weights = {s: ratios.get(s, 0.0) / total for s in Asset.Split.values}
+    qs = Asset.objects.filter(project=project)
+    kept_locked = 0 if include_locked else qs.filter(split_locked=True).count()
+    if not include_locked:
+        qs = qs.filter(split_locked=False)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for pk, instances in qs.values_list("id", "mask_set__revision__instances").iterator(chunk_size=500):
+        classes = tuple(sorted({i["class_id"] for i in instances})) if instances is not None else None
+        groups[(classes is not None, classes or ())].append(pk)
+    rng = random.Random(seed)
+    plan: dict[str, list[int]] = {s: [] for s in Asset.Split.values}
+    dealt = 0
+    for key in sorted(groups):
+        ids = sorted(groups[key])
+        rng.shuffle(ids)
+        for pk in ids:
+            dealt += 1
+            # the split furthest below its share so far (ties: train, val, test)
+            split = max(Asset.Split.values, key=lambda s: weights[s] * dealt - len(plan[s]))
+            plan[split].append(pk)
+    moved = 0
     with transaction.atomic():
-        asset.delete()
-        transaction.on_commit(remove_files)
+        for split, ids in plan.items():
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                moved += (Asset.objects.filter(id__in=chunk).exclude(split=split)
+                          .update(split=split, updated_at=timezone.now()))
+                Asset.objects.filter(id__in=chunk).update(split_locked=False)
+    return {"moved": moved, "kept_locked": kept_locked,
+            "assigned": {s: len(ids) for s, ids in plan.items()}}
+
+
+# --- review and who has an asset open ----------------------------------------------------
+@transaction.atomic
+def asset_review(*, asset: Asset, user, decision: str, comment: str = "") -> Asset:
+    """Accept (``reviewed``) or send back (``rejected``, a comment is required) a
+    labelled asset."""
+    if decision not in (Asset.Status.REVIEWED, Asset.Status.REJECTED):
+        raise ApplicationError("decision must be 'reviewed' or 'rejected'.",
+                               details={"decision": ["Invalid."]})
+    comment = comment.strip()
+    if decision == Asset.Status.REJECTED and not comment:
+        raise ApplicationError("Say what to fix: a rejection needs a comment.",
+                               code="comment_required", details={"comment": ["Required."]})
+    asset = Asset.objects.select_for_update().get(pk=asset.pk)
+    if not hasattr(asset, "mask_set") or asset.status in (Asset.Status.UNLABELED,
+                                                          Asset.Status.IN_PROGRESS):
+        raise ApplicationError("Only a labelled asset can be reviewed; this one is "
+                               f"{asset.status.replace('_', ' ')}.", code="not_labeled",
+                               status_code=409)
+    asset.status, asset.review_comment = decision, comment
+    asset.reviewed_by, asset.reviewed_at = _user_or_none(user), timezone.now()
+    asset.save(update_fields=["status", "review_comment", "reviewed_by", "reviewed_at",
+                              "updated_at"])
+    return asset
+
+
+def asset_open_mark(*, asset: Asset, user) -> bool:
+    """Heartbeat: mark the asset open by ``user`` for TESSERA_ASSET_OPEN_TTL_S. Returns
+    False (and changes nothing) when someone else has it open."""
+    from django.core.cache import cache
+
+    from projects.selectors import _open_key
+
+    key, ttl = _open_key(asset.id), settings.TESSERA_ASSET_OPEN_TTL_S
+    if cache.add(key, user.pk, timeout=ttl):
+        return True
+    if cache.get(key) != user.pk:
+        return False
+    cache.touch(key, ttl)
+    return True
+
+
+def asset_open_release(*, asset: Asset, user) -> None:
+    from django.core.cache import cache
+
+    from projects.selectors import _open_key
+
+    if cache.get(_open_key(asset.id)) == user.pk:
+        cache.delete(_open_key(asset.id))
+
+
+def asset_next(*, project: Project, user, purpose: str, after_id: int = 0) -> Asset | None:
+    """The next asset to label or review that nobody else has open, marked open by
+    ``user`` (an unlabelled one becomes in progress): the first after ``after_id``, then
+    from the start. None when there is none."""
+    from projects.selectors import asset_next_candidates, asset_open_by
+
+    for batch in asset_next_candidates(project=project, purpose=purpose, after_id=after_id):
+        taken = asset_open_by(asset_ids=[a.id for a in batch])
+        for asset in batch:
+            if taken.get(asset.id, user.pk) != user.pk or not asset_open_mark(asset=asset, user=user):
+                continue
+            if asset.status == Asset.Status.UNLABELED and purpose == "label":
+                Asset.objects.filter(pk=asset.pk).update(status=Asset.Status.IN_PROGRESS,
+                                                         updated_at=timezone.now())
+                asset.status = Asset.Status.IN_PROGRESS
+            return asset
+    return None
 
 
 def asset_make_thumbnail(*, asset: Asset, size: int = 256) -> None:
@@ -287,8 +521,14 @@ def asset_make_thumbnail(*, asset: Asset, size: int = 256) -> None:
         image.thumbnail((size, size))
         out = BytesIO()
         image.convert("RGB").save(out, format="JPEG", quality=85)
+    previous = Asset.objects.filter(pk=asset.pk).values_list("thumbnail", flat=True).first()
     asset.thumbnail.save(f"{asset.pk}.jpg", ContentFile(out.getvalue()), save=False)
-    Asset.objects.filter(pk=asset.pk).update(thumbnail=asset.thumbnail.name)
+    new, storage = asset.thumbnail.name, asset.thumbnail.storage
+    # Leave no file that nothing names: the asset was deleted meanwhile, or had one already.
+    if not Asset.objects.filter(pk=asset.pk).update(thumbnail=new):
+        storage.delete(new)
+    elif previous and previous != new:
+        storage.delete(previous)
 
 
 # --- videos --------------------------------------------------------------------------

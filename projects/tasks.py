@@ -54,3 +54,19 @@ def _start_media_sweeper(sender, **_kwargs) -> None:
     if interval_s > 0 and (consumed is None or "default" in consumed):
         threading.Thread(target=_sweep_forever, args=(interval_s,), name="media-sweep",
                          daemon=True).start()
+@shared_task(name="projects.tasks.project_delete_execute")
+def project_delete_execute(job_id: int) -> None:
+    from projects.models import Job, Project
+
+    job = Job.objects.filter(pk=job_id).first()
+    project = Project.objects.filter(pk=(job.params if job else {}).get("project_id")).first()
+    if job is None or project is None:
+        return
+    try:
+        services.project_delete(project=project, job_id=job.id)
+    except Exception as exc:
+        services.job_finish(job_id=job.id, errors=[{"message": str(exc)[:500]}],
+                            message="The deletion stopped; start it again to finish.")
+        raise
+    services.job_finish(job_id=job.id, result={"project_id": job.params["project_id"]},
+                        message="Project deleted.")

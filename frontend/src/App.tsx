@@ -11,6 +11,7 @@ import { TrainingPage } from "./training/TrainingPage";
 import { RunPage } from "./training/RunPage";
 import { DeploymentsPage } from "./deployments/DeploymentsPage";
 import { DeploymentPage } from "./deployments/DeploymentPage";
+import { ReviewPage } from "./pages/project/ReviewPage";
 
 function RequireAuth({ children }: { children: ReactNode }) {
   const me = useMe();
@@ -48,6 +49,7 @@ export function App() {
         <Route path="/projects/:projectId/training/runs/:runId" element={<RunPage />} />
         <Route path="/projects/:projectId/deployments" element={<DeploymentsPage />} />
         <Route path="/projects/:projectId/deployments/:deploymentId" element={<DeploymentPage />} />
+        <Route path="/projects/:projectId/review/:assetId" element={<ReviewPage />} />
         <Route path="/projects/:projectId/:tab" element={<ProjectPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>

@@ -1,7 +1,8 @@
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router";
-import { useClasses } from "../api/hooks";
+import { useAssetPresence } from "../api/assets";
+import { useClasses, useProject } from "../api/hooks";
 import { ErrorBoundary } from "../components/ErrorBoundary";
 import { useTitle } from "../components/useTitle";
 import { Annotator } from "./Annotator";
@@ -15,6 +16,9 @@ export function AnnotatorPage() {
   const pid = Number(projectId);
   const aid = Number(assetId);
   const classes = useClasses(pid);
+  const project = useProject(pid);
+  // "Next to label / review" skip assets open here; viewers do not count.
+  useAssetPresence(aid, project.data ? project.data.role !== "viewer" : false);
   const bundle = useQuery({
     queryKey: ["annotate", aid],
     queryFn: ({ signal }) => loadAssetBundle(aid, signal),

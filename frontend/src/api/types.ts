@@ -22,7 +22,12 @@ export interface Project {
   description: string;
   role: Role;
   asset_count?: number;
+  /** Assets per status (project list only). */
+  status_counts?: Record<AssetStatus, number> | null;
+  /** Thumbnail of the project's first asset (project list only). */
+  cover_url?: string | null;
   created_at: string;
+  updated_at?: string;
 }
 
 export interface LabelClass {
@@ -32,7 +37,7 @@ export interface LabelClass {
   index: number;
 }
 
-export type AssetStatus = "unlabeled" | "labeled" | "reviewed";
+export type AssetStatus = "unlabeled" | "in_progress" | "labeled" | "reviewed" | "rejected";
 export type AssetSplit = "train" | "val" | "test";
 
 export interface Asset {
@@ -43,6 +48,12 @@ export interface Asset {
   height: number;
   status: AssetStatus;
   split: AssetSplit;
+  /** True when a person chose the split (auto-split leaves it alone). */
+  split_locked?: boolean;
+  review_comment?: string;
+  reviewed_by?: string | null;
+  /** Masks drawn at thumbnail size (null while unlabelled). */
+  overlay_url?: string | null;
   video_id: number | null;
   frame_index: number | null;
   file_url: string;

@@ -5,6 +5,7 @@
  */
 import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { problemsOf, useModels, useStartTraining, type TrainingRun } from "../api/training";
+import { SplitReadiness } from "../pages/project/SplitReadiness";
 import {
   BEST_METRICS,
   DEFAULT_FORM,
@@ -267,6 +268,7 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {numberInput("num_gpus", "GPUs", undefined, "1")}
       </fieldset>
 
+      <SplitReadiness projectId={projectId} attempt={start.error ?? start.data} />
       <div className="row builder-actions">
         <button type="submit" className="primary" disabled={start.isPending}>
           {start.isPending ? "Starting…" : "Run Training"}
