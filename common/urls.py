@@ -7,6 +7,7 @@ urlpatterns = [
     path("auth/login/", apis.LoginApi.as_view(), name="auth-login"),
     path("auth/logout/", apis.LogoutApi.as_view(), name="auth-logout"),
     path("auth/me/", apis.MeApi.as_view(), name="auth-me"),
+    path("auth/password/", apis.PasswordChangeApi.as_view(), name="auth-password"),
     path("auth/csrf/", apis.CsrfApi.as_view(), name="auth-csrf"),
     path("health/", apis.HealthApi.as_view(), name="health"),
 ]
