@@ -2,7 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 import { api } from "../api/client";
-import { useAsset, useClasses } from "../api/hooks";
+import { useAsset, useClasses, useProject } from "../api/hooks";
 import type { MaskEntry } from "../api/types";
 import { useTitle } from "../components/useTitle";
 import { Annotator } from "./Annotator";
@@ -15,6 +15,7 @@ export function AnnotatorPage() {
   const aid = Number(assetId);
   const asset = useAsset(aid);
   const classes = useClasses(pid);
+  const project = useProject(pid);
   useTitle(asset.data ? `Annotate ${asset.data.name}` : "Annotate");
   const masks = useQuery({
     queryKey: ["masks", aid],
@@ -54,7 +55,20 @@ export function AnnotatorPage() {
       </main>
     );
   }
-  if (!asset.data || !classes.data || !masks.data || !image) {
+  if (project.data?.role === "viewer" && asset.data) {
+    // Viewers may look but not label (the API refuses their mask writes): no editor.
+    return (
+      <main className="page" data-testid="read-only-asset">
+        <h1>{asset.data.name}</h1>
+        <p className="muted">You are a viewer in this project: annotators and owners label images.</p>
+        <img src={asset.data.file_url} alt={asset.data.name} style={{ maxWidth: "100%", maxHeight: "75vh" }} />
+        <p>
+          <Link to={`/projects/${pid}`}>Back to the project</Link>
+        </p>
+      </main>
+    );
+  }
+  if (!asset.data || !classes.data || !masks.data || !image || !project.data) {
     return (
       <main className="page" aria-busy="true">
         <p role="status">Loading asset…</p>

@@ -69,8 +69,8 @@ export function useProjects(page = 1) {
   });
 }
 
-export function useProject(id: number) {
-  return useQuery({ queryKey: keys.project(id), queryFn: () => api<Project>(`/projects/${id}/`) });
+export function useProject(id: number, opts: { enabled?: boolean } = {}) {
+  return useQuery({ queryKey: keys.project(id), queryFn: () => api<Project>(`/projects/${id}/`), ...opts });
 }
 
 export function useClasses(projectId: number) {

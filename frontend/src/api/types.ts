@@ -4,6 +4,10 @@ import type { CocoRle } from "../lib/rle";
 export interface User {
   id: number;
   username: string;
+  /** Logged in with a one-time password: the API refuses everything until it is changed. */
+  must_change_password?: boolean;
+  /** Owners may create local accounts (no identity provider). */
+  local_accounts?: boolean;
 }
 
 export interface Page<T> {
@@ -22,6 +26,13 @@ export interface Project {
   description: string;
   role: Role;
   asset_count?: number;
+  created_at: string;
+}
+
+export interface Member {
+  id: number;
+  username: string;
+  role: Role;
   created_at: string;
 }
 
