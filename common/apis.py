@@ -1,11 +1,11 @@
 """Auth (session login for the browser, token for scripts) and the health endpoint."""
 from django.conf import settings
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.middleware.csrf import get_token
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
@@ -13,7 +13,12 @@ from rest_framework.views import APIView
 from common.auth import token_expires_at
 from common.errors import ApplicationError
 from common.health import health_report
-from common.services import auth_token_get_or_create, auth_token_revoke
+from common.services import (
+    auth_token_get_or_create,
+    auth_token_revoke,
+    password_change_pending,
+    user_password_change,
+)
 
 
 class LoginThrottle(SimpleRateThrottle):
@@ -37,6 +42,17 @@ class CredentialsInput(serializers.Serializer):
 class UserOutput(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
+    must_change_password = serializers.SerializerMethodField(
+        help_text="Logged in with a one-time password: every other call is refused (403 "
+                  "password_change_required) until POST /auth/password/.")
+    local_accounts = serializers.SerializerMethodField(
+        help_text="Owners may create accounts with a one-time password (no identity provider).")
+
+    def get_must_change_password(self, user) -> bool:
+        return password_change_pending(user=user)
+
+    def get_local_accounts(self, user) -> bool:
+        return settings.TESSERA_LOCAL_ACCOUNTS
 
 
 def _authenticate(request, data) -> object:
@@ -135,8 +151,27 @@ class TokenDetailApi(APIView):
 
 
 class MeApi(APIView):
+    permission_classes = [IsAuthenticated]  # also while a one-time password is pending
+
     @extend_schema(responses=UserOutput)
     def get(self, request):
+        return Response(UserOutput(request.user).data)
+
+
+class PasswordChangeApi(APIView):
+    permission_classes = [IsAuthenticated]  # the way out of a pending one-time password
+
+    class Input(serializers.Serializer):
+        current_password = serializers.CharField(style={"input_type": "password"})
+        new_password = serializers.CharField(style={"input_type": "password"})
+
+    @extend_schema(request=Input, responses=UserOutput)
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        user_password_change(user=request.user, **data.validated_data)
+        if request.session.session_key:  # stay logged in with the new password
+            update_session_auth_hash(request, request.user)
         return Response(UserOutput(request.user).data)
 
 

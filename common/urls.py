@@ -9,6 +9,7 @@ urlpatterns = [
     path("auth/tokens/", apis.TokenListApi.as_view(), name="auth-tokens"),
     path("auth/tokens/<str:prefix>/", apis.TokenDetailApi.as_view(), name="auth-token-detail"),
     path("auth/me/", apis.MeApi.as_view(), name="auth-me"),
+    path("auth/password/", apis.PasswordChangeApi.as_view(), name="auth-password"),
     path("auth/csrf/", apis.CsrfApi.as_view(), name="auth-csrf"),
     path("health/", apis.HealthApi.as_view(), name="health"),
 ]

@@ -144,11 +144,47 @@ class MemberListCreateApi(APIView):
         return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
 
 
-class MemberDetailApi(APIView):
-    def delete(self, request, project_id: int, member_id: int):
+class MemberNewUserApi(APIView):
+    class Input(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    class Output(serializers.Serializer):
+        member = MemberOutput()
+        one_time_password = serializers.CharField(
+            help_text="Shown once: the user logs in with it and must choose their own password.")
+
+    @extend_schema(request=Input, responses={201: Output})
+    def post(self, request, project_id: int):
+        """Create a local account with a one-time password and add it to the project."""
         project = selectors.project_get_for_user(user=request.user, project_id=project_id,
                                                  min_role=Role.OWNER)
-        services.member_remove(membership=selectors.member_get(project=project, member_id=member_id))
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership, password = services.member_create_user(project=project, **data.validated_data)
+        return Response(self.Output({"member": membership, "one_time_password": password}).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(APIView):
+    class Input(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    def _membership(self, request, project_id: int, member_id: int) -> Membership:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id,
+                                                 min_role=Role.OWNER)
+        return selectors.member_get(project=project, member_id=member_id)
+
+    @extend_schema(request=Input, responses=MemberOutput)
+    def patch(self, request, project_id: int, member_id: int):
+        membership = self._membership(request, project_id, member_id)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.member_role_set(membership=membership, **data.validated_data)
+        return Response(MemberOutput(membership).data)
+
+    def delete(self, request, project_id: int, member_id: int):
+        services.member_remove(membership=self._membership(request, project_id, member_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

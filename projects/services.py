@@ -142,6 +142,7 @@ def member_set(*, project: Project, username: str, role: str) -> Membership:
         raise ApplicationError(f"No user named {username!r}.", code="unknown_user")
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; use one of {Role.values}.")
+    _lock_owners(project)
     membership, _ = Membership.objects.select_for_update().update_or_create(
         project=project, user=user, defaults={"role": role}
     )
@@ -150,15 +151,44 @@ def member_set(*, project: Project, username: str, role: str) -> Membership:
 
 
 @transaction.atomic
+def member_role_set(*, membership: Membership, role: str) -> Membership:
+    """Change a member's role; demoting the last owner is refused (409 last_owner)."""
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role {role!r}; use one of {Role.values}.")
+    _lock_owners(membership.project)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    _ensure_an_owner_remains(membership.project)
+    return membership
+
+
+@transaction.atomic
+def member_create_user(*, project: Project, username: str, role: str) -> tuple[Membership, str]:
+    """A new local account with a one-time password, added to the project with ``role``."""
+    from common.services import user_create_with_one_time_password
+
+    user, password = user_create_with_one_time_password(username=username)
+    return member_set(project=project, username=user.username, role=role), password
+
+
+@transaction.atomic
 def member_remove(*, membership: Membership) -> None:
     project = membership.project
+    _lock_owners(project)
     membership.delete()
     _ensure_an_owner_remains(project)
 
 
+def _lock_owners(project: Project) -> None:
+    """Lock the project's owner rows: two concurrent demotions cannot both see another owner."""
+    list(Membership.objects.select_for_update().filter(project=project, role=Role.OWNER)
+         .values_list("pk", flat=True))
+
+
 def _ensure_an_owner_remains(project: Project) -> None:
     if not Membership.objects.filter(project=project, role=Role.OWNER).exists():
-        raise ApplicationError("A project must keep at least one owner.", code="last_owner")
+        raise ApplicationError("A project must keep at least one owner: make someone else "
+                               "owner first.", code="last_owner", status_code=409)
 
 
 # --- label classes -------------------------------------------------------------------

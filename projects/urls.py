@@ -6,6 +6,8 @@ urlpatterns = [
     path("projects/", apis.ProjectListCreateApi.as_view(), name="project-list"),
     path("projects/<id:project_id>/", apis.ProjectDetailApi.as_view(), name="project-detail"),
     path("projects/<id:project_id>/members/", apis.MemberListCreateApi.as_view(), name="member-list"),
+    path("projects/<id:project_id>/members/new-user/", apis.MemberNewUserApi.as_view(),
+         name="member-new-user"),
     path("projects/<id:project_id>/members/<id:member_id>/", apis.MemberDetailApi.as_view(),
          name="member-detail"),
     path("projects/<id:project_id>/classes/", apis.ClassListCreateApi.as_view(), name="class-list"),

@@ -43,7 +43,20 @@ export function AnnotatorPage() {
       </main>
     );
   }
-  if (!data || !classes.data) {
+  if (project.data?.role === "viewer" && data) {
+    // Viewers may look but not label (the API refuses their mask writes): no editor.
+    return (
+      <main className="page" data-testid="read-only-asset">
+        <h1>{data.asset.name}</h1>
+        <p className="muted">You are a viewer in this project: annotators and owners label images.</p>
+        <img src={data.asset.file_url} alt={data.asset.name} style={{ maxWidth: "100%", maxHeight: "75vh" }} />
+        <p>
+          <Link to={`/projects/${pid}`}>Back to the project</Link>
+        </p>
+      </main>
+    );
+  }
+  if (!data || !classes.data || !project.data) {
     return (
       <main className="page" aria-busy="true">
         <p role="status">Loading asset…</p>

@@ -70,8 +70,8 @@ export function useProjects(page = 1, opts: { search?: string; sort?: string } =
   });
 }
 
-export function useProject(id: number) {
-  return useQuery({ queryKey: keys.project(id), queryFn: () => api<Project>(`/projects/${id}/`) });
+export function useProject(id: number, opts: { enabled?: boolean } = {}) {
+  return useQuery({ queryKey: keys.project(id), queryFn: () => api<Project>(`/projects/${id}/`), ...opts });
 }
 
 export function useClasses(projectId: number) {

@@ -4,6 +4,10 @@ import type { CocoRle } from "../lib/rle";
 export interface User {
   id: number;
   username: string;
+  /** Logged in with a one-time password: the API refuses everything until it is changed. */
+  must_change_password?: boolean;
+  /** Owners may create local accounts (no identity provider). */
+  local_accounts?: boolean;
 }
 
 export interface Page<T> {
@@ -28,6 +32,13 @@ export interface Project {
   cover_url?: string | null;
   created_at: string;
   updated_at?: string;
+}
+
+export interface Member {
+  id: number;
+  username: string;
+  role: Role;
+  created_at: string;
 }
 
 export interface LabelClass {

@@ -163,9 +163,11 @@ export function TrainingPage() {
                       )}
                     </span>
                   </span>
-                  <Link className="button" to={`/projects/${id}/deployments?artifact=${a.id}`}>
-                    Deploy
-                  </Link>
+                  {project.data?.role === "owner" && (
+                    <Link className="button" to={`/projects/${id}/deployments?artifact=${a.id}`}>
+                      Deploy
+                    </Link>
+                  )}
                 </li>
               ))}
             </ul>
