@@ -139,6 +139,9 @@ class ProjectImportApi(APIView):
     class Input(serializers.Serializer):
         file = serializers.FileField(help_text="COCO JSON, LabelMe JSON, or a zip with images")
         format = serializers.ChoiceField(choices=IMPORT_FORMATS)
+        crowd_as_ignore = serializers.BooleanField(
+            required=False, default=False,
+            help_text="COCO: crowd regions (iscrowd 1) go to the project's ignore class")
 
     @extend_schema(request={"multipart/form-data": Input}, responses={202: JobOutput})
     def post(self, request, project_id: int):
@@ -151,7 +154,8 @@ class ProjectImportApi(APIView):
             raise ApplicationError(f"The file is {upload.size} bytes; the limit is "
                                    f"{settings.TESSERA_MAX_UPLOAD_BYTES}.", code="file_too_large")
         job = services.import_start(project=project, user=request.user, name=upload.name or "upload",
-                                    data=upload.read(), format=data.validated_data["format"])
+                                    data=upload.read(), format=data.validated_data["format"],
+                                    crowd_as_ignore=data.validated_data["crowd_as_ignore"])
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -35,10 +35,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotator import selectors
-from annotator.formats import EXPORT_FORMATS, READERS
+from annotator.formats import CROWD_FORMATS, EXPORT_FORMATS, READERS
 from annotator.formats import rle as rlelib
 from annotator.formats.coco import write_coco
 from annotator.formats.dataset import (
+    IGNORE_CLASS,
     ExportImage,
     ParsedImport,
     Problem,
@@ -185,12 +186,17 @@ IMPORT_KIND = "import"
 EXPORT_KIND = "export"
 
 
-def import_start(*, project: Project, user, name: str, data: bytes, format: str) -> Job:
+def import_start(*, project: Project, user, name: str, data: bytes, format: str,
+                 crowd_as_ignore: bool = False) -> Job:
     """Check the upload's structure now (400 on failure), store it and queue the import
-    job on the `default` queue. The job's result is the import report."""
+    job on the `default` queue. The job's result is the import report.
+    ``crowd_as_ignore``: COCO crowd regions go to the project's ignore class."""
     if format not in READERS:
         raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
                                details={"format": ["Invalid choice."]})
+    if crowd_as_ignore and format not in CROWD_FORMATS:
+        raise ApplicationError(f"crowd_as_ignore applies to {', '.join(CROWD_FORMATS)} imports.",
+                               details={"crowd_as_ignore": ["Not an option of this format."]})
     files = _read_upload_or_400(name, data)
     problems = _quick_structure_check(format, files)
     if problems:
@@ -200,7 +206,8 @@ def import_start(*, project: Project, user, name: str, data: bytes, format: str)
                                 ContentFile(data))
     with transaction.atomic():
         job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND,
-                                          params={"format": format, "name": name, "path": path})
+                                          params={"format": format, "name": name, "path": path,
+                                                  "crowd_as_ignore": crowd_as_ignore})
         transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
     return job
 
@@ -228,6 +235,8 @@ def _quick_structure_check(format: str, files: dict[str, bytes]) -> list[dict]:
             return [Problem("no_classes", "A PNG import is a zip with classes.json and "
                             "masks/<split>/<name>.png.").as_dict()]
         return []
+    if format not in ("coco", "labelme"):
+        return []  # the other formats' readers say what is missing
     label_files = [p for p in files if p.lower().endswith(".json")]
     if not label_files:
         return [Problem("no_label_file", f"The upload holds no .json {format} file.").as_dict()]
@@ -332,7 +341,8 @@ def import_run(*, job: Job) -> None:
             return
         del data
         _progress(job, 0.05, "Reading labels")
-        parsed = READERS[format](files)
+        options = {"crowd_as_ignore": True} if job.params.get("crowd_as_ignore") else {}
+        parsed = READERS[format](files, **options)
         _progress(job, 0.4, "Matching images to assets")
         targets = _resolve(project, parsed, lambda f: _progress(job, 0.4 + 0.3 * f, "Matching images"))
         report = _report(parsed, targets)
@@ -382,6 +392,10 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
                     classes[name.lower()] = project_services.label_class_create(
                         project=project, name=name, color=color)
                     created_classes.append(name)
+            if any(i.class_name == IGNORE_CLASS for t in targets for i in t.instances):
+                ignore, created = _ignore_class(project, classes)
+                classes[IGNORE_CLASS.lower()] = ignore
+                created_classes += [ignore.name] if created else []
             created_assets = 0
             for target in targets:
                 if target.asset is None:
@@ -400,6 +414,20 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
         raise
     return {"classes_created": created_classes, "assets_created": created_assets,
             "assets_labeled": len(saves)}
+
+
+def _ignore_class(project: Project, classes: dict[str, LabelClass]) -> tuple[LabelClass, bool]:
+    """The project's ignore class: the one flagged, else a class named ``__ignore__``
+    (flagged now: an earlier import made it an ordinary class), else a new one."""
+    for label_class in classes.values():
+        if label_class.is_ignore:
+            return label_class, False
+    existing = classes.get(IGNORE_CLASS.lower())
+    if existing is not None:
+        project_services.label_class_update(label_class=existing, data={"is_ignore": True})
+        return existing, False
+    return project_services.label_class_create(project=project, name=IGNORE_CLASS, color="#ffffff",
+                                               is_ignore=True), True
 
 
 # --- export ----------------------------------------------------------------------------
@@ -436,6 +464,7 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
     classes = selectors.export_classes(project=project)
     total = selectors.project_export_count(project=project, include_unlabeled=include_unlabeled)
     colors = palette(classes)
+    ignore_index = next((c.index for c in classes if c.ignore), None)
     by_split: dict[str, list[ExportImage]] = defaultdict(list)
     taken: set[str] = set()
     if format == "png":
@@ -459,7 +488,7 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
             yield f"{asset.split}/{stem}.json", json.dumps(doc).encode()
         elif item.labeled:
             yield (f"masks/{asset.split}/{stem}.png",
-                   index_png_for(item.instances, asset.height, asset.width, colors))
+                   index_png_for(item.instances, asset.height, asset.width, colors, ignore_index))
         if progress:
             progress(n + 1, total)
     if format == "coco":

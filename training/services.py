@@ -143,7 +143,7 @@ def training_run_start(*, workflow: TrainingWorkflow, user) -> TrainingRun:
     project = workflow.project
     config = workflow_config_check(config=workflow.config)
     problems = []
-    if not LabelClass.objects.filter(project=project).exists():
+    if not LabelClass.objects.filter(project=project, is_ignore=False).exists():
         problems.append("the project has no label classes")
     counts = _labeled_counts(project)
     if counts["train"] == 0:
@@ -297,12 +297,13 @@ class _Data:
 def _collect_data(run: TrainingRun) -> _Data:
     """Decode the run's images and masks once. The asset ids are fixed on the first
     preparation so that a resumed run trains on the same data."""
-    from annotator.selectors import class_labels, mask_semantic_map
+    from annotator.selectors import class_labels, mask_semantic_map, trainable_classes
     from training.modeling.data import split_indices
 
     project = run.project
+    # the ignore class is no model class: its pixels are 255 in the masks (left out)
     classes = [{"id": c.id, "name": c.name, "color": c.color}
-               for c in LabelClass.objects.filter(project=project).order_by("index")]
+               for c in trainable_classes(project=project)]
     labels = class_labels(project=project)
     ids = run.dataset.get("ids") if run.dataset else None
     if not ids:

@@ -11,3 +11,5 @@ from annotator.formats.png import read_png
 READERS = {"coco": read_coco, "labelme": read_labelme, "png": read_png}
 IMPORT_FORMATS = tuple(READERS)
 EXPORT_FORMATS = ("coco", "labelme", "png")
+# readers that take ``crowd_as_ignore`` (crowd regions -> the ignore class)
+CROWD_FORMATS = ("coco",)
