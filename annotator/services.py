@@ -35,7 +35,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotator import selectors
-from annotator.formats import CROWD_FORMATS, EXPORT_FORMATS, READERS
+from annotator.formats import CROWD_FORMATS, EXPORT_FORMATS, READERS, WRITERS
 from annotator.formats import rle as rlelib
 from annotator.formats.coco import write_coco
 from annotator.formats.dataset import (
@@ -457,11 +457,16 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
     coco:    annotations/instances_<split>.json, images/<split>/<file>
     labelme: <split>/<stem>.json beside <split>/<file>
     png:     classes.json, masks/<split>/<stem>.png, images/<split>/<file>
+    others:  the layout of their writer (annotator.formats.WRITERS)
     """
     if format not in EXPORT_FORMATS:
         raise ApplicationError(f"Unknown export format {format!r}; use one of {list(EXPORT_FORMATS)}.",
                                details={"format": ["Invalid choice."]})
     classes = selectors.export_classes(project=project)
+    if format in WRITERS:
+        yield from WRITERS[format](_export_images(project, include_unlabeled, include_images, progress),
+                                   classes)
+        return
     total = selectors.project_export_count(project=project, include_unlabeled=include_unlabeled)
     colors = palette(classes)
     ignore_index = next((c.index for c in classes if c.ignore), None)
@@ -495,6 +500,19 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
         for split in sorted(by_split):
             doc = write_coco(by_split[split], classes)
             yield f"annotations/instances_{split}.json", json.dumps(doc).encode()
+
+
+def _export_images(project: Project, include_unlabeled: bool, include_images: bool,
+                   progress: Callable[[int, int], None] | None) -> Iterator[ExportImage]:
+    """The project's images for a writer, one at a time (unique file names)."""
+    total = selectors.project_export_count(project=project, include_unlabeled=include_unlabeled)
+    taken: set[str] = set()
+    for n, asset in enumerate(selectors.export_assets(project=project, include_unlabeled=include_unlabeled)):
+        yield ExportImage(file_name=_export_name(asset, taken), width=asset.width, height=asset.height,
+                          split=asset.split, instances=asset.instances,
+                          data=_read_file(asset) if include_images else None)
+        if progress:
+            progress(n + 1, total)
 
 
 def _read_file(asset: selectors.ExportAsset) -> bytes:
