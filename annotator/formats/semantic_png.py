@@ -16,7 +16,8 @@ plus a class list, in three layouts.
   of the Cityscapes class table) beside ``leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png``.
   The labels Cityscapes leaves out of evaluation (unlabeled, ego vehicle, ...,
   license plate) go to the ignore class. A ``label_colors.txt`` ("r g b name" per line,
-  line n = id n, as datumaro writes it) replaces the standard table.
+  as datumaro writes it: id 0 the background, then the lines in order) replaces the
+  standard table.
 * **ADE20K-style index maps**: ``annotations/<split>/<stem>.png`` (grayscale, pixel =
   class number, 0 = "other"/background) beside ``images/<split>/<stem>.jpg``, with the
   class list ``objectInfo150.csv`` (Idx,...,Name) or ``classes.txt`` (line n = number n,
@@ -171,14 +172,19 @@ def _voc_table(files: Mapping[str, bytes], parsed: ParsedImport) -> _Table:
 def _cityscapes_table(files: Mapping[str, bytes], parsed: ParsedImport) -> _Table:
     table = _Table()
     path = _find(files, "label_colors.txt")
-    if path is not None:  # datumaro's custom table: "r g b name", line n = id n
-        for index, line in enumerate(line for line in _text(files, path) if line.strip()):
+    if path is not None:  # datumaro's custom table: "r g b name" or "name" per line
+        entries = []
+        for line in (line for line in _text(files, path) if line.strip()):
             parts = line.split()
-            rgb = tuple(int(v) for v in parts[:3]) if len(parts) > 3 and all(
-                v.isdigit() for v in parts[:3]) else None
-            name = " ".join(parts[3:] if rgb else parts)
-            if index == 0 or name.lower() == "background":
-                continue
+            has_rgb = len(parts) > 3 and all(v.isdigit() for v in parts[:3])
+            entries.append((" ".join(parts[3:] if has_rgb else parts),
+                            tuple(int(v) for v in parts[:3]) if has_rgb else None))
+        # as datumaro numbers them: the black (else "background") entry is id 0, put
+        # first (added when absent), the others follow in file order
+        background = next((e for e in entries if e[1] == (0, 0, 0)), None) or next(
+            (e for e in entries if e[0].lower() == "background"), None)
+        others = [e for e in entries if e is not background]
+        for index, (name, rgb) in enumerate(others, start=1):
             table.names[index] = name
             parsed.add_class(name, _hex(rgb) if rgb else None)
         return table
