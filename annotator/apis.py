@@ -159,6 +159,26 @@ class ProjectImportApi(APIView):
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+class ProjectImportS3Api(APIView):
+    class Input(serializers.Serializer):
+        bucket = serializers.CharField(max_length=63, help_text="one of the server's import buckets")
+        prefix = serializers.CharField(max_length=1024, allow_blank=True, default="",
+                                       help_text="the folder (key prefix) that holds the dataset")
+        format = serializers.ChoiceField(choices=IMPORT_FORMATS)
+        crowd_as_ignore = serializers.BooleanField(
+            required=False, default=False,
+            help_text="COCO: crowd regions (iscrowd 1) go to the project's ignore class")
+
+    @extend_schema(request=Input, responses={202: JobOutput})
+    def post(self, request, project_id: int):
+        project = project_get_for_user(user=request.user, project_id=project_id,
+                                       min_role=Role.ANNOTATOR)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.import_start_s3(project=project, user=request.user, **data.validated_data)
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
 class _JsonOnlyNegotiation(DefaultContentNegotiation):
     """`?format=` names the dataset format here, not a DRF renderer (DRF would answer
     404 for `format=coco`): errors are always JSON, the zip is a StreamingHttpResponse."""

@@ -49,6 +49,7 @@ from annotator.formats.dataset import (
 from annotator.formats.labelme import write_labelme
 from annotator.formats.png import classes_document, index_png_for, palette
 from annotator.models import MaskRevision, MaskSet
+from annotator.sources import S3Files, SourceError, materialize, s3_client
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, LabelClass, Project
@@ -212,6 +213,49 @@ def import_start(*, project: Project, user, name: str, data: bytes, format: str,
     return job
 
 
+def _s3_settings() -> dict:
+    return {"endpoint_url": settings.TESSERA_IMPORT_S3_ENDPOINT_URL,
+            "region": settings.TESSERA_IMPORT_S3_REGION,
+            "access_key": settings.TESSERA_IMPORT_S3_ACCESS_KEY_ID,
+            "secret_key": settings.TESSERA_IMPORT_S3_SECRET_ACCESS_KEY}
+
+
+def _s3_files(bucket: str, prefix: str) -> S3Files:
+    return S3Files.list(s3_client(**_s3_settings()), bucket, prefix,
+                        max_objects=settings.TESSERA_IMPORT_S3_MAX_OBJECTS,
+                        max_bytes=max(settings.TESSERA_MAX_IMAGE_BYTES, settings.TESSERA_MAX_UPLOAD_BYTES))
+
+
+def import_start_s3(*, project: Project, user, bucket: str, prefix: str, format: str,
+                    crowd_as_ignore: bool = False) -> Job:
+    """Queue an import of the objects under ``prefix`` in ``bucket`` (S3 or MinIO, with
+    the server's import credentials; only the buckets in TESSERA_IMPORT_S3_BUCKETS). The
+    bucket is listed now (400 when it cannot be or holds nothing there); the job reads
+    label files as the reader asks and images one at a time."""
+    if format not in READERS:
+        raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
+                               details={"format": ["Invalid choice."]})
+    if crowd_as_ignore and format not in CROWD_FORMATS:
+        raise ApplicationError(f"crowd_as_ignore applies to {', '.join(CROWD_FORMATS)} imports.",
+                               details={"crowd_as_ignore": ["Not an option of this format."]})
+    if bucket not in settings.TESSERA_IMPORT_S3_BUCKETS:
+        raise ApplicationError(f"Imports from bucket {bucket!r} are not enabled on this server.",
+                               code="bucket_not_allowed", details={"bucket": ["Not an import bucket."]})
+    try:
+        files = _s3_files(bucket, prefix)
+    except SourceError as exc:
+        raise ApplicationError(str(exc), code="invalid_import", details={"bucket": [str(exc)]}) from None
+    if not files:
+        raise ApplicationError(f"No objects under {prefix!r} in {bucket!r}.", code="empty_file",
+                               details={"prefix": ["Nothing there."]})
+    with transaction.atomic():
+        job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND, params={
+            "format": format, "source": "s3", "bucket": bucket, "prefix": prefix,
+            "name": f"s3://{bucket}/{prefix}", "crowd_as_ignore": crowd_as_ignore})
+        transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
+    return job
+
+
 def _enqueue(task_name: str, job_id: int) -> None:
     from annotator import tasks
 
@@ -281,12 +325,12 @@ def _resolve(project: Project, parsed: ParsedImport,
     targets: dict[Any, _Target] = {}
     total = max(len(parsed.images), 1)
     for n, image in enumerate(parsed.images):
-        if n % 50 == 0:
+        if n % 10 == 0:
             progress(n / total)
         where = image.source
         if image.data is not None:
             try:
-                checked = check_image(image.data, max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
+                checked = check_image(materialize(image.data), max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
                                       max_pixels=settings.TESSERA_MAX_IMAGE_PIXELS,
                                       max_side=settings.TESSERA_MAX_IMAGE_SIDE)
             except UploadRejected as exc:
@@ -327,19 +371,22 @@ def _resolve(project: Project, parsed: ParsedImport,
 
 def import_run(*, job: Job) -> None:
     """The import job: read, check everything, then write everything or nothing."""
-    format, path = job.params["format"], job.params["path"]
+    format, path = job.params["format"], job.params.get("path")
     project = job.project
     try:
         _progress(job, 0.02, "Reading the upload")
-        with default_storage.open(path, "rb") as fh:
-            data = fh.read()
         try:
-            files = read_upload(job.params.get("name", ""), data)
-        except UploadError as exc:
+            if job.params.get("source") == "s3":
+                files = _s3_files(job.params["bucket"], job.params["prefix"])
+            else:
+                with default_storage.open(path, "rb") as fh:
+                    data = fh.read()
+                files = read_upload(job.params.get("name", ""), data)
+                del data
+        except (UploadError, SourceError) as exc:
             project_services.job_finish(job_id=job.id, errors=[Problem("invalid_import", str(exc)).as_dict()],
                                         message="The upload cannot be read; nothing was imported.")
             return
-        del data
         _progress(job, 0.05, "Reading labels")
         options = {"crowd_as_ignore": True} if job.params.get("crowd_as_ignore") else {}
         parsed = READERS[format](files, **options)
@@ -353,12 +400,14 @@ def import_run(*, job: Job) -> None:
                 message=f"{len(errors)} problems found; nothing was imported.")
             return
         _progress(job, 0.75, "Writing")
-        report.update(_write_import(project, job.created_by, parsed, targets))
+        report.update(_write_import(project, job.created_by, parsed, targets,
+                                    lambda f, m: _progress(job, 0.75 + 0.24 * f, m)))
         project_services.job_finish(
             job_id=job.id, result=report,
             message=f"Imported {report['instances']} objects on {report['images']} images.")
     finally:
-        default_storage.delete(path)
+        if path:
+            default_storage.delete(path)
 
 
 def _progress(job: Job, fraction: float, message: str) -> None:
@@ -378,9 +427,11 @@ def _report(parsed: ParsedImport, targets: list[_Target]) -> dict:
     }
 
 
-def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_Target]) -> dict:
+def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_Target],
+                  progress: Callable[[float, str], None] | None = None) -> dict:
     """One transaction: classes, new assets, one mask revision per labeled image.
-    Image files stored here are deleted again if the transaction does not commit."""
+    Image files stored here are deleted again if the transaction does not commit.
+    Images read lazily (an S3 import) are downloaded here one at a time."""
     stored: list[str] = []
     try:
         with transaction.atomic():
@@ -397,13 +448,17 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
                 classes[IGNORE_CLASS.lower()] = ignore
                 created_classes += [ignore.name] if created else []
             created_assets = 0
+            new = sum(t.asset is None for t in targets)
             for target in targets:
                 if target.asset is None:
                     target.asset = project_services.asset_create_from_bytes(
-                        project=project, user=user, name=target.new_name, data=target.new_data,
-                        split=target.split)
+                        project=project, user=user, name=target.new_name,
+                        data=materialize(target.new_data), split=target.split)
+                    target.new_data = b""
                     stored.append(target.asset.file.name)
                     created_assets += 1
+                    if progress and (created_assets % 10 == 0 or created_assets == new):
+                        progress(created_assets / new, f"Stored {created_assets} of {new} images")
             saves = [_Save(t.asset, [{"class_id": classes[i.class_name.lower()].id, "rle": i.rle}
                                      for i in t.instances])
                      for t in targets if t.instances or t.complete]

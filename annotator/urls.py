@@ -13,6 +13,8 @@ urlpatterns = [
          apis.MaskRevisionRestoreApi.as_view(), name="mask-revision-restore"),
     path("projects/<id:project_id>/imports/", apis.ProjectImportApi.as_view(),
          name="project-import"),
+    path("projects/<id:project_id>/imports/s3/", apis.ProjectImportS3Api.as_view(),
+         name="project-import-s3"),
     path("projects/<id:project_id>/export/", apis.ProjectExportApi.as_view(),
          name="project-export"),
 ]
