@@ -225,7 +225,8 @@ def _read_task(task: Any, where: str, index: FileIndex, parsed: ParsedImport) ->
     sizes = {(r.get("original_width"), r.get("original_height")) for r in results
              if isinstance(r, dict) and r.get("type") in AREA_TYPES}
     if not sizes and found:  # labeled, nothing here: the image itself gives the size
-        sizes = {_image_size(index.files[found])}
+        data = index.files[found]
+        sizes = {_image_size(data.load() if hasattr(data, "load") else data)}  # a deferred image
     if not sizes or sizes == {None}:
         parsed.skip(where, "no region with an area and no image (so no image size)")
         return
