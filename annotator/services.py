@@ -49,7 +49,7 @@ from annotator.formats.dataset import (
 from annotator.formats.labelme import write_labelme
 from annotator.formats.png import classes_document, index_png_for, palette
 from annotator.models import MaskRevision, MaskSet
-from annotator.sources import S3Files, SourceError, materialize, s3_client
+from annotator.sources import S3Files, SourceError, materialize, prefix_has_objects, s3_client
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, LabelClass, Project
@@ -192,12 +192,7 @@ def import_start(*, project: Project, user, name: str, data: bytes, format: str,
     """Check the upload's structure now (400 on failure), store it and queue the import
     job on the `default` queue. The job's result is the import report.
     ``crowd_as_ignore``: COCO crowd regions go to the project's ignore class."""
-    if format not in READERS:
-        raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
-                               details={"format": ["Invalid choice."]})
-    if crowd_as_ignore and format not in CROWD_FORMATS:
-        raise ApplicationError(f"crowd_as_ignore applies to {', '.join(CROWD_FORMATS)} imports.",
-                               details={"crowd_as_ignore": ["Not an option of this format."]})
+    _check_import_options(format, crowd_as_ignore)
     files = _read_upload_or_400(name, data)
     problems = _quick_structure_check(format, files)
     if problems:
@@ -211,6 +206,15 @@ def import_start(*, project: Project, user, name: str, data: bytes, format: str,
                                                   "crowd_as_ignore": crowd_as_ignore})
         transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
     return job
+
+
+def _check_import_options(format: str, crowd_as_ignore: bool) -> None:
+    if format not in READERS:
+        raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
+                               details={"format": ["Invalid choice."]})
+    if crowd_as_ignore and format not in CROWD_FORMATS:
+        raise ApplicationError(f"crowd_as_ignore applies to {', '.join(CROWD_FORMATS)} imports.",
+                               details={"crowd_as_ignore": ["Not an option of this format."]})
 
 
 def _s3_settings() -> dict:
@@ -230,22 +234,17 @@ def import_start_s3(*, project: Project, user, bucket: str, prefix: str, format:
                     crowd_as_ignore: bool = False) -> Job:
     """Queue an import of the objects under ``prefix`` in ``bucket`` (S3 or MinIO, with
     the server's import credentials; only the buckets in TESSERA_IMPORT_S3_BUCKETS). The
-    bucket is listed now (400 when it cannot be or holds nothing there); the job reads
+    prefix is looked at now (400 when it cannot be or holds nothing); the job reads
     label files as the reader asks and images one at a time."""
-    if format not in READERS:
-        raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
-                               details={"format": ["Invalid choice."]})
-    if crowd_as_ignore and format not in CROWD_FORMATS:
-        raise ApplicationError(f"crowd_as_ignore applies to {', '.join(CROWD_FORMATS)} imports.",
-                               details={"crowd_as_ignore": ["Not an option of this format."]})
+    _check_import_options(format, crowd_as_ignore)
     if bucket not in settings.TESSERA_IMPORT_S3_BUCKETS:
         raise ApplicationError(f"Imports from bucket {bucket!r} are not enabled on this server.",
                                code="bucket_not_allowed", details={"bucket": ["Not an import bucket."]})
     try:
-        files = _s3_files(bucket, prefix)
+        found = prefix_has_objects(s3_client(**_s3_settings()), bucket, prefix)
     except SourceError as exc:
         raise ApplicationError(str(exc), code="invalid_import", details={"bucket": [str(exc)]}) from None
-    if not files:
+    if not found:
         raise ApplicationError(f"No objects under {prefix!r} in {bucket!r}.", code="empty_file",
                                details={"prefix": ["Nothing there."]})
     with transaction.atomic():

@@ -106,6 +106,15 @@ class S3Files(Mapping[str, bytes]):
         return path in self.sizes
 
 
+def prefix_has_objects(client, bucket: str, prefix: str) -> bool:
+    """Whether anything lies under ``prefix`` (one listing call)."""
+    try:
+        page = client.list_objects_v2(Bucket=bucket, Prefix=prefix.lstrip("/"), MaxKeys=1)
+    except Exception as exc:
+        raise SourceError(f"The bucket {bucket!r} cannot be listed: {exc}") from None
+    return bool(page.get("KeyCount") or page.get("Contents"))
+
+
 def s3_client(*, endpoint_url: str | None, region: str | None, access_key: str | None,
               secret_key: str | None):
     import boto3
