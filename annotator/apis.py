@@ -145,6 +145,9 @@ class ProjectImportApi(APIView):
             choices=services.ON_ERROR, default="refuse",
             help_text="refuse: any error refuses the whole import; skip: import the rest, "
                       "and list what was left out.")
+        crowd_as_ignore = serializers.BooleanField(
+            required=False, default=False,
+            help_text="COCO: crowd regions (iscrowd 1) go to the project's ignore class")
 
     @extend_schema(request={"multipart/form-data": Input}, responses={202: JobOutput})
     def post(self, request, project_id: int):
@@ -158,7 +161,28 @@ class ProjectImportApi(APIView):
                                    f"{settings.TESSERA_MAX_UPLOAD_BYTES}.", code="file_too_large")
         job = services.import_start(project=project, user=request.user, name=upload.name or "upload",
                                     data=upload, format=data.validated_data["format"] or None,
-                                    on_error=data.validated_data["on_error"])
+                                    on_error=data.validated_data["on_error"],
+                                    crowd_as_ignore=data.validated_data["crowd_as_ignore"])
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ProjectImportS3Api(APIView):
+    class Input(serializers.Serializer):
+        bucket = serializers.CharField(max_length=63, help_text="one of the server's import buckets")
+        prefix = serializers.CharField(max_length=1024, allow_blank=True, default="",
+                                       help_text="the folder (key prefix) that holds the dataset")
+        format = serializers.ChoiceField(choices=IMPORT_FORMATS)
+        crowd_as_ignore = serializers.BooleanField(
+            required=False, default=False,
+            help_text="COCO: crowd regions (iscrowd 1) go to the project's ignore class")
+
+    @extend_schema(request=Input, responses={202: JobOutput})
+    def post(self, request, project_id: int):
+        project = project_get_for_user(user=request.user, project_id=project_id,
+                                       min_role=Role.ANNOTATOR)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.import_start_s3(project=project, user=request.user, **data.validated_data)
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 

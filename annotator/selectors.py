@@ -32,14 +32,28 @@ def mask_revision_get(*, asset: Asset, revision_id: int) -> MaskRevision:
     return revision
 
 
+IGNORE_LABEL = 255
+
+
+def trainable_classes(*, project: Project) -> list[LabelClass]:
+    """The classes a model learns, in label order (label = position + 1): every class
+    but the ignore class."""
+    return list(LabelClass.objects.filter(project=project, is_ignore=False).order_by("index"))
+
+
 def class_labels(*, project: Project) -> dict[int, int]:
-    """LabelClass id -> model label (index + 1)."""
-    return {pk: index + 1 for pk, index in
-            LabelClass.objects.filter(project=project).values_list("id", "index")}
+    """LabelClass id -> model label: the trainable classes in index order are 1, 2, ...
+    (index + 1 while no class is missing), the ignore class is 255 (left out of
+    training and evaluation)."""
+    labels = {c.id: n + 1 for n, c in enumerate(trainable_classes(project=project))}
+    labels.update({pk: IGNORE_LABEL for pk in LabelClass.objects.filter(
+        project=project, is_ignore=True).values_list("id", flat=True)})
+    return labels
 
 
 def mask_semantic_map(*, asset: Asset, labels: dict[int, int] | None = None) -> np.ndarray | None:
-    """The asset's class map (H, W) uint8 — 0 background, LabelClass.index + 1 — under
+    """The asset's class map (H, W) uint8 — 0 background, the class_labels label, 255 for
+    the ignore class — under
     the shared overlap rule (annotator.formats.semantic), or None when unlabeled.
     Instances of deleted classes are left out. Pass ``labels`` (class_labels) when
     calling for many assets of one project."""
@@ -86,7 +100,7 @@ class ExportAsset:
 
 
 def export_classes(*, project: Project) -> list[ExportClass]:
-    return [ExportClass(index=c.index, name=c.name, color=c.color)
+    return [ExportClass(index=c.index, name=c.name, color=c.color, ignore=c.is_ignore)
             for c in LabelClass.objects.filter(project=project).order_by("index")]
 
 

@@ -22,6 +22,7 @@ import uuid
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -35,10 +36,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotator import selectors
-from annotator.formats import EXPORT_FORMATS, FORMATS, READERS
+from annotator.formats import CROWD_FORMATS, EXPORT_FORMATS, FORMATS, READERS, WRITERS
 from annotator.formats import rle as rlelib
 from annotator.formats.coco import write_coco
 from annotator.formats.dataset import (
+    IGNORE_CLASS,
     ArchiveLimits,
     ExportImage,
     ParsedImport,
@@ -53,6 +55,7 @@ from annotator.formats.labelme import write_labelme
 from annotator.formats.png import classes_document, index_png_for, palette
 from annotator.formats.registry import Detection
 from annotator.models import MaskRevision, MaskSet
+from annotator.sources import S3Files, SourceError, materialize, prefix_has_objects, s3_client
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, LabelClass, Project
@@ -210,7 +213,8 @@ def _apply_limits() -> ArchiveLimits:
 
 
 def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
-                 format: str | None = None, on_error: str = "refuse") -> Job:
+                 format: str | None = None, on_error: str = "refuse",
+                 crowd_as_ignore: bool = False) -> Job:
     """Check the upload now (400 on failure), store it and queue the import job on the
     `default` queue. The job's result is the import report.
 
@@ -218,7 +222,8 @@ def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
     ratio); a few of its label files are inflated, within TESSERA_IMPORT_PEEK_BYTES, to
     detect the format. ``format`` None: the detected one. An explicit format the upload
     does not look like, when it looks like another, is a 400 naming that one.
-    ``on_error="skip"`` imports what is sound and lists what was left out."""
+    ``on_error="skip"`` imports what is sound and lists what was left out.
+    ``crowd_as_ignore``: COCO crowd regions go to the project's ignore class."""
     if format is not None and format not in READERS:
         raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
                                details={"format": ["Invalid choice."]})
@@ -244,6 +249,8 @@ def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
             raise ApplicationError(f"The {format} upload is malformed; nothing was imported.",
                                    code="invalid_import", details={"problems": problems})
     chosen = format or (names[0] if names else None)
+    if chosen is not None:
+        _check_import_options(chosen, crowd_as_ignore)
     detection = next((d.as_dict() for d in detected or [] if d.name == chosen), None)
     if hasattr(data, "seek"):
         data.seek(0)
@@ -252,7 +259,54 @@ def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
     with transaction.atomic():
         job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND, params={
             "format": chosen, "format_given": format is not None, "detected": detection,
-            "on_error": on_error, "name": name, "path": path})
+            "on_error": on_error, "name": name, "path": path, "crowd_as_ignore": crowd_as_ignore})
+        transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
+    return job
+
+
+def _check_import_options(format: str, crowd_as_ignore: bool) -> None:
+    if format not in READERS:
+        raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
+                               details={"format": ["Invalid choice."]})
+    if crowd_as_ignore and format not in CROWD_FORMATS:
+        raise ApplicationError(f"crowd_as_ignore applies to {', '.join(CROWD_FORMATS)} imports.",
+                               details={"crowd_as_ignore": ["Not an option of this format."]})
+
+
+def _s3_settings() -> dict:
+    return {"endpoint_url": settings.TESSERA_IMPORT_S3_ENDPOINT_URL,
+            "region": settings.TESSERA_IMPORT_S3_REGION,
+            "access_key": settings.TESSERA_IMPORT_S3_ACCESS_KEY_ID,
+            "secret_key": settings.TESSERA_IMPORT_S3_SECRET_ACCESS_KEY}
+
+
+def _s3_files(bucket: str, prefix: str) -> S3Files:
+    return S3Files.list(s3_client(**_s3_settings()), bucket, prefix,
+                        max_objects=settings.TESSERA_IMPORT_S3_MAX_OBJECTS,
+                        max_bytes=max(settings.TESSERA_MAX_IMAGE_BYTES, settings.TESSERA_MAX_UPLOAD_BYTES))
+
+
+def import_start_s3(*, project: Project, user, bucket: str, prefix: str, format: str,
+                    crowd_as_ignore: bool = False) -> Job:
+    """Queue an import of the objects under ``prefix`` in ``bucket`` (S3 or MinIO, with
+    the server's import credentials; only the buckets in TESSERA_IMPORT_S3_BUCKETS). The
+    prefix is looked at now (400 when it cannot be or holds nothing); the job reads
+    label files as the reader asks and images one at a time."""
+    _check_import_options(format, crowd_as_ignore)
+    if bucket not in settings.TESSERA_IMPORT_S3_BUCKETS:
+        raise ApplicationError(f"Imports from bucket {bucket!r} are not enabled on this server.",
+                               code="bucket_not_allowed", details={"bucket": ["Not an import bucket."]})
+    try:
+        found = prefix_has_objects(s3_client(**_s3_settings()), bucket, prefix)
+    except SourceError as exc:
+        raise ApplicationError(str(exc), code="invalid_import", details={"bucket": [str(exc)]}) from None
+    if not found:
+        raise ApplicationError(f"No objects under {prefix!r} in {bucket!r}.", code="empty_file",
+                               details={"prefix": ["Nothing there."]})
+    with transaction.atomic():
+        job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND, params={
+            "format": format, "format_given": True, "source": "s3", "bucket": bucket,
+            "prefix": prefix, "name": f"s3://{bucket}/{prefix}", "crowd_as_ignore": crowd_as_ignore})
         transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
     return job
 
@@ -293,6 +347,8 @@ def _quick_structure_check(format: str | None, files: Mapping[str, bytes]) -> li
             return [Problem("no_classes", "A PNG import is a zip with classes.json and "
                             "masks/<split>/<name>.png.").as_dict()]
         return []
+    if format not in ("coco", "labelme"):
+        return []  # the other formats' readers say what is missing
     label_files = [p for p in files if p.lower().endswith(".json")]
     if not label_files:
         return [Problem("no_label_file", f"The upload holds no .json {format or 'label'} file.").as_dict()]
@@ -337,12 +393,12 @@ def _resolve(project: Project, parsed: ParsedImport,
     targets: dict[Any, _Target] = {}
     total = max(len(parsed.images), 1)
     for n, image in enumerate(parsed.images):
-        if n % 50 == 0:
+        if n % 10 == 0:
             progress(n / total)
         where = image.source
         if image.data is not None:
             try:
-                checked = check_image(image.data, max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
+                checked = check_image(materialize(image.data), max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
                                       max_pixels=settings.TESSERA_MAX_IMAGE_PIXELS,
                                       max_side=settings.TESSERA_MAX_IMAGE_SIDE)
             except UploadRejected as exc:
@@ -388,9 +444,13 @@ def import_run(*, job: Job) -> None:
     limits = _apply_limits()
     try:
         _progress(job, 0.02, "Reading the upload")
-        with default_storage.open(params["path"], "rb") as fh:
+        with (nullcontext() if params.get("source") == "s3"
+              else default_storage.open(params["path"], "rb")) as fh:
             try:
-                files = open_upload(params.get("name", ""), fh, limits=limits)
+                if params.get("source") == "s3":
+                    files = _s3_files(params["bucket"], params["prefix"])
+                else:
+                    files = open_upload(params.get("name", ""), fh, limits=limits)
                 format, detection = params.get("format"), params.get("detected")
                 if format is None:  # too large to detect in the web process
                     found = FORMATS.detect(files)
@@ -400,8 +460,9 @@ def import_run(*, job: Job) -> None:
                         return
                     format, detection = found[0].name, found[0].as_dict()
                 _progress(job, 0.05, f"Reading {FORMATS.title(format)} labels")
-                parsed = READERS[format](files)
-            except UploadError as exc:
+                crowd = params.get("crowd_as_ignore") and format in CROWD_FORMATS
+                parsed = READERS[format](files, **({"crowd_as_ignore": True} if crowd else {}))
+            except (UploadError, SourceError) as exc:
                 _fail(job, Problem("invalid_import", str(exc)))
                 return
         _progress(job, 0.4, "Matching images to assets")
@@ -426,12 +487,14 @@ def import_run(*, job: Job) -> None:
                 message="Nothing could be imported.")
             return
         _progress(job, 0.75, "Writing")
-        report.update(_write_import(project, job.created_by, parsed, targets, job_id=job.id))
+        report.update(_write_import(project, job.created_by, parsed, targets, job_id=job.id,
+                                    progress=lambda f, m: _progress(job, 0.75 + 0.24 * f, m)))
         project_services.job_finish(job_id=job.id, result=report, message=(
             f"Imported {report['instances']} objects on {report['images']} images"
             f"{_counts_note(report['counts'])}."))
     finally:
-        default_storage.delete(params["path"])
+        if params.get("path"):
+            default_storage.delete(params["path"])
 
 
 def _counts_note(counts: dict) -> str:
@@ -470,10 +533,12 @@ def _report(parsed: ParsedImport, targets: list[_Target], skip: bool = False) ->
 
 
 def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_Target],
-                  job_id: int | None = None) -> dict:
+                  job_id: int | None = None,
+                  progress: Callable[[float, str], None] | None = None) -> dict:
     """One transaction: classes, new assets, one mask revision per labeled image.
     Image files stored here are deleted again if the transaction does not commit. With
-    ``job_id``, the job is locked and nothing is written if it was cancelled."""
+    ``job_id``, the job is locked and nothing is written if it was cancelled. Images read
+    lazily (an S3 import) are downloaded here one at a time."""
     stored: list[str] = []
     try:
         with transaction.atomic():
@@ -488,14 +553,22 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
                     classes[name.lower()] = project_services.label_class_create(
                         project=project, name=name, color=color)
                     created_classes.append(name)
+            if any(i.class_name == IGNORE_CLASS for t in targets for i in t.instances):
+                ignore, created = _ignore_class(project, classes)
+                classes[IGNORE_CLASS.lower()] = ignore
+                created_classes += [ignore.name] if created else []
             created_assets = 0
+            new = sum(t.asset is None for t in targets)
             for target in targets:
                 if target.asset is None:
                     target.asset = project_services.asset_create_from_bytes(
-                        project=project, user=user, name=target.new_name, data=target.new_data,
-                        split=target.split)
+                        project=project, user=user, name=target.new_name,
+                        data=materialize(target.new_data), split=target.split)
+                    target.new_data = b""
                     stored.append(target.asset.file.name)
                     created_assets += 1
+                    if progress and (created_assets % 10 == 0 or created_assets == new):
+                        progress(created_assets / new, f"Stored {created_assets} of {new} images")
             saves = [_Save(t.asset, [{"class_id": classes[i.class_name.lower()].id, "rle": i.rle}
                                      for i in t.instances])
                      for t in targets if t.instances or t.complete]
@@ -506,6 +579,20 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
         raise
     return {"classes_created": created_classes, "assets_created": created_assets,
             "assets_labeled": len(saves)}
+
+
+def _ignore_class(project: Project, classes: dict[str, LabelClass]) -> tuple[LabelClass, bool]:
+    """The project's ignore class: the one flagged, else a class named ``__ignore__``
+    (flagged now: an earlier import made it an ordinary class), else a new one."""
+    for label_class in classes.values():
+        if label_class.is_ignore:
+            return label_class, False
+    existing = classes.get(IGNORE_CLASS.lower())
+    if existing is not None:
+        project_services.label_class_update(label_class=existing, data={"is_ignore": True})
+        return existing, False
+    return project_services.label_class_create(project=project, name=IGNORE_CLASS, color="#ffffff",
+                                               is_ignore=True), True
 
 
 # --- export ----------------------------------------------------------------------------
@@ -535,13 +622,19 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
     coco:    annotations/instances_<split>.json, images/<split>/<file>
     labelme: <split>/<stem>.json beside <split>/<file>
     png:     classes.json, masks/<split>/<stem>.png, images/<split>/<file>
+    others:  the layout of their writer (annotator.formats.WRITERS)
     """
     if format not in EXPORT_FORMATS:
         raise ApplicationError(f"Unknown export format {format!r}; use one of {list(EXPORT_FORMATS)}.",
                                details={"format": ["Invalid choice."]})
     classes = selectors.export_classes(project=project)
+    if format in WRITERS:
+        yield from WRITERS[format](_export_images(project, include_unlabeled, include_images, progress),
+                                   classes)
+        return
     total = selectors.project_export_count(project=project, include_unlabeled=include_unlabeled)
     colors = palette(classes)
+    ignore_index = next((c.index for c in classes if c.ignore), None)
     by_split: dict[str, list[ExportImage]] = defaultdict(list)
     taken: set[str] = set()
     if format == "png":
@@ -565,13 +658,26 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
             yield f"{asset.split}/{stem}.json", json.dumps(doc).encode()
         elif item.labeled:
             yield (f"masks/{asset.split}/{stem}.png",
-                   index_png_for(item.instances, asset.height, asset.width, colors))
+                   index_png_for(item.instances, asset.height, asset.width, colors, ignore_index))
         if progress:
             progress(n + 1, total)
     if format == "coco":
         for split in sorted(by_split):
             doc = write_coco(by_split[split], classes)
             yield f"annotations/instances_{split}.json", json.dumps(doc).encode()
+
+
+def _export_images(project: Project, include_unlabeled: bool, include_images: bool,
+                   progress: Callable[[int, int], None] | None) -> Iterator[ExportImage]:
+    """The project's images for a writer, one at a time (unique file names)."""
+    total = selectors.project_export_count(project=project, include_unlabeled=include_unlabeled)
+    taken: set[str] = set()
+    for n, asset in enumerate(selectors.export_assets(project=project, include_unlabeled=include_unlabeled)):
+        yield ExportImage(file_name=_export_name(asset, taken), width=asset.width, height=asset.height,
+                          split=asset.split, instances=asset.instances,
+                          data=_read_file(asset) if include_images else None)
+        if progress:
+            progress(n + 1, total)
 
 
 def _read_file(asset: selectors.ExportAsset) -> bytes:

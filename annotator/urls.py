@@ -14,6 +14,8 @@ urlpatterns = [
     path("assets/<id:asset_id>/overlay/", apis.AssetOverlayApi.as_view(), name="asset-overlay"),
     path("projects/<id:project_id>/imports/", apis.ProjectImportApi.as_view(),
          name="project-import"),
+    path("projects/<id:project_id>/imports/s3/", apis.ProjectImportS3Api.as_view(),
+         name="project-import-s3"),
     path("projects/<id:project_id>/export/", apis.ProjectExportApi.as_view(),
          name="project-export"),
 ]

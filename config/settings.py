@@ -187,6 +187,15 @@ TESSERA_MAX_IMAGE_BYTES = env.int("TESSERA_MAX_IMAGE_BYTES", default=50 * 1024 *
 TESSERA_MAX_IMAGE_PIXELS = env.int("TESSERA_MAX_IMAGE_PIXELS", default=100_000_000)
 TESSERA_MAX_IMAGE_SIDE = env.int("TESSERA_MAX_IMAGE_SIDE", default=20_000)
 TESSERA_MAX_VIDEO_FRAMES = env.int("TESSERA_MAX_VIDEO_FRAMES", default=2_000)
+# Imports from S3 / MinIO by bucket and prefix (annotator.services.import_start_s3): only
+# the buckets listed here, with these credentials (default: the storage's S3_* ones).
+TESSERA_IMPORT_S3_BUCKETS = env.list("TESSERA_IMPORT_S3_BUCKETS", default=[])
+TESSERA_IMPORT_S3_ENDPOINT_URL = env("TESSERA_IMPORT_S3_ENDPOINT_URL", default=env("S3_ENDPOINT_URL", default=""))
+TESSERA_IMPORT_S3_REGION = env("TESSERA_IMPORT_S3_REGION", default=env("S3_REGION", default=""))
+TESSERA_IMPORT_S3_ACCESS_KEY_ID = env("TESSERA_IMPORT_S3_ACCESS_KEY_ID", default=env("S3_ACCESS_KEY_ID", default=""))
+TESSERA_IMPORT_S3_SECRET_ACCESS_KEY = env("TESSERA_IMPORT_S3_SECRET_ACCESS_KEY",
+                                          default=env("S3_SECRET_ACCESS_KEY", default=""))
+TESSERA_IMPORT_S3_MAX_OBJECTS = env.int("TESSERA_IMPORT_S3_MAX_OBJECTS", default=200_000)
 TESSERA_VIDEO_FPS = env.float("TESSERA_VIDEO_FPS", default=2.0)
 # Dataset imports (zip): checked from the zip's directory before anything is inflated,
 # and again while each member is read in the worker. The web process only peeks at a

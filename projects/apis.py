@@ -188,16 +188,21 @@ class MemberDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+IGNORE_HELP = ("The project's void / ignore class (at most one): its pixels are left out of "
+               "training and evaluation (label 255).")
+
+
 class ClassOutput(serializers.ModelSerializer):
     class Meta:
         model = LabelClass
-        fields = ["id", "name", "color", "index"]
+        fields = ["id", "name", "color", "index", "is_ignore"]
 
 
 class ClassListCreateApi(APIView):
     class Input(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         color = serializers.CharField(max_length=7, required=False)
+        is_ignore = serializers.BooleanField(required=False, help_text=IGNORE_HELP)
 
     @extend_schema(responses=ClassOutput(many=True))
     def get(self, request, project_id: int):
@@ -218,6 +223,7 @@ class ClassDetailApi(APIView):
     class Input(serializers.Serializer):
         name = serializers.CharField(max_length=100, required=False)
         color = serializers.CharField(max_length=7, required=False)
+        is_ignore = serializers.BooleanField(required=False, help_text=IGNORE_HELP)
 
     @extend_schema(request=Input, responses=ClassOutput)
     def patch(self, request, project_id: int, class_id: int):

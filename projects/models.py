@@ -54,18 +54,25 @@ class Membership(models.Model):
 
 class LabelClass(models.Model):
     """A class labelers paint with. `index` is its stable 0-based position: the model
-    label is index + 1 (0 is background)."""
+    label is index + 1 (0 is background).
+
+    `is_ignore`: the project's void / ignore class (at most one). Its pixels are label
+    255 in class maps: training and evaluation leave them out, PNG exports write 255 and
+    LabelMe exports ``__ignore__``."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
     name = models.CharField(max_length=100)
     color = models.CharField(max_length=7)
     index = models.PositiveIntegerField()
+    is_ignore = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["index"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="unique_class_name"),
             models.UniqueConstraint(fields=["project", "index"], name="unique_class_index"),
+            models.UniqueConstraint(fields=["project"], condition=models.Q(is_ignore=True),
+                                    name="one_ignore_class_per_project"),
         ]
 
     def __str__(self) -> str:

@@ -199,10 +199,23 @@ def _check_color(color: str) -> str:
     return color.lower()
 
 
+def _check_one_ignore_class(project_id: int, exclude_id: int | None = None) -> None:
+    other = LabelClass.objects.filter(project_id=project_id, is_ignore=True).exclude(pk=exclude_id).first()
+    if other is not None:
+        raise ApplicationError(f"The project's ignore class is {other.name!r} already; a project has "
+                               "at most one.", code="duplicate",
+                               details={"is_ignore": ["Only one ignore class per project."]})
+
+
 @transaction.atomic
-def label_class_create(*, project: Project, name: str, color: str | None = None) -> LabelClass:
+def label_class_create(*, project: Project, name: str, color: str | None = None,
+                       is_ignore: bool = False) -> LabelClass:
+    """A new class at the next index. ``is_ignore``: the project's void / ignore class
+    (its pixels are left out of training and evaluation; at most one per project)."""
     # Lock the project row so two concurrent creates cannot take the same index.
     Project.objects.select_for_update().filter(pk=project.pk).first()
+    if is_ignore:
+        _check_one_ignore_class(project.pk)
     name = name.strip()
     if not name:
         raise ApplicationError("A class needs a name.", details={"name": ["Required."]})
@@ -212,10 +225,17 @@ def label_class_create(*, project: Project, name: str, color: str | None = None)
     last = LabelClass.objects.filter(project=project).aggregate(m=Max("index"))["m"]
     index = 0 if last is None else last + 1
     color = _check_color(color) if color else DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)]
-    return LabelClass.objects.create(project=project, name=name, color=color, index=index)
+    return LabelClass.objects.create(project=project, name=name, color=color, index=index,
+                                     is_ignore=is_ignore)
 
 
+@transaction.atomic
 def label_class_update(*, label_class: LabelClass, data: dict) -> LabelClass:
+    if data.get("is_ignore"):
+        Project.objects.select_for_update().filter(pk=label_class.project_id).first()
+        _check_one_ignore_class(label_class.project_id, exclude_id=label_class.pk)
+    if "is_ignore" in data:
+        label_class.is_ignore = bool(data["is_ignore"])
     if "name" in data:
         name = data["name"].strip()
         clash = LabelClass.objects.filter(project_id=label_class.project_id, name__iexact=name)

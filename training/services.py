@@ -108,7 +108,7 @@ def training_run_start(*, workflow: TrainingWorkflow, user) -> TrainingRun:
     project = workflow.project
     config = workflow_config_check(config=workflow.config)
     problems = []
-    if not LabelClass.objects.filter(project=project).exists():
+    if not LabelClass.objects.filter(project=project, is_ignore=False).exists():
         problems.append("the project has no label classes")
     splits = asset_summary(project=project)["splits"]
     if splits["train"]["labeled"] == 0:

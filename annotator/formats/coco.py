@@ -8,7 +8,11 @@ Read: ``images`` (id, file_name, width, height), ``categories`` (id, name; an op
 Polygons are rasterized exactly as pycocotools does (``frPyObjects``). Annotations
 without a segmentation (boxes only) or with an empty mask are skipped and reported.
 
-Write: one file per split, every instance as a compressed RLE with ``iscrowd: 0``,
+Crowd regions (``iscrowd: 1``) are ordinary objects, or ignore regions when the import
+asks (``crowd_as_ignore``).
+
+Write: one file per split, every instance as a compressed RLE with ``iscrowd: 0``
+(``iscrowd: 1`` for the ignore class's regions),
 ``area`` and ``bbox`` computed from the mask, category ids = class index + 1.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from annotator.formats import rle as rlelib
 from annotator.formats.dataset import (
+    IGNORE_CLASS,
     ExportClass,
     ExportImage,
     FileIndex,
@@ -42,8 +47,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def read_coco(files: Mapping[str, bytes]) -> ParsedImport:
-    """Read every ``.json`` of the upload as a COCO file; other files are image candidates."""
+def read_coco(files: Mapping[str, bytes], *, crowd_as_ignore: bool = False) -> ParsedImport:
+    """Read every ``.json`` of the upload as a COCO file; other files are image candidates.
+    ``crowd_as_ignore``: ``iscrowd: 1`` regions go to the project's ignore class."""
     parsed = ParsedImport()
     index = FileIndex(files)
     label_files = sorted(p for p in files if p.lower().endswith(".json"))
@@ -52,7 +58,7 @@ def read_coco(files: Mapping[str, bytes]) -> ParsedImport:
     for path in label_files:
         doc = load_json(files[path], path, parsed)
         if doc is not None:
-            _read_document(doc, path, index, parsed)
+            _read_document(doc, path, index, parsed, crowd_as_ignore)
     seen: dict[str, str] = {}
     kept = []
     for image in parsed.images:
@@ -76,7 +82,8 @@ def detect_coco(files: Mapping[str, bytes]) -> str | None:
     return None
 
 
-def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport) -> None:
+def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport,
+                   crowd_as_ignore: bool = False) -> None:
     if not isinstance(doc, dict):
         parsed.problem("bad_structure", "A COCO file is a JSON object.", path)
         return
@@ -115,7 +122,10 @@ def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport) 
         if rlelib.area(rle) == 0:
             parsed.skip(where, "the mask is empty")
             continue
-        crowd += bool(ann.get("iscrowd"))
+        if ann.get("iscrowd") and crowd_as_ignore:
+            name = IGNORE_CLASS
+        else:
+            crowd += bool(ann.get("iscrowd"))
         image.instances.append(ImportInstance(class_name=name, rle=rle))
     if crowd:
         parsed.skip(path, f"{crowd} iscrowd annotations were imported as ordinary objects")
@@ -225,6 +235,7 @@ def write_coco(images: Sequence[ExportImage], classes: Sequence[ExportClass],
         "images": [],
         "annotations": [],
     }
+    ignore = {c.index for c in classes if c.ignore}
     ann_id = 0
     for image_id, image in enumerate(images, start=1):
         doc["images"].append({"id": image_id, "width": image.width, "height": image.height,
@@ -237,6 +248,6 @@ def write_coco(images: Sequence[ExportImage], classes: Sequence[ExportClass],
             doc["annotations"].append({
                 "id": ann_id, "image_id": image_id, "category_id": class_index + 1,
                 "segmentation": {"size": list(rle["size"]), "counts": rle["counts"]},
-                "area": area, "bbox": box, "iscrowd": 0,
+                "area": area, "bbox": box, "iscrowd": int(class_index in ignore),
             })
     return doc

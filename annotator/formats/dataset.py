@@ -36,9 +36,15 @@ class Problem:
         return {"code": self.code, "message": self.message, "where": self.where}
 
 
+# The class name readers give an ignore region (LabelMe's ``__ignore__``, VOC's 255,
+# COCO crowd regions when asked); the import puts it in the project's ignore class.
+IGNORE_CLASS = "__ignore__"
+IGNORE_LABEL = 255  # its value in class maps and index PNGs
+
+
 @dataclass
 class ImportInstance:
-    class_name: str
+    class_name: str  # IGNORE_CLASS for an ignore region
     rle: dict  # canonical {"size": [H, W], "counts": str}, size = the declared image size
 
 
@@ -108,6 +114,12 @@ class ExportClass:
     index: int  # 0-based LabelClass.index; the PNG pixel value is index + 1
     name: str
     color: str
+    ignore: bool = False  # the project's ignore class: PNG 255, LabelMe __ignore__
+
+    @property
+    def label(self) -> int:
+        """Its value in a class map: index + 1, or 255 for the ignore class."""
+        return IGNORE_LABEL if self.ignore else self.index + 1
 
 
 class UploadError(ValueError):

@@ -9,7 +9,9 @@ A LabelMe file describes one image: ``version``, ``flags``, ``shapes``, ``imageP
 Shapes become masks as the LabelMe tool draws them (PIL, outline and fill):
 polygon, rectangle (two corners), circle (centre and a point on the circle) and mask.
 Shapes sharing a ``group_id`` and a label form one object; a shape without group id
-is its own object. ``line``, ``linestrip``, ``point`` and ``points`` carry no area
+is its own object. The label ``__ignore__`` (LabelMe's ignore label) marks an ignore
+region: it goes to the project's ignore class, which exports write back as
+``__ignore__``. ``line``, ``linestrip``, ``point`` and ``points`` carry no area
 and are skipped (reported).
 
 Written files carry one ``mask`` shape per instance (exact, holes included), the image
@@ -31,6 +33,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from annotator.formats import rle as rlelib
 from annotator.formats.dataset import (
+    IGNORE_CLASS,
     ExportClass,
     ExportImage,
     FileIndex,
@@ -139,7 +142,8 @@ def _read_document(doc: Any, path: str, index: FileIndex, parsed: ParsedImport) 
         for c in crops:
             mask[c.y0:c.y0 + c.mask.shape[0], c.x0:c.x0 + c.mask.shape[1]] |= c.mask
         image.instances.append(ImportInstance(class_name=label, rle=rlelib.encode(mask)))
-        parsed.add_class(label)
+        if label != IGNORE_CLASS:  # __ignore__ goes to the project's ignore class
+            parsed.add_class(label)
     return image
 
 
@@ -275,7 +279,7 @@ def _mask_shape(encoded: Any, points: list[tuple[float, float]], height: int, wi
 def write_labelme(image: ExportImage, classes: Sequence[ExportClass], image_path: str,
                   embed_image: bool = False) -> dict:
     """The LabelMe document for one image: one ``mask`` shape per instance."""
-    names = {c.index: c.name for c in classes}
+    names = {c.index: IGNORE_CLASS if c.ignore else c.name for c in classes}
     shapes = []
     for class_index, rle in image.instances:
         mask = rlelib.decode(rle)

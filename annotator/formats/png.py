@@ -9,7 +9,8 @@ Archive layout written by Tessera (and read back)::
     images/<split>/<file>     the images
     masks/<split>/<stem>.png  the index masks (mode "P": the palette shows class colours)
 
-Masks come from instances through the overlap rule of
+The ignore class is written as 255 (and 255 is read back into the project's ignore
+class). Masks come from instances through the overlap rule of
 :mod:`annotator.formats.semantic`. Read back, each class present in a mask becomes one
 instance holding all its pixels (a semantic map has no instances to recover).
 """
@@ -24,6 +25,8 @@ from PIL import Image, UnidentifiedImageError
 
 from annotator.formats import rle as rlelib
 from annotator.formats.dataset import (
+    IGNORE_CLASS,
+    IGNORE_LABEL,
     IMAGE_EXTENSIONS,
     ExportClass,
     ImportImage,
@@ -35,7 +38,7 @@ from annotator.formats.dataset import (
 )
 from annotator.formats.semantic import semantic_map
 
-IGNORE = 255
+IGNORE = IGNORE_LABEL
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
@@ -45,7 +48,7 @@ def _rgb(color: str) -> tuple[int, int, int]:
 def classes_document(classes: Sequence[ExportClass]) -> list[dict]:
     """classes.json content: background first, then each class at its label value."""
     return [{"index": 0, "name": "background", "color": "#000000"}] + [
-        {"index": c.index + 1, "name": c.name, "color": c.color} for c in classes]
+        {"index": c.label, "name": c.name, "color": c.color} for c in classes]
 
 
 def palette(classes: Sequence[ExportClass]) -> list[int]:
@@ -53,7 +56,7 @@ def palette(classes: Sequence[ExportClass]) -> list[int]:
     table = np.zeros((256, 3), dtype=np.uint8)
     table[IGNORE] = 255
     for c in classes:
-        table[c.index + 1] = _rgb(c.color)
+        table[c.label] = _rgb(c.color)
     return table.reshape(-1).tolist()
 
 
@@ -67,9 +70,11 @@ def encode_index_png(class_map: np.ndarray, palette_entries: list[int]) -> bytes
 
 
 def index_png_for(instances: Sequence[tuple[int, dict]], height: int, width: int,
-                  palette_entries: list[int]) -> bytes:
-    """instances: (class index 0-based, rle) -> the image's index PNG."""
-    class_map = semantic_map([(i + 1, r) for i, r in instances], height, width)
+                  palette_entries: list[int], ignore_index: int | None = None) -> bytes:
+    """instances: (class index 0-based, rle) -> the image's index PNG; the class at
+    ``ignore_index`` (the ignore class) is written as 255."""
+    class_map = semantic_map([(IGNORE if i == ignore_index else i + 1, r) for i, r in instances],
+                             height, width)
     return encode_index_png(class_map, palette_entries)
 
 
@@ -109,13 +114,13 @@ def read_png(files: Mapping[str, bytes]) -> ParsedImport:
                             width=width, height=height, source=path,
                             data=files[image_path] if image_path else None,
                             split=split_from_path(posixpath.dirname(path)), complete=True)
-        present = [int(v) for v in np.unique(labels) if v not in (0, IGNORE)]
-        unknown = [v for v in present if v not in names]
+        present = [int(v) for v in np.unique(labels) if v != 0]
+        unknown = [v for v in present if v not in names and v != IGNORE]
         if unknown:
             parsed.problem("unknown_label", f"Pixel values {unknown} are not in classes.json.", path)
             continue
         for value in present:
-            image.instances.append(ImportInstance(class_name=names[value],
+            image.instances.append(ImportInstance(class_name=names.get(value, IGNORE_CLASS),
                                                   rle=rlelib.encode(labels == value)))
         parsed.images.append(image)
     return parsed

@@ -176,5 +176,6 @@ def test_png_reader_refuses_unknown_values_and_rgb_masks():
     labels[2, 2] = 0
     parsed = read_png({"classes.json": classes, "masks/val/a.png": png(labels)})
     [image] = parsed.images
-    assert image.split == "val" and [i.class_name for i in image.instances] == ["cat"]
-    assert rlelib.area(image.instances[0].rle) == 1  # 255 (ignore) is not stored
+    assert image.split == "val" and [i.class_name for i in image.instances] == ["cat", "__ignore__"]
+    # 255 goes to the project's ignore class, not to a class of its own
+    assert [rlelib.area(i.rle) for i in image.instances] == [1, 1] and parsed.classes == [("cat", None)]
