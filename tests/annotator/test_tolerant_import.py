@@ -302,3 +302,18 @@ def test_uploads_too_large_to_peek_at_are_detected_by_the_job(settings):
     assert job.status == Job.Status.SUCCEEDED, job.errors
     assert job.result["format"]["name"] == "labelme" and job.result["format"]["detected"]
     assert "shapes" in job.result["format"]["reason"]
+
+
+def test_png_masks_are_checked_by_their_header_size(declared_limits_restored):
+    from annotator.formats import dataset
+    from annotator.formats.png import read_png
+
+    dataset.set_declared_limits(max_pixels=10_000, max_side=200)
+    classes = json.dumps([{"index": 0, "name": "background"}, {"index": 1, "name": "cat"}]).encode()
+    parsed = read_png({"classes.json": classes,
+                       "masks/train/wide.png": png(np.zeros((1, 201), np.uint8)),
+                       "masks/train/big.png": png(np.zeros((101, 100), np.uint8)),
+                       "masks/train/ok.png": png(np.ones((100, 100), np.uint8))})
+    assert sorted((p.code, p.where) for p in parsed.problems) == [
+        ("image_too_large", "masks/train/big.png"), ("image_too_large", "masks/train/wide.png")]
+    assert [i.source for i in parsed.images] == ["masks/train/ok.png"]
