@@ -182,7 +182,8 @@ def _precompute_embeddings(*, project: Project, user, assets: list[Asset]) -> No
     from annotator.intellibrush.services import embeddings_for_new_assets
 
     try:
-        embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
+        with transaction.atomic():  # a job row is not left behind when Redis fails first
+            embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
     except Exception as exc:
         if not is_redis_outage(exc):
             raise
