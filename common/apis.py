@@ -11,7 +11,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from common.auth import token_expires_at
-from common.errors import ApplicationError
+from common.errors import ApplicationError, NotFoundError
 from common.health import health_report
 from common.services import (
     auth_token_get_or_create,
@@ -144,8 +144,7 @@ class TokenDetailApi(APIView):
         tokens = Token.objects.filter(user=request.user, key__startswith=prefix)
         token = tokens.first() if len(prefix) >= 8 else None
         if token is None:
-            raise ApplicationError("No token of yours starts with this.", code="not_found",
-                                   status_code=status.HTTP_404_NOT_FOUND)
+            raise NotFoundError("No token of yours starts with this (give 8 characters or more).")
         auth_token_revoke(user=request.user, key=token.key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

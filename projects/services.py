@@ -309,7 +309,8 @@ def _precompute_embeddings(*, project: Project, user, assets: list[Asset]) -> No
     from annotator.intellibrush.services import embeddings_for_new_assets
 
     try:
-        embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
+        with transaction.atomic():  # a job row is not left behind when Redis fails first
+            embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
     except Exception as exc:
         if not is_redis_outage(exc):
             raise
@@ -355,22 +356,44 @@ def asset_create_from_bytes(*, project: Project, user, name: str, data: bytes,
     return asset
 
 
+# Work that was handed to the broker is marked in Redis for a while: the sweep queues
+# again only what has no mark (the enqueue failed, or Redis lost its queues with it), not
+# what merely waits behind a long queue.
+_QUEUED_TTL_S = 6 * 3600
+
+
+def _queued_key(kind: str, object_id: int) -> str:
+    return f"projects:queued:{kind}:{object_id}"
+
+
 def _enqueue_thumbnail(asset_id: int) -> None:
+    from django.core.cache import cache
+
     from projects.tasks import asset_make_thumbnail
 
     asset_make_thumbnail.delay(asset_id)
+    cache.set(_queued_key("thumbnail", asset_id), 1, _QUEUED_TTL_S)
+
+
+def _not_queued(kind: str, ids: list[int]) -> list[int]:
+    from django.core.cache import cache
+
+    marked = cache.get_many([_queued_key(kind, i) for i in ids])
+    return [i for i in ids if _queued_key(kind, i) not in marked]
 
 
 def media_sweep(*, older_than_s: float, limit: int = 500) -> dict[str, int]:
     """Queue again the work an upload could not queue (Redis was down when it committed):
-    thumbnails of assets that still have none and splits of videos still pending, when
-    older than ``older_than_s``. Both tasks are idempotent. The default workers run this
-    every ``TESSERA_MEDIA_SWEEP_S`` (projects.tasks)."""
+    thumbnails of assets that still have none and splits of videos still pending, older
+    than ``older_than_s`` and not marked as queued. Both tasks are idempotent. The
+    default workers run this every ``TESSERA_MEDIA_SWEEP_S`` (projects.tasks)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    asset_ids = list(Asset.objects.filter(thumbnail="", created_at__lt=cutoff)
-                     .order_by("id").values_list("id", flat=True)[:limit])
-    video_ids = list(Video.objects.filter(status=Video.Status.PENDING, created_at__lt=cutoff)
-                     .order_by("id").values_list("id", flat=True)[:limit])
+    asset_ids = _not_queued("thumbnail", list(
+        Asset.objects.filter(thumbnail="", created_at__lt=cutoff)
+        .order_by("id").values_list("id", flat=True)[:limit]))
+    video_ids = _not_queued("video", list(
+        Video.objects.filter(status=Video.Status.PENDING, created_at__lt=cutoff)
+        .order_by("id").values_list("id", flat=True)[:limit]))
     for asset_id in asset_ids:
         _enqueue_thumbnail(asset_id)
     for video_id in video_ids:
@@ -599,9 +622,12 @@ def video_create(*, project: Project, user, name: str, data: bytes) -> Video:
 
 
 def _enqueue_video_split(video_id: int) -> None:
+    from django.core.cache import cache
+
     from projects.tasks import video_split_frames
 
     video_split_frames.delay(video_id)
+    cache.set(_queued_key("video", video_id), 1, _QUEUED_TTL_S)
 
 
 def video_split(*, video: Video) -> None:

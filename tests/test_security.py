@@ -257,3 +257,17 @@ def test_https_settings_follow_one_switch():
     assert read(TESSERA_HTTPS="true", TESSERA_NUM_PROXIES="1") == [
         True, 31_536_000, True, True, ["HTTP_X_FORWARDED_PROTO", "https"]]
     assert read(TESSERA_HTTPS="true", DJANGO_SECURE_HSTS_SECONDS="60")[1] == 60
+
+
+def test_with_https_on_http_is_redirected_and_browsers_told_to_stay_on_https(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
+    client = APIClient()
+    plain = client.get("/api/v1/auth/csrf/")
+    assert plain.status_code == 301 and plain["Location"].startswith("https://")
+    assert client.get("/api/v1/health/").status_code in (200, 503)  # probes stay on HTTP
+    secure = client.get("/projects/", secure=True)
+    assert secure["Strict-Transport-Security"] == "max-age=31536000"
+    assert secure.cookies["csrftoken"]["secure"] is True
+    assert secure["X-Frame-Options"] == "DENY"

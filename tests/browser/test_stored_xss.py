@@ -57,5 +57,9 @@ def test_the_app_pages_run_under_the_csp_without_violations(page, tessera, shot)
     shot(page, "annotator")
     policy = page.evaluate("async () => (await fetch('/')).headers.get('content-security-policy')")
     assert "'wasm-unsafe-eval'" in policy
+    page.goto("/admin/login/")  # Django's admin runs under the same policy
+    page.get_by_label("Username").wait_for()
+    page.wait_for_timeout(500)
+    shot(page, "admin")
     assert violations == []
     assert page.console_errors == []
