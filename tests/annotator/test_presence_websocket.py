@@ -13,7 +13,7 @@ from config.asgi import application
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ORIGIN = [(b"origin", b"http://127.0.0.1:8000")]
+ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
 
 
 def _path(asset_id: int, user) -> str:
