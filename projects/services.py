@@ -445,9 +445,9 @@ def asset_open_mark(*, asset: Asset, user) -> bool:
     False (and changes nothing) when someone else has it open."""
     from django.core.cache import cache
 
-    from projects.selectors import _open_key
+    from projects.selectors import asset_open_key
 
-    key, ttl = _open_key(asset.id), settings.TESSERA_ASSET_OPEN_TTL_S
+    key, ttl = asset_open_key(asset.id), settings.TESSERA_ASSET_OPEN_TTL_S
     if cache.add(key, user.pk, timeout=ttl):
         return True
     if cache.get(key) != user.pk:
@@ -459,10 +459,10 @@ def asset_open_mark(*, asset: Asset, user) -> bool:
 def asset_open_release(*, asset: Asset, user) -> None:
     from django.core.cache import cache
 
-    from projects.selectors import _open_key
+    from projects.selectors import asset_open_key
 
-    if cache.get(_open_key(asset.id)) == user.pk:
-        cache.delete(_open_key(asset.id))
+    if cache.get(asset_open_key(asset.id)) == user.pk:
+        cache.delete(asset_open_key(asset.id))
 
 
 def asset_next(*, project: Project, user, purpose: str, after_id: int = 0) -> Asset | None:

@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from annotator.services import mask_set_replace_from_arrays
 from projects import services
 from projects.models import Asset, Job, Project, Role
+from projects.selectors import asset_open_key
 from tests import factories
 from tests.conftest import wait_until
 
@@ -19,9 +20,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _no_open_assets():
-    """Asset ids repeat between tests (rolled back): forget who had which one open."""
-    cache.clear()
+def _no_open_assets(db):
+    """Asset ids repeat between tests (rolled back): forget who had which one open.
+    (Only these keys: the broker and the channel layer share this Redis.)"""
+    yield
+    cache.delete_many([asset_open_key(pk) for pk in Asset.objects.values_list("id", flat=True)])
 
 
 def _label(asset: Asset, label_class) -> None:

@@ -3,6 +3,8 @@ training page read, the run refusal on an empty or tiny val split, and bulk dele
 that leaves nothing behind in storage (local disk and S3)."""
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
@@ -215,14 +217,14 @@ def test_bulk_delete_leaves_nothing_on_local_disk(client_for, settings, tmp_path
 
 def test_bulk_delete_leaves_nothing_on_s3(client_for, settings, s3_endpoint,
                                           django_capture_on_commit_callbacks):
-    endpoint, s3 = s3_endpoint
+    endpoint, s3, bucket = s3_endpoint
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-            "bucket_name": "tessera-test", "endpoint_url": endpoint, "region_name": "us-east-1",
+            "bucket_name": bucket, "endpoint_url": endpoint, "region_name": "us-east-1",
             "access_key": "test", "secret_key": "test", "file_overwrite": False}}}
 
     def list_names() -> set[str]:
-        return {o["Key"] for o in s3.list_objects_v2(Bucket="tessera-test").get("Contents", [])}
+        return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
 
     _bulk_delete_leaves_nothing(client_for, django_capture_on_commit_callbacks, list_names)
 
@@ -240,8 +242,10 @@ def s3_endpoint():
     endpoint = f"http://127.0.0.1:{port}"
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
-    s3.create_bucket(Bucket="tessera-test")
-    yield endpoint, s3
+    # moto keeps its buckets per process: a bucket of our own, whatever ran before
+    bucket = f"tessera-bulk-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    yield endpoint, s3, bucket
     server.stop()
 
 
