@@ -316,6 +316,15 @@ def assets_bulk_update(*, asset_ids: list[int], user=None, split: str | None = N
                        status: str | None = None) -> int:
     """Move assets to ``split`` (marking them hand-placed) and/or set their ``status``
     (reviewed / rejected record who did it). Returns how many assets changed."""
+    if status == Asset.Status.REJECTED:
+        raise ApplicationError("A rejection needs a comment: reject assets one at a time "
+                               "(POST /assets/{id}/review/).", code="comment_required")
+    if status == Asset.Status.REVIEWED:
+        unlabeled = sum(Asset.objects.filter(id__in=asset_ids[i:i + _CHUNK], mask_set__isnull=True)
+                        .count() for i in range(0, len(asset_ids), _CHUNK))
+        if unlabeled:
+            raise ApplicationError(f"{unlabeled} of these assets have no masks: only labelled assets "
+                                   "can be marked reviewed.", code="not_labeled", status_code=409)
     fields: dict = {"updated_at": timezone.now()}
     if split is not None:
         fields.update(split=split, split_locked=True)

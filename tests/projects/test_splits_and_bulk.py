@@ -55,6 +55,15 @@ def test_split_set_by_hand_is_locked_and_bulk_moves_by_ids_or_filter(client_for)
 
     status = _bulk(annotator, project, action="set_status", ids=[a.id], status="in_progress")
     assert status.json()["count"] == 1 and Asset.objects.get(pk=a.id).status == "in_progress"
+    # Reviewed only when labelled; rejected only one by one, with a comment.
+    unlabeled = _bulk(annotator, project, action="set_status", ids=[a.id, b.id], status="reviewed")
+    assert unlabeled.status_code == 409 and unlabeled.json()["error"]["code"] == "not_labeled"
+    _label(b, factories.label_class_create(project))
+    reviewed = _bulk(annotator, project, action="set_status", ids=[b.id], status="reviewed")
+    assert reviewed.json()["count"] == 1
+    assert Asset.objects.get(pk=b.id).reviewed_by == project.memberships.get(role=Role.ANNOTATOR).user
+    rejected = _bulk(annotator, project, action="set_status", ids=[b.id], status="rejected")
+    assert rejected.status_code == 400 and rejected.json()["error"]["code"] == "comment_required"
 
     # Refusals: a viewer writes nothing, an annotator deletes nothing, bad bodies are 400s.
     assert _bulk(viewer, project, action="set_split", ids=[a.id], split="train").status_code == 403
