@@ -197,15 +197,15 @@ def validation_split_check(*, splits: dict[str, dict[str, int]]) -> dict:
     return {"ok": False, "labeled": val, "minimum": minimum, "message": message}
 
 
-def _open_key(asset_id: int) -> str:
+def asset_open_key(asset_id: int) -> str:
     return f"tessera:asset-open:{asset_id}"
 
 
 def asset_open_by(*, asset_ids: list[int]) -> dict[int, int]:
     """{asset id: user id} of the assets someone has open now (a heartbeat keeps the
     short-lived key alive)."""
-    found = cache.get_many([_open_key(pk) for pk in asset_ids])
-    return {pk: found[_open_key(pk)] for pk in asset_ids if _open_key(pk) in found}
+    found = cache.get_many([asset_open_key(pk) for pk in asset_ids])
+    return {pk: found[asset_open_key(pk)] for pk in asset_ids if asset_open_key(pk) in found}
 
 
 NEXT_STATUSES = {

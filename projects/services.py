@@ -416,6 +416,15 @@ def assets_bulk_update(*, asset_ids: list[int], user=None, split: str | None = N
                        status: str | None = None) -> int:
     """Move assets to ``split`` (marking them hand-placed) and/or set their ``status``
     (reviewed / rejected record who did it). Returns how many assets changed."""
+    if status == Asset.Status.REJECTED:
+        raise ApplicationError("A rejection needs a comment: reject assets one at a time "
+                               "(POST /assets/{id}/review/).", code="comment_required")
+    if status == Asset.Status.REVIEWED:
+        unlabeled = sum(Asset.objects.filter(id__in=asset_ids[i:i + _CHUNK], mask_set__isnull=True)
+                        .count() for i in range(0, len(asset_ids), _CHUNK))
+        if unlabeled:
+            raise ApplicationError(f"{unlabeled} of these assets have no masks: only labelled assets "
+                                   "can be marked reviewed.", code="not_labeled", status_code=409)
     fields: dict = {"updated_at": timezone.now()}
     if split is not None:
         fields.update(split=split, split_locked=True)
@@ -545,9 +554,9 @@ def asset_open_mark(*, asset: Asset, user) -> bool:
     False (and changes nothing) when someone else has it open."""
     from django.core.cache import cache
 
-    from projects.selectors import _open_key
+    from projects.selectors import asset_open_key
 
-    key, ttl = _open_key(asset.id), settings.TESSERA_ASSET_OPEN_TTL_S
+    key, ttl = asset_open_key(asset.id), settings.TESSERA_ASSET_OPEN_TTL_S
     if cache.add(key, user.pk, timeout=ttl):
         return True
     if cache.get(key) != user.pk:
@@ -559,10 +568,10 @@ def asset_open_mark(*, asset: Asset, user) -> bool:
 def asset_open_release(*, asset: Asset, user) -> None:
     from django.core.cache import cache
 
-    from projects.selectors import _open_key
+    from projects.selectors import asset_open_key
 
-    if cache.get(_open_key(asset.id)) == user.pk:
-        cache.delete(_open_key(asset.id))
+    if cache.get(asset_open_key(asset.id)) == user.pk:
+        cache.delete(asset_open_key(asset.id))
 
 
 def asset_next(*, project: Project, user, purpose: str, after_id: int = 0) -> Asset | None:

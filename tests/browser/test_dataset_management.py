@@ -12,7 +12,13 @@ from pathlib import Path
 import requests
 
 from tests.browser.server import ROOT
-from tests.browser.training_fixtures import TINY_CONFIG, api_get, api_post, seed_synthetic_project
+from tests.browser.training_fixtures import (
+    TINY_CONFIG,
+    _csrf,
+    api_get,
+    api_post,
+    seed_synthetic_project,
+)
 
 
 def _media_root(tessera) -> Path:
@@ -195,6 +201,10 @@ def test_review_flow_with_overlays_and_open_assets_skipped(page, login, shot, te
     pid = project["id"]
     first, second, third, fourth = project["assets"]
     _thumbnails_made(pg, pid)
+    for label_class in project["classes"]:  # a colour the synthetic shapes do not have
+        res = pg.request.patch(f"/api/v1/projects/{pid}/classes/{label_class['id']}/",
+                               data={"color": "#00ffff"}, headers=_csrf(pg))
+        assert res.ok, res.text()
 
     # A colleague has the first asset open (their annotator sends heartbeats).
     _second_user(tessera, "reviewer2", "e2e-password-2")

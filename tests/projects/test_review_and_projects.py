@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from annotator.services import mask_set_replace_from_arrays
 from projects import services
 from projects.models import Asset, Job, Project, Role
+from projects.selectors import asset_open_key
 from tests import factories
 from tests.conftest import wait_until
 
@@ -19,9 +20,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _no_open_assets():
-    """Asset ids repeat between tests (rolled back): forget who had which one open."""
-    cache.clear()
+def _no_open_assets(db):
+    """Asset ids repeat between tests (rolled back): forget who had which one open.
+    (Only these keys: the broker and the channel layer share this Redis.)"""
+    yield
+    cache.delete_many([asset_open_key(pk) for pk in Asset.objects.values_list("id", flat=True)])
 
 
 def _label(asset: Asset, label_class) -> None:
@@ -166,6 +169,16 @@ def test_delete_runs_as_a_job_and_leaves_nothing(client_for, celery_worker_proce
     thumbnails = wait_until(lambda: (lambda t: t if all(t) else None)(
         list(Asset.objects.filter(project=project).values_list("thumbnail", flat=True))))
     names |= set(thumbnails)
+    # Beyond assets: a video, an export job's file, a run's checkpoint folder.
+    from projects.models import Video
+
+    video = Video(project=project, name="v.mp4", sha256="v")
+    video.file.save("v.mp4", ContentFile(b"video"), save=True)
+    export = services.job_create(project=project, user=None, kind="export")
+    export.file.save("export.zip", ContentFile(b"zip"), save=True)
+    checkpoint = default_storage.save(f"checkpoints/{project.id}/1-abc/step-10/state.json",
+                                      ContentFile(b"{}"))
+    names |= {video.file.name, export.file.name, checkpoint}
     assert all(default_storage.exists(n) for n in names)
     owner = client_for(factories.owner_of(project))
 
@@ -189,6 +202,7 @@ def test_delete_runs_as_a_job_and_leaves_nothing(client_for, celery_worker_proce
     # The finished job stays the starter's own to read.
     assert client_for(users["viewer"]).get(f"/api/v1/jobs/{job['id']}/").status_code == 404
     assert Job.objects.get(pk=job["id"]).project_id is None
+    assert list(Job.objects.filter(project__isnull=True).values_list("id", flat=True)) == [job["id"]]
 
 
 def test_lists_take_the_same_queries_for_more_rows(client_for):
@@ -218,3 +232,30 @@ def test_lists_take_the_same_queries_for_more_rows(client_for):
         services.asset_review(asset=asset, user=owner, decision="reviewed")
     many = (queries("/api/v1/projects/"), queries(f"/api/v1/projects/{project.id}/assets/"))
     assert many == few
+
+
+def test_project_delete_stops_runs_and_removes_models_and_deployments(
+        django_capture_on_commit_callbacks):
+    """The service the deletion job runs: a queued run is cancelled, deployments, artifacts
+    (with their files) and checkpoints go with the project."""
+    from deployments.models import Deployment
+    from training.models import Artifact, TrainingRun, TrainingWorkflow
+
+    project = factories.project_create()
+    workflow = TrainingWorkflow.objects.create(project=project, name="wf", config={})
+    run = TrainingRun.objects.create(project=project, workflow=workflow, config={})
+    model_file = default_storage.save(f"artifacts/{project.id}/model.safetensors", ContentFile(b"m"))
+    artifact = Artifact.objects.create(project=project, run=run, name="a", family="segformer",
+                                       variant="tiny", storage_prefix=f"artifacts/{project.id}/",
+                                       files={"model.safetensors": model_file})
+    Deployment.objects.create(project=project, artifact=artifact, name="d",
+                              status=Deployment.Status.READY)
+    checkpoint = default_storage.save(f"checkpoints/{project.id}/{run.id}-k/last/w.bin", ContentFile(b"w"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.project_delete(project=project)
+
+    assert not Project.objects.filter(pk=project.id).exists()
+    assert not TrainingRun.objects.exists() and not Artifact.objects.exists()
+    assert not Deployment.objects.exists()
+    assert not default_storage.exists(model_file) and not default_storage.exists(checkpoint)

@@ -3,6 +3,8 @@ training page read, the run refusal on an empty or tiny val split, and bulk dele
 that leaves nothing behind in storage (local disk and S3)."""
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
@@ -53,6 +55,15 @@ def test_split_set_by_hand_is_locked_and_bulk_moves_by_ids_or_filter(client_for)
 
     status = _bulk(annotator, project, action="set_status", ids=[a.id], status="in_progress")
     assert status.json()["count"] == 1 and Asset.objects.get(pk=a.id).status == "in_progress"
+    # Reviewed only when labelled; rejected only one by one, with a comment.
+    unlabeled = _bulk(annotator, project, action="set_status", ids=[a.id, b.id], status="reviewed")
+    assert unlabeled.status_code == 409 and unlabeled.json()["error"]["code"] == "not_labeled"
+    _label(b, factories.label_class_create(project))
+    reviewed = _bulk(annotator, project, action="set_status", ids=[b.id], status="reviewed")
+    assert reviewed.json()["count"] == 1
+    assert Asset.objects.get(pk=b.id).reviewed_by == project.memberships.get(role=Role.ANNOTATOR).user
+    rejected = _bulk(annotator, project, action="set_status", ids=[b.id], status="rejected")
+    assert rejected.status_code == 400 and rejected.json()["error"]["code"] == "comment_required"
 
     # Refusals: a viewer writes nothing, an annotator deletes nothing, bad bodies are 400s.
     assert _bulk(viewer, project, action="set_split", ids=[a.id], split="train").status_code == 403
@@ -215,14 +226,14 @@ def test_bulk_delete_leaves_nothing_on_local_disk(client_for, settings, tmp_path
 
 def test_bulk_delete_leaves_nothing_on_s3(client_for, settings, s3_endpoint,
                                           django_capture_on_commit_callbacks):
-    endpoint, s3 = s3_endpoint
+    endpoint, s3, bucket = s3_endpoint
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-            "bucket_name": "tessera-test", "endpoint_url": endpoint, "region_name": "us-east-1",
+            "bucket_name": bucket, "endpoint_url": endpoint, "region_name": "us-east-1",
             "access_key": "test", "secret_key": "test", "file_overwrite": False}}}
 
     def list_names() -> set[str]:
-        return {o["Key"] for o in s3.list_objects_v2(Bucket="tessera-test").get("Contents", [])}
+        return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
 
     _bulk_delete_leaves_nothing(client_for, django_capture_on_commit_callbacks, list_names)
 
@@ -240,8 +251,10 @@ def s3_endpoint():
     endpoint = f"http://127.0.0.1:{port}"
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
-    s3.create_bucket(Bucket="tessera-test")
-    yield endpoint, s3
+    # moto keeps its buckets per process: a bucket of our own, whatever ran before
+    bucket = f"tessera-bulk-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    yield endpoint, s3, bucket
     server.stop()
 
 

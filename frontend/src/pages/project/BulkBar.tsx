@@ -49,7 +49,7 @@ export function BulkBar({
       <label className="inline">
         Status
         <select name="bulk-status" value={status} onChange={(e) => setStatus(e.target.value as AssetStatus)}>
-          {STATUSES.map((s) => (
+          {STATUSES.filter((s) => s !== "rejected").map((s) => (
             <option key={s} value={s}>
               {STATUS_LABEL[s]}
             </option>
