@@ -232,8 +232,13 @@ def test_bulk_delete_leaves_nothing_on_s3(client_for, settings, s3_endpoint,
             "bucket_name": bucket, "endpoint_url": endpoint, "region_name": "us-east-1",
             "access_key": "test", "secret_key": "test", "file_overwrite": False}}}
 
-    def list_names() -> set[str]:
+    def keys() -> set[str]:
         return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+    before = keys()  # the bucket is shared with the other S3 tests of the session
+
+    def list_names() -> set[str]:
+        return keys() - before
 
     _bulk_delete_leaves_nothing(client_for, django_capture_on_commit_callbacks, list_names)
 
