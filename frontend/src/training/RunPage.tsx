@@ -200,9 +200,11 @@ export function RunPage() {
             <strong>{artifact.data.name}</strong> · {artifact.data.family}/{artifact.data.variant} · {formatBytes(artifact.data.size_bytes)}
           </p>
           <p className="row">
-            <Link className="button primary" to={`/projects/${pid}/deployments?artifact=${artifact.data.id}`}>
-              Deploy this model
-            </Link>
+            {project.data?.role === "owner" && (
+              <Link className="button primary" to={`/projects/${pid}/deployments?artifact=${artifact.data.id}`}>
+                Deploy this model
+              </Link>
+            )}
             <span className="muted small">artifact {artifact.data.id}</span>
           </p>
         </div>
