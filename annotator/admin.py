@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from annotator.models import MaskRevision, MaskSet
+from common.admin import StaffModelAdmin
 
 
 @admin.register(MaskRevision)
-class MaskRevisionAdmin(admin.ModelAdmin):
+class MaskRevisionAdmin(StaffModelAdmin):
     list_display = ["id", "asset", "number", "instance_count", "source", "created_by", "created_at"]
     list_filter = ["source"]
     search_fields = ["asset__name"]
@@ -13,7 +14,7 @@ class MaskRevisionAdmin(admin.ModelAdmin):
 
 
 @admin.register(MaskSet)
-class MaskSetAdmin(admin.ModelAdmin):
+class MaskSetAdmin(StaffModelAdmin):
     list_display = ["asset", "revision", "updated_by", "updated_at"]
     search_fields = ["asset__name"]
     raw_id_fields = ["asset", "revision", "updated_by"]

@@ -1,11 +1,13 @@
 """Websocket authentication: the browser's session cookie (Channels' AuthMiddlewareStack)
-or, for scripts, `?token=<api token>` in the query string."""
+or, for scripts, `?token=<api token>` in the query string. A user still holding a one-time
+password is anonymous here, as the API refuses them (common.permissions)."""
 from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
+from django.contrib.auth.models import AnonymousUser
 
 
 @database_sync_to_async
@@ -25,8 +27,23 @@ class QueryTokenAuthMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+@database_sync_to_async
+def _password_change_pending(user) -> bool:
+    from common.services import password_change_pending
+
+    return password_change_pending(user=user)
+
+
+class OwnPasswordMiddleware(BaseMiddleware):
+    async def __call__(self, scope, receive, send):
+        user = scope.get("user")
+        if user is not None and user.is_authenticated and await _password_change_pending(user):
+            scope = {**scope, "user": AnonymousUser()}
+        return await super().__call__(scope, receive, send)
+
+
 def TokenOrSessionAuthMiddlewareStack(inner):  # noqa: N802 - mirrors Channels' naming
-    return AuthMiddlewareStack(QueryTokenAuthMiddleware(inner))
+    return AuthMiddlewareStack(QueryTokenAuthMiddleware(OwnPasswordMiddleware(inner)))
 
 
 def origin_allowed(origin: str, host: str) -> bool:

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from common.admin import StaffModelAdmin
 from deployments.models import ApiKey, ArtifactExport, Deployment
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(StaffModelAdmin):
     list_display = ["id", "name", "project", "artifact", "runtime", "device", "status", "load_ms",
                     "created_at"]
     list_filter = ["status", "runtime", "device"]
@@ -14,7 +15,7 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(StaffModelAdmin):
     list_display = ["id", "name", "prefix", "deployment", "rate", "created_at", "last_used_at",
                     "revoked_at"]
     search_fields = ["name", "prefix", "deployment__name"]
@@ -24,7 +25,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ArtifactExport)
-class ArtifactExportAdmin(admin.ModelAdmin):
+class ArtifactExportAdmin(StaffModelAdmin):
     list_display = ["id", "artifact", "format", "status", "created_at", "finished_at"]
     list_filter = ["format", "status"]
     raw_id_fields = ["artifact", "job"]

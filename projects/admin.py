@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from common.admin import StaffModelAdmin
 from projects.models import Asset, Job, LabelClass, Membership, Project, Video
 
 
@@ -15,7 +16,7 @@ class LabelClassInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(StaffModelAdmin):
     list_display = ["id", "name", "type", "created_by", "created_at"]
     list_filter = ["type"]
     search_fields = ["name", "description"]
@@ -24,7 +25,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(StaffModelAdmin):
     list_display = ["id", "project", "user", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["project__name", "user__username"]
@@ -33,7 +34,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(StaffModelAdmin):
     list_display = ["id", "name", "project", "status", "split", "width", "height", "created_at"]
     list_filter = ["status", "split"]
     search_fields = ["name", "sha256", "project__name"]
@@ -42,7 +43,7 @@ class AssetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Video)
-class VideoAdmin(admin.ModelAdmin):
+class VideoAdmin(StaffModelAdmin):
     list_display = ["id", "name", "project", "status", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "project__name"]
@@ -51,7 +52,7 @@ class VideoAdmin(admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(StaffModelAdmin):
     list_display = ["id", "kind", "project", "status", "progress", "message", "created_at", "finished_at"]
     list_filter = ["status", "kind"]
     search_fields = ["kind", "message", "project__name"]
@@ -60,7 +61,7 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(LabelClass)
-class LabelClassAdmin(admin.ModelAdmin):
+class LabelClassAdmin(StaffModelAdmin):
     list_display = ["id", "name", "project", "index", "color"]
     search_fields = ["name", "project__name"]
     raw_id_fields = ["project"]

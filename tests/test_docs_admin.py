@@ -59,3 +59,19 @@ def test_non_staff_users_are_sent_to_the_admin_login(client):
     client.force_login(factories.user_create("plain"))
     response = client.get("/admin/projects/project/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_a_staff_user_browses_every_model_read_only(client):
+    staff = get_user_model().objects.create_user("clerk", password="clerk-pass-1", is_staff=True)
+    project = factories.project_create(name="Clerk project")
+    client.force_login(staff)
+    index = client.get("/admin/").content.decode()
+    assert "Projects, classes and assets" in index and "Training runs" in index
+    listing = client.get("/admin/projects/project/")
+    assert listing.status_code == 200 and "Clerk project" in listing.content.decode()
+    assert "/admin/projects/project/add/" not in listing.content.decode()  # no add permission
+    detail = client.get(f"/admin/projects/project/{project.id}/change/")
+    assert detail.status_code == 200 and 'name="_save"' not in detail.content.decode()  # read-only
+    assert client.post(f"/admin/projects/project/{project.id}/change/", {"name": "Hacked"}).status_code == 403
+    project.refresh_from_db()
+    assert project.name == "Clerk project"

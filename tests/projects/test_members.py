@@ -2,8 +2,12 @@
 account with a one-time password that must be changed at the first login, and the rule
 that a project always keeps an owner. Role refusals for every route are walked by
 tests/test_permissions.py; here the refusals specific to members."""
+import asyncio
+
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
 
 from common.models import PasswordChangeRequired
 from projects.models import Membership, Role
@@ -165,3 +169,29 @@ def test_project_detail_tells_the_caller_their_role(project, client_for):
         assert client.get(f"/api/v1/projects/{project.id}/").json()["role"] == role
         assert {p["id"]: p["role"] for p in client.get("/api/v1/projects/").json()["results"]} == {
             project.id: role}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pending_one_time_password_also_closes_the_live_stream(client_for):
+    from config.asgi import application
+    from training.models import TrainingRun, TrainingWorkflow
+
+    project = factories.project_create(name="Stream")
+    workflow = TrainingWorkflow.objects.create(project=project, name="wf", config={"steps": 1})
+    run = TrainingRun.objects.create(project=project, workflow=workflow, config=workflow.config)
+    created = client_for(factories.owner_of(project)).post(
+        f"/api/v1/projects/{project.id}/members/new-user/", {"username": "fresh", "role": "viewer"},
+        format="json").json()
+    user = get_user_model().objects.get(username=created["member"]["username"])
+    token = Token.objects.create(user=user).key
+
+    async def attempt() -> bool:
+        communicator = WebsocketCommunicator(application, f"/ws/trainings/{run.id}/?token={token}",
+                                             headers=[(b"origin", b"http://127.0.0.1:8000")])
+        connected, _ = await communicator.connect(timeout=10)
+        await communicator.disconnect()
+        return connected
+
+    assert asyncio.run(attempt()) is False
+    PasswordChangeRequired.objects.filter(user=user).delete()  # the password was changed
+    assert asyncio.run(attempt()) is True
