@@ -3,7 +3,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, typ
 import { api } from "../api/client";
 import type { Asset, AssetStatus, LabelClass, MaskEntry } from "../api/types";
 import { rleToBoxBitmap, type BoxBitmap } from "../lib/rle";
-import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
+import { panBy, imageToScreen, type View } from "../lib/viewport";
 import type { SaveState } from "./autosave";
 import type { IbMode, IbStats, Proposal } from "./intellibrush";
 import { KeyboardHelp } from "./KeyboardHelp";
@@ -16,6 +16,7 @@ import { RevisionPanel, type Revision } from "./RevisionPanel";
 import { useAssetNavigation } from "./useAssetNavigation";
 import { useIntelliBrush } from "./useIntelliBrush";
 import { useAssetSession } from "./useAssetSession";
+import { useViewport } from "./useViewport";
 import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
 
 interface Props {
@@ -82,7 +83,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const [, setTick] = useState(0);
   const [help, setHelp] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
-  const [zoomPct, setZoomPct] = useState(100);
   const [polygon, setPolygon] = useState<[number, number][]>([]);
   const {
     session: ib,
@@ -97,13 +97,10 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     clickToDraw,
   } = useIntelliBrush(asset.id, setNotice);
 
-  const viewportRef = useRef<HTMLDivElement>(null);
-  const stageRef = useRef<HTMLDivElement>(null);
   const overlayRef = useRef<HTMLDivElement>(null);
   const proposalRef = useRef<HTMLCanvasElement>(null);
   const uiRef = useRef<HTMLCanvasElement>(null);
   const rendererRef = useRef<MaskRenderer | null>(null);
-  const viewRef = useRef<View>({ scale: 1, tx: 0, ty: 0 });
   const cursorRef = useRef<[number, number] | null>(null);
   const strokeRef = useRef<Stroke | null>(null);
   const spaceRef = useRef(false);
@@ -138,6 +135,10 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   });
   const doc = session.doc;
   const saver = session.saver;
+  const drawUiRef = useRef<() => void>(() => {});
+  const { viewportRef, stageRef, viewRef, zoomPct, applyView, fit, toImage } = useViewport(doc.width, doc.height, () =>
+    drawUiRef.current(),
+  );
 
   // ---- rendering -----------------------------------------------------------------------------
   useLayoutEffect(() => {
@@ -169,7 +170,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   // The UI layer (cursor, polygon, prompts) redraws at most once per frame.
   const uiFrame = useRef(0);
-  const drawUiRef = useRef<() => void>(() => {});
   const requestUi = () => {
     if (!uiFrame.current)
       uiFrame.current = requestAnimationFrame(() => {
@@ -256,39 +256,8 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   drawUiRef.current = drawUi;
 
-  const applyView = (v: View) => {
-    viewRef.current = v;
-    const s = stageRef.current;
-    if (s) {
-      s.style.transform = `translate(${v.tx}px, ${v.ty}px) scale(${v.scale})`;
-      s.classList.toggle("pixelated", v.scale >= 2);
-    }
-    setZoomPct(Math.round(v.scale * 100));
-    drawUi();
-  };
 
-  const fit = () => {
-    const vp = viewportRef.current;
-    if (vp) applyView(fitView(doc.width, doc.height, vp.clientWidth, vp.clientHeight));
-  };
 
-  useLayoutEffect(() => {
-    fit();
-    const vp = viewportRef.current!;
-    const ro = new ResizeObserver(() => drawUi());
-    ro.observe(vp);
-    const onWheel = (e: WheelEvent) => {
-      e.preventDefault();
-      const r = vp.getBoundingClientRect();
-      applyView(zoomAt(viewRef.current, e.clientX - r.left, e.clientY - r.top, wheelFactor(e.deltaY)));
-    };
-    vp.addEventListener("wheel", onWheel, { passive: false });
-    vp.focus();
-    return () => {
-      ro.disconnect();
-      vp.removeEventListener("wheel", onWheel);
-    };
-  }, []); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => drawUi());
 
@@ -396,13 +365,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     return id;
   };
 
-  const toImage = (e: { clientX: number; clientY: number }): [number, number, number, number] => {
-    const r = viewportRef.current!.getBoundingClientRect();
-    const sx = e.clientX - r.left;
-    const sy = e.clientY - r.top;
-    const [ix, iy] = screenToImage(viewRef.current, sx, sy);
-    return [ix, iy, sx, sy];
-  };
 
   const clampPixel = (ix: number, iy: number): [number, number] => [
     Math.min(doc.width - 1, Math.max(0, Math.floor(ix))),
