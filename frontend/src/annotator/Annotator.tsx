@@ -17,7 +17,8 @@ import { useAssetNavigation } from "./useAssetNavigation";
 import { useIntelliBrush } from "./useIntelliBrush";
 import { useAssetSession } from "./useAssetSession";
 import { useViewport } from "./useViewport";
-import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
+import { planFill, readImagePixels } from "./fill";
+import { capsuleStamp, polygonStamp } from "./stamps";
 
 interface Props {
   projectId: number;
@@ -403,43 +404,37 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const fillAt = (ix: number, iy: number) => {
     const cls = requireClass();
     if (!cls || !inImage(ix, iy)) return;
-    const [px, py] = clampPixel(ix, iy);
-    const labels = doc.ownerMap();
-    const owner = labels[py * doc.width + px];
+    const [x, y] = clampPixel(ix, iy);
     const sel = selected !== null ? doc.get(selected) : undefined;
-    const wouldTarget = sel && sel.classId === cls.id && !newObjectNext ? sel.id : null;
-    if (owner !== 0 && owner === wouldTarget) return;
-    if (owner !== 0 && !fillOverwrite) {
-      setNotice(`That pixel belongs to object #${owner}. Tick "Fill over other objects" to recolour it.`);
-      return;
-    }
     const rgba = imagePixels();
-    const stamp = floodStamp(labels, doc.width, doc.height, px, py, rgba ? { rgba, tolerance: fillTolerance } : undefined);
-    if (!stamp) return;
+    const plan = planFill({
+      labels: doc.ownerMap(),
+      width: doc.width,
+      height: doc.height,
+      x,
+      y,
+      target: sel && sel.classId === cls.id && !newObjectNext ? sel.id : null,
+      overwrite: fillOverwrite,
+      color: rgba ? { rgba, tolerance: fillTolerance } : undefined,
+    });
+    if (plan.kind === "refused")
+      setNotice(`That pixel belongs to object #${plan.owner}. Tick "Fill over other objects" to recolour it.`);
+    if (plan.kind !== "fill") return;
     doc.begin("Fill");
     const id = targetObject(cls);
-    doc.paint(id, stamp);
+    doc.paint(id, plan.stamp);
     doc.commit();
     if (!doc.get(id)) setSelected(null);
-    const area = stamp.data.reduce((a, v) => a + v, 0);
-    const pct = Math.round((100 * area) / (doc.width * doc.height));
+    const pct = Math.round((100 * plan.area) / (doc.width * doc.height));
     if (pct >= 50) setNotice(`Fill covered ${pct}% of the image. Undo (Ctrl+Z) and lower the tolerance if that is too much.`);
   };
 
   /** The image's RGBA pixels (read once per asset, on the first fill); null when unreadable. */
   const pixelsRef = useRef<Uint8ClampedArray | null | undefined>(undefined);
   const imagePixels = (): Uint8ClampedArray | null => {
-    if (pixelsRef.current !== undefined) return pixelsRef.current;
-    try {
-      const c = document.createElement("canvas");
-      c.width = doc.width;
-      c.height = doc.height;
-      const ctx = c.getContext("2d", { willReadFrequently: true })!;
-      ctx.drawImage(image, 0, 0, doc.width, doc.height);
-      pixelsRef.current = ctx.getImageData(0, 0, doc.width, doc.height).data;
-    } catch {
-      pixelsRef.current = null;
-      setNotice("The image's colours cannot be read here; Fill is bounded by mask outlines only.");
+    if (pixelsRef.current === undefined) {
+      pixelsRef.current = readImagePixels(image, doc.width, doc.height);
+      if (!pixelsRef.current) setNotice("The image's colours cannot be read here; Fill is bounded by mask outlines only.");
     }
     return pixelsRef.current;
   };
