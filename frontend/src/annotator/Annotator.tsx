@@ -19,6 +19,7 @@ import { useAssetSession } from "./useAssetSession";
 import { useViewport } from "./useViewport";
 import { planFill, readImagePixels } from "./fill";
 import { capsuleStamp, polygonStamp } from "./stamps";
+import { drawUiLayer } from "./uiLayer";
 
 interface Props {
   projectId: number;
@@ -183,76 +184,19 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     const c = uiRef.current;
     const vp = viewportRef.current;
     if (!c || !vp) return;
-    const dpr = window.devicePixelRatio || 1;
-    const w = vp.clientWidth;
-    const h = vp.clientHeight;
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-      c.width = Math.round(w * dpr);
-      c.height = Math.round(h * dpr);
-    }
-    const ctx = c.getContext("2d")!;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const v = viewRef.current;
     const sel = selected !== null ? doc.get(selected) : undefined;
-    if (sel && !sel.isEmptyBox) {
-      const [x0, y0] = imageToScreen(v, sel.box.x0, sel.box.y0);
-      const [x1, y1] = imageToScreen(v, sel.box.x1, sel.box.y1);
-      ctx.setLineDash([4, 4]);
-      ctx.strokeStyle = "#ffffff";
-      ctx.strokeRect(x0 - 0.5, y0 - 0.5, x1 - x0 + 1, y1 - y0 + 1);
-      ctx.setLineDash([]);
-    }
-    if (polygon.length > 0) {
-      ctx.strokeStyle = currentClass?.color ?? "#ffffff";
-      ctx.lineWidth = 2;
-      ctx.beginPath();
-      polygon.forEach(([x, y], i) => {
-        const [sx, sy] = imageToScreen(v, x, y);
-        if (i === 0) ctx.moveTo(sx, sy);
-        else ctx.lineTo(sx, sy);
-      });
-      if (cursorRef.current) ctx.lineTo(...cursorRef.current);
-      ctx.stroke();
-      ctx.fillStyle = "#ffffff";
-      for (const [x, y] of polygon) {
-        const [sx, sy] = imageToScreen(v, x, y);
-        ctx.fillRect(sx - 3, sy - 3, 6, 6);
-      }
-      ctx.lineWidth = 1;
-    }
-    for (const [x, y, label] of ibPoints) {
-      const [sx, sy] = imageToScreen(v, x + 0.5, y + 0.5);
-      ctx.beginPath();
-      ctx.arc(sx, sy, 6, 0, Math.PI * 2);
-      ctx.fillStyle = label ? "#22c55e" : "#ef4444";
-      ctx.fill();
-      ctx.strokeStyle = "#ffffff";
-      ctx.stroke();
-    }
-    const box = strokeRef.current?.kind === "box" && cursorRef.current ? null : ibBox;
     const st = strokeRef.current;
-    if (st?.kind === "box" && st.moved && cursorRef.current) {
-      ctx.strokeStyle = "#22c55e";
-      ctx.strokeRect(st.startSX, st.startSY, cursorRef.current[0] - st.startSX, cursorRef.current[1] - st.startSY);
-    } else if (box) {
-      const [x0, y0] = imageToScreen(v, box[0], box[1]);
-      const [x1, y1] = imageToScreen(v, box[2], box[3]);
-      ctx.strokeStyle = "#22c55e";
-      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-    }
-    const cur = cursorRef.current;
-    if (cur && (tool === "brush" || tool === "eraser")) {
-      ctx.beginPath();
-      ctx.arc(cur[0], cur[1], Math.max(1, (brushSize / 2) * v.scale), 0, Math.PI * 2);
-      ctx.strokeStyle = "#000000";
-      ctx.lineWidth = 3;
-      ctx.stroke();
-      ctx.strokeStyle = tool === "eraser" ? "#ffffff" : currentClass?.color ?? "#ffffff";
-      ctx.lineWidth = 1.5;
-      ctx.stroke();
-      ctx.lineWidth = 1;
-    }
+    drawUiLayer(c, vp.clientWidth, vp.clientHeight, {
+      view: viewRef.current,
+      selectedBox: sel && !sel.isEmptyBox ? sel.box : null,
+      polygon,
+      cursor: cursorRef.current,
+      ibPoints,
+      ibBox,
+      dragBox: st?.kind === "box" ? { moved: st.moved, sx: st.startSX, sy: st.startSY } : null,
+      brush: tool === "brush" || tool === "eraser" ? { size: brushSize, eraser: tool === "eraser" } : null,
+      color: currentClass?.color ?? "#ffffff",
+    });
   };
 
   drawUiRef.current = drawUi;
