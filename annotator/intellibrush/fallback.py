@@ -208,16 +208,19 @@ def fallback_segment(
     mask = _keep_prompted_parts(mask, positives)
     mask = _fill_holes(mask)
     mask &= ~excluded
-    mask = _cut_at_excludes(mask, positives, negatives)
+    anchors = positives
+    if not len(anchors) and box is not None:  # a box prompt: its centre stands for the object
+        anchors = np.array([[(x0 + x1) / 2, (y0 + y1) / 2]])
+    mask = _cut_at_excludes(mask, anchors, negatives)
     mask = _keep_prompted_parts(mask, positives)
     return FallbackMask(mask, _score(lab, mask))
 
 
-def _cut_at_excludes(mask: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+def _cut_at_excludes(mask: np.ndarray, anchors: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     """An exclude click that still lands in the mask (its colour region was too small to
     matter, e.g. on texture) cuts the mask: pixels of the part holding that click that are
-    nearer to an exclude click than to every include click are dropped. With no include
-    click, the whole part under the exclude click is dropped."""
+    nearer to an exclude click than to every anchor (the include clicks, or a box's centre)
+    are dropped. With no anchor, the whole part under the exclude click is dropped."""
     inside = [(int(x), int(y)) for x, y in negatives if mask[y, x]]
     if not inside:
         return mask
@@ -229,7 +232,7 @@ def _cut_at_excludes(mask: np.ndarray, positives: np.ndarray, negatives: np.ndar
     for x, y in inside:
         to_neg = np.minimum(to_neg, np.hypot(xs - x, ys - y))
     to_pos = np.full(len(xs), np.inf)
-    for x, y in positives:
+    for x, y in anchors:
         to_pos = np.minimum(to_pos, np.hypot(xs - x, ys - y))
     drop = to_neg <= to_pos
     out[ys[drop], xs[drop]] = False

@@ -132,6 +132,10 @@ def test_prev_next_across_mixed_sizes_keeps_every_asset_apart(page, login, shot,
     _wait_open(pg, ids[0], sizes[ids[0]])
     assert _same_masks(_client_masks(pg), _api_masks(pg, ids[0]))
     expected: dict[int, list[dict]] = {}
+    # No stray square at the image's corner: the empty proposal canvas is not displayed.
+    assert pg.evaluate("() => getComputedStyle(document.querySelector('.proposal-layer')).display") == "none"
+    # Every visibility toggle says what it does.
+    assert all(pg.locator(".palette .eye").evaluate_all("els => els.map(e => e.title)"))
 
     # 500x375: a brush stroke, then Next at once (its save is still pending).
     pg.keyboard.press("1")
@@ -304,6 +308,7 @@ def test_a_crash_shows_the_boundary_and_the_journal_restores_the_edits(page, log
              lambda route: route.abort() if route.request.method == "PUT" else route.continue_())
     pg.goto(f"/projects/{pid}/annotate/{aid}")
     _wait_open(pg, aid, (338, 500))
+    header_height = pg.locator(".annotator-bar").bounding_box()["height"]
     pg.keyboard.press("1")
     pg.keyboard.press("b")
     _drag(pg, (30, 60), (300, 80))
@@ -314,6 +319,10 @@ def test_a_crash_shows_the_boundary_and_the_journal_restores_the_edits(page, log
     pg.keyboard.press("Enter")
     drawn = _client_masks(pg)
     assert len(drawn) == 2
+    pg.locator("[data-save-state='error']").wait_for()
+    # A save error does not wrap the header onto a second line.
+    assert pg.locator(".annotator-bar").bounding_box()["height"] == header_height
+    shot(pg, "save-failing")
     pg.wait_for_function(
         """(id) => new Promise((ok) => { const r = indexedDB.open('tessera-journal', 1);
              r.onsuccess = () => { const g = r.result.transaction('edits').objectStore('edits').get(id);
@@ -373,6 +382,9 @@ def test_exclude_clicks_change_the_fallback_proposal(page, login, shot, tessera)
 
     _, first = click(*inc)
     assert first[inc[1], inc[0]]
+    # The fallback's install hint (a long URL) stays inside the tool panel.
+    assert pg.evaluate("() => { const d = document.querySelector('.ib-detail'), t = document.querySelector('.toolbox');"
+                       " return d.getBoundingClientRect().right <= t.getBoundingClientRect().right; }")
     shot(pg, "include")
     # An exclude point inside the proposal, away from the include click.
     ys, xs = np.nonzero(cv2.erode(first.astype(np.uint8), np.ones((9, 9), np.uint8)))

@@ -148,3 +148,15 @@ def test_exclude_click_outside_the_proposal_keeps_it() -> None:
     second = fallback_segment(image, np.array([[100, 60], [100, 105]]), np.array([1, 0]))
     assert not first.mask[105, 100]
     assert _iou(first.mask, second.mask) > 0.97
+
+
+def test_exclude_click_inside_a_box_prompt_cuts_it() -> None:
+    image = _textured_bar()
+    box = np.array([15, 35, 185, 85])
+    whole = fallback_segment(image, box=box)
+    assert whole.mask[60, 160] and whole.mask[60, 40]
+    cut = fallback_segment(image, np.array([[160, 60]]), np.array([0]), box=box)
+    assert not cut.mask[60, 160] and cut.mask[60, 40]
+    assert not cut.mask[:, 160:].any()
+    assert not (cut.mask & ~whole.mask).any()
+    assert not cut.mask[:35].any() and not cut.mask[86:].any()

@@ -3,7 +3,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, typ
 import { api } from "../api/client";
 import type { Asset, AssetStatus, LabelClass, MaskEntry } from "../api/types";
 import { rleToBoxBitmap, type BoxBitmap } from "../lib/rle";
-import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
+import { panBy, imageToScreen, type View } from "../lib/viewport";
 import type { SaveState } from "./autosave";
 import type { IbMode, IbStats, Proposal } from "./intellibrush";
 import { KeyboardHelp } from "./KeyboardHelp";
@@ -16,7 +16,10 @@ import { RevisionPanel, type Revision } from "./RevisionPanel";
 import { useAssetNavigation } from "./useAssetNavigation";
 import { useIntelliBrush } from "./useIntelliBrush";
 import { useAssetSession } from "./useAssetSession";
-import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
+import { useViewport } from "./useViewport";
+import { planFill, readImagePixels } from "./fill";
+import { capsuleStamp, polygonStamp } from "./stamps";
+import { drawUiLayer } from "./uiLayer";
 
 interface Props {
   projectId: number;
@@ -82,7 +85,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const [, setTick] = useState(0);
   const [help, setHelp] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
-  const [zoomPct, setZoomPct] = useState(100);
   const [polygon, setPolygon] = useState<[number, number][]>([]);
   const {
     session: ib,
@@ -97,13 +99,10 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     clickToDraw,
   } = useIntelliBrush(asset.id, setNotice);
 
-  const viewportRef = useRef<HTMLDivElement>(null);
-  const stageRef = useRef<HTMLDivElement>(null);
   const overlayRef = useRef<HTMLDivElement>(null);
   const proposalRef = useRef<HTMLCanvasElement>(null);
   const uiRef = useRef<HTMLCanvasElement>(null);
   const rendererRef = useRef<MaskRenderer | null>(null);
-  const viewRef = useRef<View>({ scale: 1, tx: 0, ty: 0 });
   const cursorRef = useRef<[number, number] | null>(null);
   const strokeRef = useRef<Stroke | null>(null);
   const spaceRef = useRef(false);
@@ -138,6 +137,10 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   });
   const doc = session.doc;
   const saver = session.saver;
+  const drawUiRef = useRef<() => void>(() => {});
+  const { viewportRef, stageRef, viewRef, zoomPct, applyView, fit, toImage } = useViewport(doc.width, doc.height, () =>
+    drawUiRef.current(),
+  );
 
   // ---- rendering -----------------------------------------------------------------------------
   useLayoutEffect(() => {
@@ -169,7 +172,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   // The UI layer (cursor, polygon, prompts) redraws at most once per frame.
   const uiFrame = useRef(0);
-  const drawUiRef = useRef<() => void>(() => {});
   const requestUi = () => {
     if (!uiFrame.current)
       uiFrame.current = requestAnimationFrame(() => {
@@ -182,113 +184,25 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     const c = uiRef.current;
     const vp = viewportRef.current;
     if (!c || !vp) return;
-    const dpr = window.devicePixelRatio || 1;
-    const w = vp.clientWidth;
-    const h = vp.clientHeight;
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-      c.width = Math.round(w * dpr);
-      c.height = Math.round(h * dpr);
-    }
-    const ctx = c.getContext("2d")!;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const v = viewRef.current;
     const sel = selected !== null ? doc.get(selected) : undefined;
-    if (sel && !sel.isEmptyBox) {
-      const [x0, y0] = imageToScreen(v, sel.box.x0, sel.box.y0);
-      const [x1, y1] = imageToScreen(v, sel.box.x1, sel.box.y1);
-      ctx.setLineDash([4, 4]);
-      ctx.strokeStyle = "#ffffff";
-      ctx.strokeRect(x0 - 0.5, y0 - 0.5, x1 - x0 + 1, y1 - y0 + 1);
-      ctx.setLineDash([]);
-    }
-    if (polygon.length > 0) {
-      ctx.strokeStyle = currentClass?.color ?? "#ffffff";
-      ctx.lineWidth = 2;
-      ctx.beginPath();
-      polygon.forEach(([x, y], i) => {
-        const [sx, sy] = imageToScreen(v, x, y);
-        if (i === 0) ctx.moveTo(sx, sy);
-        else ctx.lineTo(sx, sy);
-      });
-      if (cursorRef.current) ctx.lineTo(...cursorRef.current);
-      ctx.stroke();
-      ctx.fillStyle = "#ffffff";
-      for (const [x, y] of polygon) {
-        const [sx, sy] = imageToScreen(v, x, y);
-        ctx.fillRect(sx - 3, sy - 3, 6, 6);
-      }
-      ctx.lineWidth = 1;
-    }
-    for (const [x, y, label] of ibPoints) {
-      const [sx, sy] = imageToScreen(v, x + 0.5, y + 0.5);
-      ctx.beginPath();
-      ctx.arc(sx, sy, 6, 0, Math.PI * 2);
-      ctx.fillStyle = label ? "#22c55e" : "#ef4444";
-      ctx.fill();
-      ctx.strokeStyle = "#ffffff";
-      ctx.stroke();
-    }
-    const box = strokeRef.current?.kind === "box" && cursorRef.current ? null : ibBox;
     const st = strokeRef.current;
-    if (st?.kind === "box" && st.moved && cursorRef.current) {
-      ctx.strokeStyle = "#22c55e";
-      ctx.strokeRect(st.startSX, st.startSY, cursorRef.current[0] - st.startSX, cursorRef.current[1] - st.startSY);
-    } else if (box) {
-      const [x0, y0] = imageToScreen(v, box[0], box[1]);
-      const [x1, y1] = imageToScreen(v, box[2], box[3]);
-      ctx.strokeStyle = "#22c55e";
-      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-    }
-    const cur = cursorRef.current;
-    if (cur && (tool === "brush" || tool === "eraser")) {
-      ctx.beginPath();
-      ctx.arc(cur[0], cur[1], Math.max(1, (brushSize / 2) * v.scale), 0, Math.PI * 2);
-      ctx.strokeStyle = "#000000";
-      ctx.lineWidth = 3;
-      ctx.stroke();
-      ctx.strokeStyle = tool === "eraser" ? "#ffffff" : currentClass?.color ?? "#ffffff";
-      ctx.lineWidth = 1.5;
-      ctx.stroke();
-      ctx.lineWidth = 1;
-    }
+    drawUiLayer(c, vp.clientWidth, vp.clientHeight, {
+      view: viewRef.current,
+      selectedBox: sel && !sel.isEmptyBox ? sel.box : null,
+      polygon,
+      cursor: cursorRef.current,
+      ibPoints,
+      ibBox,
+      dragBox: st?.kind === "box" ? { moved: st.moved, sx: st.startSX, sy: st.startSY } : null,
+      brush: tool === "brush" || tool === "eraser" ? { size: brushSize, eraser: tool === "eraser" } : null,
+      color: currentClass?.color ?? "#ffffff",
+    });
   };
 
   drawUiRef.current = drawUi;
 
-  const applyView = (v: View) => {
-    viewRef.current = v;
-    const s = stageRef.current;
-    if (s) {
-      s.style.transform = `translate(${v.tx}px, ${v.ty}px) scale(${v.scale})`;
-      s.classList.toggle("pixelated", v.scale >= 2);
-    }
-    setZoomPct(Math.round(v.scale * 100));
-    drawUi();
-  };
 
-  const fit = () => {
-    const vp = viewportRef.current;
-    if (vp) applyView(fitView(doc.width, doc.height, vp.clientWidth, vp.clientHeight));
-  };
 
-  useLayoutEffect(() => {
-    fit();
-    const vp = viewportRef.current!;
-    const ro = new ResizeObserver(() => drawUi());
-    ro.observe(vp);
-    const onWheel = (e: WheelEvent) => {
-      e.preventDefault();
-      const r = vp.getBoundingClientRect();
-      applyView(zoomAt(viewRef.current, e.clientX - r.left, e.clientY - r.top, wheelFactor(e.deltaY)));
-    };
-    vp.addEventListener("wheel", onWheel, { passive: false });
-    vp.focus();
-    return () => {
-      ro.disconnect();
-      vp.removeEventListener("wheel", onWheel);
-    };
-  }, []); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => drawUi());
 
@@ -396,13 +310,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     return id;
   };
 
-  const toImage = (e: { clientX: number; clientY: number }): [number, number, number, number] => {
-    const r = viewportRef.current!.getBoundingClientRect();
-    const sx = e.clientX - r.left;
-    const sy = e.clientY - r.top;
-    const [ix, iy] = screenToImage(viewRef.current, sx, sy);
-    return [ix, iy, sx, sy];
-  };
 
   const clampPixel = (ix: number, iy: number): [number, number] => [
     Math.min(doc.width - 1, Math.max(0, Math.floor(ix))),
@@ -441,43 +348,37 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const fillAt = (ix: number, iy: number) => {
     const cls = requireClass();
     if (!cls || !inImage(ix, iy)) return;
-    const [px, py] = clampPixel(ix, iy);
-    const labels = doc.ownerMap();
-    const owner = labels[py * doc.width + px];
+    const [x, y] = clampPixel(ix, iy);
     const sel = selected !== null ? doc.get(selected) : undefined;
-    const wouldTarget = sel && sel.classId === cls.id && !newObjectNext ? sel.id : null;
-    if (owner !== 0 && owner === wouldTarget) return;
-    if (owner !== 0 && !fillOverwrite) {
-      setNotice(`That pixel belongs to object #${owner}. Tick "Fill over other objects" to recolour it.`);
-      return;
-    }
     const rgba = imagePixels();
-    const stamp = floodStamp(labels, doc.width, doc.height, px, py, rgba ? { rgba, tolerance: fillTolerance } : undefined);
-    if (!stamp) return;
+    const plan = planFill({
+      labels: doc.ownerMap(),
+      width: doc.width,
+      height: doc.height,
+      x,
+      y,
+      target: sel && sel.classId === cls.id && !newObjectNext ? sel.id : null,
+      overwrite: fillOverwrite,
+      color: rgba ? { rgba, tolerance: fillTolerance } : undefined,
+    });
+    if (plan.kind === "refused")
+      setNotice(`That pixel belongs to object #${plan.owner}. Tick "Fill over other objects" to recolour it.`);
+    if (plan.kind !== "fill") return;
     doc.begin("Fill");
     const id = targetObject(cls);
-    doc.paint(id, stamp);
+    doc.paint(id, plan.stamp);
     doc.commit();
     if (!doc.get(id)) setSelected(null);
-    const area = stamp.data.reduce((a, v) => a + v, 0);
-    const pct = Math.round((100 * area) / (doc.width * doc.height));
+    const pct = Math.round((100 * plan.area) / (doc.width * doc.height));
     if (pct >= 50) setNotice(`Fill covered ${pct}% of the image. Undo (Ctrl+Z) and lower the tolerance if that is too much.`);
   };
 
   /** The image's RGBA pixels (read once per asset, on the first fill); null when unreadable. */
   const pixelsRef = useRef<Uint8ClampedArray | null | undefined>(undefined);
   const imagePixels = (): Uint8ClampedArray | null => {
-    if (pixelsRef.current !== undefined) return pixelsRef.current;
-    try {
-      const c = document.createElement("canvas");
-      c.width = doc.width;
-      c.height = doc.height;
-      const ctx = c.getContext("2d", { willReadFrequently: true })!;
-      ctx.drawImage(image, 0, 0, doc.width, doc.height);
-      pixelsRef.current = ctx.getImageData(0, 0, doc.width, doc.height).data;
-    } catch {
-      pixelsRef.current = null;
-      setNotice("The image's colours cannot be read here; Fill is bounded by mask outlines only.");
+    if (pixelsRef.current === undefined) {
+      pixelsRef.current = readImagePixels(image, doc.width, doc.height);
+      if (!pixelsRef.current) setNotice("The image's colours cannot be read here; Fill is bounded by mask outlines only.");
     }
     return pixelsRef.current;
   };

@@ -4,6 +4,7 @@
  * stays, with a notice, when that save fails.
  */
 import { useQueryClient } from "@tanstack/react-query";
+import { useRef } from "react";
 import { useNavigate, useSearchParams } from "react-router";
 import { api } from "../api/client";
 import type { Asset, Page } from "../api/types";
@@ -27,7 +28,20 @@ export function useAssetNavigation(projectId: number, session: AssetSession, not
     navigate(url);
   };
 
+  // One move at a time: presses while the asset is still saving/leaving are ignored (they would
+  // all land on the same next asset and stack duplicate history entries for the back button).
+  const moving = useRef(false);
   const goto = async (delta: 1 | -1) => {
+    if (moving.current) return;
+    moving.current = true;
+    try {
+      await step(delta);
+    } finally {
+      moving.current = false;
+    }
+  };
+
+  const step = async (delta: 1 | -1) => {
     const status = params.get("status") ?? "";
     const split = params.get("split") ?? "";
     let page = Math.max(1, Number(params.get("page") ?? 1) || 1);
