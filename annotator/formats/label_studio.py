@@ -105,6 +105,8 @@ def brush_decode(rle: Sequence[int], height: int, width: int) -> np.ndarray:
             if pos > len(bits):
                 raise ValueError
             done += count
+    except BrushError:
+        raise
     except ValueError:  # int("") of a slice past the end
         raise BrushError("the RLE ends early.") from None
     # the alpha value of pixel p is value 4p + 3: a run over values [s, e) covers the
