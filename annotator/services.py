@@ -49,7 +49,14 @@ from annotator.formats.dataset import (
 from annotator.formats.labelme import write_labelme
 from annotator.formats.png import classes_document, index_png_for, palette
 from annotator.models import MaskRevision, MaskSet
-from annotator.sources import S3Files, SourceError, materialize, prefix_has_objects, s3_client
+from annotator.sources import (
+    S3Files,
+    SourceError,
+    materialize,
+    prefetched,
+    prefix_has_objects,
+    s3_client,
+)
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, LabelClass, Project
@@ -323,13 +330,15 @@ def _resolve(project: Project, parsed: ParsedImport,
         by_stem[os.path.splitext(a.name)[0]].append(a)
     targets: dict[Any, _Target] = {}
     total = max(len(parsed.images), 1)
-    for n, image in enumerate(parsed.images):
+    # images read lazily (S3) download a few ahead while the current one is checked
+    datas = prefetched(image.data for image in parsed.images)
+    for n, (image, data) in enumerate(zip(parsed.images, datas, strict=True)):
         if n % 10 == 0:
             progress(n / total)
         where = image.source
-        if image.data is not None:
+        if data is not None:
             try:
-                checked = check_image(materialize(image.data), max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
+                checked = check_image(data, max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
                                       max_pixels=settings.TESSERA_MAX_IMAGE_PIXELS,
                                       max_side=settings.TESSERA_MAX_IMAGE_SIDE)
             except UploadRejected as exc:
@@ -372,6 +381,7 @@ def import_run(*, job: Job) -> None:
     """The import job: read, check everything, then write everything or nothing."""
     format, path = job.params["format"], job.params.get("path")
     project = job.project
+    files: Any = None
     try:
         _progress(job, 0.02, "Reading the upload")
         try:
@@ -407,6 +417,8 @@ def import_run(*, job: Job) -> None:
     finally:
         if path:
             default_storage.delete(path)
+        if isinstance(files, S3Files):
+            files.close()
 
 
 def _progress(job: Job, fraction: float, message: str) -> None:
