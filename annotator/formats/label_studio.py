@@ -56,7 +56,7 @@ from annotator.formats.dataset import (
     load_json,
     split_from_path,
 )
-from annotator.formats.shapes import polygon_rle, union
+from annotator.formats.shapes import crop_rle, polygon_rle, union
 
 AREA_TYPES = ("brushlabels", "polygonlabels", "rectanglelabels", "ellipselabels")
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
@@ -70,6 +70,33 @@ class BrushError(ValueError):
 def brush_decode(rle: Sequence[int], height: int, width: int) -> np.ndarray:
     """Label Studio brush RLE -> bool (H, W) mask (alpha channel > 0). Checks that the
     stream holds exactly H * W * 4 values."""
+    lo, hi = _brush_ranges(rle, height, width)
+    return _ranges_mask(lo, hi, height * width).reshape(height, width)
+
+
+def brush_rle(rle: Sequence[int], height: int, width: int) -> dict | None:
+    """Label Studio brush RLE -> COCO RLE (None when no pixel is set), building only the
+    rows the stroke spans."""
+    lo, hi = _brush_ranges(rle, height, width)
+    if not lo.size:
+        return None
+    first, last = int(lo[0]) // width, (int(hi[-1]) - 1) // width + 1
+    base = first * width
+    band = _ranges_mask(lo - base, hi - base, (last - first) * width).reshape(last - first, width)
+    return crop_rle(band, first, 0, height, width)
+
+
+def _ranges_mask(lo: np.ndarray, hi: np.ndarray, size: int) -> np.ndarray:
+    bounds = np.empty(lo.size * 2 + 2, np.int64)
+    bounds[0], bounds[-1] = 0, size
+    bounds[1:-1:2], bounds[2:-1:2] = lo, hi
+    bits_out = np.zeros(bounds.size - 1, np.uint8)
+    bits_out[1::2] = 1
+    return np.repeat(bits_out, np.diff(bounds)).astype(bool)
+
+
+def _brush_ranges(rle: Sequence[int], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The set pixels of a brush RLE as sorted, disjoint row-major ranges [lo, hi)."""
     try:
         raw = bytes(rle) if isinstance(rle, list) else None
     except (TypeError, ValueError):
@@ -123,12 +150,7 @@ def brush_decode(rle: Sequence[int], height: int, width: int) -> np.ndarray:
         new = np.ones(lo.size, bool)
         new[1:] = lo[1:] > np.maximum.accumulate(hi)[:-1]
         lo, hi = lo[new], np.maximum.reduceat(hi, np.flatnonzero(new))
-    bounds = np.empty(lo.size * 2 + 2, np.int64)
-    bounds[0], bounds[-1] = 0, height * width
-    bounds[1:-1:2], bounds[2:-1:2] = lo, hi
-    bits_out = np.zeros(bounds.size - 1, np.uint8)
-    bits_out[1::2] = 1
-    return np.repeat(bits_out, np.diff(bounds)).astype(bool).reshape(height, width)
+    return lo, hi
 
 
 def brush_encode(mask: np.ndarray) -> list[int]:
@@ -292,14 +314,13 @@ def _result_rle(kind: str, value: dict, height: int, width: int, where: str,
             parsed.problem("bad_rle", f"Brush format {value.get('format')!r} is not 'rle'.", where)
             return None
         try:
-            mask = brush_decode(value.get("rle"), height, width)
+            rle = brush_rle(value.get("rle"), height, width)
         except BrushError as exc:
             parsed.problem("bad_rle", f"The brush RLE does not fit: {exc}", where)
             return None
-        if not mask.any():
+        if rle is None:
             parsed.skip(where, "the brush stroke covers no pixel")
-            return None
-        return rlelib.encode(mask)
+        return rle
     sx, sy = width / 100.0, height / 100.0
     if kind == "polygonlabels":
         raw = value.get("points")

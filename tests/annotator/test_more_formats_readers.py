@@ -156,3 +156,12 @@ def test_crop_rle_equals_the_rle_of_the_whole_mask(data):
     whole = np.zeros((height, width), bool)
     whole[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
     assert crop_rle(crop, top, left, height, width) == rlelib.encode(whole)
+
+
+@settings(max_examples=60, deadline=None)
+@given(mask=arrays(np.bool_, st.tuples(st.integers(1, 30), st.integers(1, 30))))
+def test_brush_rle_equals_the_rle_of_the_decoded_mask(mask):
+    from annotator.formats.label_studio import brush_rle
+
+    got = brush_rle(brush_encode(mask), *mask.shape)
+    assert got == (rlelib.encode(mask) if mask.any() else None)
