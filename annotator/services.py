@@ -55,7 +55,14 @@ from annotator.formats.labelme import write_labelme
 from annotator.formats.png import classes_document, index_png_for, palette
 from annotator.formats.registry import Detection
 from annotator.models import MaskRevision, MaskSet
-from annotator.sources import S3Files, SourceError, materialize, prefix_has_objects, s3_client
+from annotator.sources import (
+    S3Files,
+    SourceError,
+    materialize,
+    prefetched,
+    prefix_has_objects,
+    s3_client,
+)
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, LabelClass, Project
@@ -392,13 +399,15 @@ def _resolve(project: Project, parsed: ParsedImport,
         by_stem[os.path.splitext(a.name)[0]].append(a)
     targets: dict[Any, _Target] = {}
     total = max(len(parsed.images), 1)
-    for n, image in enumerate(parsed.images):
+    # images read lazily (S3) download a few ahead while the current one is checked
+    datas = prefetched(image.data for image in parsed.images)
+    for n, (image, data) in enumerate(zip(parsed.images, datas, strict=True)):
         if n % 10 == 0:
             progress(n / total)
         where = image.source
-        if image.data is not None:
+        if data is not None:
             try:
-                checked = check_image(materialize(image.data), max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
+                checked = check_image(data, max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
                                       max_pixels=settings.TESSERA_MAX_IMAGE_PIXELS,
                                       max_side=settings.TESSERA_MAX_IMAGE_SIDE)
             except UploadRejected as exc:
@@ -442,6 +451,7 @@ def import_run(*, job: Job) -> None:
     on_error=skip: everything sound, and the report lists what was left out)."""
     params, project = job.params, job.project
     limits = _apply_limits()
+    files: Any = None
     try:
         _progress(job, 0.02, "Reading the upload")
         with (nullcontext() if params.get("source") == "s3"
@@ -495,6 +505,8 @@ def import_run(*, job: Job) -> None:
     finally:
         if params.get("path"):
             default_storage.delete(params["path"])
+        if isinstance(files, S3Files):
+            files.close()
 
 
 def _counts_note(counts: dict) -> str:

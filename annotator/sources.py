@@ -5,12 +5,17 @@ prefix, read lazily so that an import of many images holds one image at a time.
 relative to the prefix). Label files (JSON, XML, text, class-map PNGs) are downloaded
 when a reader asks for them; an image is handed out as a :class:`DeferredImage`, an
 empty ``bytes`` that remembers its key: readers only pass it on, and the import service
-downloads it (:func:`materialize`) when it checks the image and again when it stores it.
+downloads it (:func:`materialize`) when it checks the image; the second read, when it
+stores the image, comes from a temporary file on disk.
 """
 from __future__ import annotations
 
+import os
 import posixpath
-from collections.abc import Callable, Iterator, Mapping
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from annotator.formats.dataset import IMAGE_EXTENSIONS
 
@@ -42,6 +47,21 @@ def materialize(data: bytes | None) -> bytes | None:
     return data.load() if isinstance(data, DeferredImage) else data
 
 
+def prefetched(items: Iterable[bytes | None], window: int = 8) -> Iterator[bytes | None]:
+    """``materialize`` of each item, in order, with up to ``window`` deferred images
+    downloading ahead in threads (memory: at most ``window`` images at a time)."""
+    with ThreadPoolExecutor(max_workers=window, thread_name_prefix="s3-prefetch") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(item.load) if isinstance(item, DeferredImage) else item)
+            if len(pending) > window:
+                head = pending.popleft()
+                yield head.result() if isinstance(head, Future) else head
+        while pending:
+            head = pending.popleft()
+            yield head.result() if isinstance(head, Future) else head
+
+
 def is_image_path(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS) and not (MASK_FOLDERS & set(path.split("/")[:-1]))
 
@@ -53,6 +73,14 @@ class S3Files(Mapping[str, bytes]):
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self.sizes, self.max_bytes = sizes, max_bytes
         self.downloads = 0
+        # objects read once are kept on disk (not in memory) for the next read: the import
+        # checks an image, then stores it
+        self._cache = tempfile.TemporaryDirectory(prefix="tessera-s3-import-")
+        self._cached: dict[str, str] = {}
+
+    def close(self) -> None:
+        self._cache.cleanup()
+        self._cached.clear()
 
     @classmethod
     def list(cls, client, bucket: str, prefix: str, *, max_objects: int, max_bytes: int) -> S3Files:
@@ -78,6 +106,9 @@ class S3Files(Mapping[str, bytes]):
         return posixpath.join(self.prefix, path) if self.prefix else path
 
     def download(self, path: str) -> bytes:
+        if path in self._cached:
+            with open(self._cached[path], "rb") as fh:
+                return fh.read()
         size = self.sizes[path]
         if size > self.max_bytes:
             raise SourceError(f"{path} is {size} bytes; the limit is {self.max_bytes}.")
@@ -89,6 +120,10 @@ class S3Files(Mapping[str, bytes]):
         if len(data) > self.max_bytes:
             raise SourceError(f"{path} is larger than {self.max_bytes} bytes.")
         self.downloads += 1
+        fd, cached = tempfile.mkstemp(dir=self._cache.name)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        self._cached[path] = cached
         return data
 
     def __getitem__(self, path: str) -> bytes:

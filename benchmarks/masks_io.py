@@ -293,7 +293,7 @@ def bench_s3_import(n_images: int, k: int, h: int = 48, w: int = 64) -> dict:
         settings.TESSERA_IMPORT_S3_ACCESS_KEY_ID = settings.TESSERA_IMPORT_S3_SECRET_ACCESS_KEY = "bench"
         # thumbnails are a separate background job, not part of the import
         project_services._enqueue_thumbnail = lambda asset_id: None
-        user = get_user_model().objects.create_user("s3bench", password="x")
+        user = get_user_model().objects.create_user(f"s3bench-{n_images}-{h}x{w}", password="x")
         project = project_services.project_create(user=user, name="s3")
         progress_updates = []
         original = project_services.job_progress

@@ -42,7 +42,7 @@ from annotator.formats.dataset import (
     declared_size_ok,
     split_from_path,
 )
-from annotator.formats.shapes import polygon_rle, union
+from annotator.formats.shapes import crop_rle, polygon_rle, union
 
 AREA_SHAPES = ("polygon", "box", "ellipse", "mask")
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -231,12 +231,11 @@ def _mask_rle(shape: ET.Element, height: int, width: int, where: str, parsed: Pa
         return None
     if (x1, y1, x2, y2) != (left, top, left + box_w, top + box_h):
         parsed.warn(where, f"the mask's box reaches past the {width}x{height} image; clipped to it")
-    mask = np.zeros((height, width), bool)
-    mask[y1:y2, x1:x2] = crop[y1 - top:y2 - top, x1 - left:x2 - left]
-    if not mask.any():
+    inside = crop[y1 - top:y2 - top, x1 - left:x2 - left]
+    if not inside.any():
         parsed.skip(where, "the mask covers no pixel")
         return None
-    return rlelib.encode(mask)
+    return crop_rle(inside, y1, x1, height, width)
 
 
 # --- writing -------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from annotator.formats.dataset import (
     load_json,
     split_from_path,
 )
-from annotator.formats.shapes import polygon_rle, union
+from annotator.formats.shapes import crop_rle, polygon_rle, union
 
 AREA_TYPES = ("brushlabels", "polygonlabels", "rectanglelabels", "ellipselabels")
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
@@ -67,47 +67,75 @@ class BrushError(ValueError):
 
 
 # --- the brush codec -----------------------------------------------------------------
-class _Bits:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos, self.total = data, 0, len(data) * 8
-
-    def read(self, n: int) -> int:
-        end = self.pos + n
-        if end > self.total:
-            raise BrushError("the RLE ends early.")
-        first, last = self.pos >> 3, (end - 1) >> 3
-        chunk = int.from_bytes(self.data[first:last + 1], "big")
-        self.pos = end
-        return (chunk >> ((last + 1) * 8 - end)) & ((1 << n) - 1)
-
-
 def brush_decode(rle: Sequence[int], height: int, width: int) -> np.ndarray:
     """Label Studio brush RLE -> bool (H, W) mask (alpha channel > 0). Checks that the
     stream holds exactly H * W * 4 values."""
-    if not isinstance(rle, list) or not all(isinstance(v, int) and 0 <= v < 256 for v in rle):
-        raise BrushError("rle is a list of bytes (0..255).")
-    bits = _Bits(bytes(rle))
-    total = bits.read(32)
-    if total != height * width * 4:
-        raise BrushError(f"the RLE holds {total} values but a {width}x{height} RGBA image has "
-                         f"{height * width * 4}.")
-    word = bits.read(5) + 1
-    sizes = [bits.read(4) + 1 for _ in range(4)]
-    values: list[int] = []
-    lengths: list[int] = []
-    done = 0
-    while done < total:
-        run = bits.read(1)
-        count = bits.read(sizes[bits.read(2)]) + 1
-        if done + count > total:
-            raise BrushError("a run reaches past the end of the image.")
-        if run:
-            values.append(bits.read(word))
-            lengths.append(count)
-        else:
-            values.extend(bits.read(word) for _ in range(count))
-            lengths.extend([1] * count)
-        done += count
+    lo, hi = _brush_ranges(rle, height, width)
+    return _ranges_mask(lo, hi, height * width).reshape(height, width)
+
+
+def brush_rle(rle: Sequence[int], height: int, width: int) -> dict | None:
+    """Label Studio brush RLE -> COCO RLE (None when no pixel is set), building only the
+    rows the stroke spans."""
+    lo, hi = _brush_ranges(rle, height, width)
+    if not lo.size:
+        return None
+    first, last = int(lo[0]) // width, (int(hi[-1]) - 1) // width + 1
+    base = first * width
+    band = _ranges_mask(lo - base, hi - base, (last - first) * width).reshape(last - first, width)
+    return crop_rle(band, first, 0, height, width)
+
+
+def _ranges_mask(lo: np.ndarray, hi: np.ndarray, size: int) -> np.ndarray:
+    bounds = np.empty(lo.size * 2 + 2, np.int64)
+    bounds[0], bounds[-1] = 0, size
+    bounds[1:-1:2], bounds[2:-1:2] = lo, hi
+    bits_out = np.zeros(bounds.size - 1, np.uint8)
+    bits_out[1::2] = 1
+    return np.repeat(bits_out, np.diff(bounds)).astype(bool)
+
+
+def _brush_ranges(rle: Sequence[int], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The set pixels of a brush RLE as sorted, disjoint row-major ranges [lo, hi)."""
+    try:
+        raw = bytes(rle) if isinstance(rle, list) else None
+    except (TypeError, ValueError):
+        raw = None
+    if not raw:
+        raise BrushError("rle is a non-empty list of bytes (0..255).")
+    # the stream as a string of "0"/"1": each field is then one slice and one int(), in C
+    bits = format(int.from_bytes(raw, "big"), f"0{len(raw) * 8}b")
+    try:
+        total = int(bits[0:32], 2)
+        if total != height * width * 4:
+            raise BrushError(f"the RLE holds {total} values but a {width}x{height} RGBA image has "
+                             f"{height * width * 4}.")
+        word = int(bits[32:37], 2) + 1
+        sizes = [int(bits[37 + 4 * i:41 + 4 * i], 2) + 1 for i in range(4)]
+        pos, done = 53, 0
+        values: list[int] = []
+        lengths: list[int] = []
+        while done < total:
+            field = sizes[int(bits[pos + 1:pos + 3], 2)]
+            count = int(bits[pos + 3:pos + 3 + field], 2) + 1
+            run, pos = bits[pos] == "1", pos + 3 + field
+            if done + count > total:
+                raise BrushError("a run reaches past the end of the image.")
+            if run:
+                values.append(int(bits[pos:pos + word], 2))
+                lengths.append(count)
+                pos += word
+            else:
+                values.extend(int(bits[p:p + word], 2) for p in range(pos, pos + count * word, word))
+                lengths.extend([1] * count)
+                pos += count * word
+            if pos > len(bits):
+                raise ValueError
+            done += count
+    except BrushError:
+        raise
+    except ValueError:  # int("") of a slice past the end
+        raise BrushError("the RLE ends early.") from None
     # the alpha value of pixel p is value 4p + 3: a run over values [s, e) covers the
     # alphas of pixels [s // 4, e // 4); the non-zero runs' pixel ranges, merged, give
     # the mask's runs in row-major order
@@ -122,12 +150,7 @@ def brush_decode(rle: Sequence[int], height: int, width: int) -> np.ndarray:
         new = np.ones(lo.size, bool)
         new[1:] = lo[1:] > np.maximum.accumulate(hi)[:-1]
         lo, hi = lo[new], np.maximum.reduceat(hi, np.flatnonzero(new))
-    bounds = np.empty(lo.size * 2 + 2, np.int64)
-    bounds[0], bounds[-1] = 0, height * width
-    bounds[1:-1:2], bounds[2:-1:2] = lo, hi
-    bits_out = np.zeros(bounds.size - 1, np.uint8)
-    bits_out[1::2] = 1
-    return np.repeat(bits_out, np.diff(bounds)).astype(bool).reshape(height, width)
+    return lo, hi
 
 
 def brush_encode(mask: np.ndarray) -> list[int]:
@@ -291,14 +314,13 @@ def _result_rle(kind: str, value: dict, height: int, width: int, where: str,
             parsed.problem("bad_rle", f"Brush format {value.get('format')!r} is not 'rle'.", where)
             return None
         try:
-            mask = brush_decode(value.get("rle"), height, width)
+            rle = brush_rle(value.get("rle"), height, width)
         except BrushError as exc:
             parsed.problem("bad_rle", f"The brush RLE does not fit: {exc}", where)
             return None
-        if not mask.any():
+        if rle is None:
             parsed.skip(where, "the brush stroke covers no pixel")
-            return None
-        return rlelib.encode(mask)
+        return rle
     sx, sy = width / 100.0, height / 100.0
     if kind == "polygonlabels":
         raw = value.get("points")

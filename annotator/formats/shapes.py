@@ -95,3 +95,25 @@ def union(rles: list[dict]) -> dict:
     """The union of RLEs of one size (pycocotools' merge)."""
     merged = cocomask.merge([{"size": list(r["size"]), "counts": r["counts"].encode("ascii")} for r in rles])
     return {"size": list(rles[0]["size"]), "counts": merged["counts"].decode("ascii")}
+
+
+def crop_rle(crop: np.ndarray, top: int, left: int, height: int, width: int) -> dict:
+    """The RLE of a (height, width) mask that is ``crop`` placed at (top, left) (inside
+    the image) and empty elsewhere, without allocating the whole mask: the columns
+    left and right of the crop are one run of zeros each in COCO's column-major order."""
+    h, w = crop.shape
+    band = np.zeros((height, w), np.uint8)
+    band[top:top + h] = crop
+    flat = band.ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate(([0], change, [flat.size])))
+    if flat[0]:
+        runs = np.concatenate(([0], runs))
+    runs[0] += left * height
+    trailing = (width - left - w) * height
+    if trailing and len(runs) % 2:  # the last run counts zeros
+        runs[-1] += trailing
+    elif trailing:
+        runs = np.append(runs, trailing)
+    raw = cocomask.frPyObjects({"size": [height, width], "counts": [int(v) for v in runs]}, height, width)
+    return {"size": [height, width], "counts": raw["counts"].decode("ascii")}

@@ -143,3 +143,25 @@ def test_roboflow_root_category_is_no_class(root_id):
                             "train/a.png": png(rgb_image(10, 8))})
     assert parsed.classes == [("cell", None)] and not parsed.problems
     assert parsed.images[0].split == "train" and parsed.images[0].data is not None
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_crop_rle_equals_the_rle_of_the_whole_mask(data):
+    from annotator.formats.shapes import crop_rle
+
+    height, width = data.draw(st.integers(1, 25)), data.draw(st.integers(1, 25))
+    top, left = data.draw(st.integers(0, height - 1)), data.draw(st.integers(0, width - 1))
+    crop = data.draw(arrays(np.bool_, st.tuples(st.integers(1, height - top), st.integers(1, width - left))))
+    whole = np.zeros((height, width), bool)
+    whole[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    assert crop_rle(crop, top, left, height, width) == rlelib.encode(whole)
+
+
+@settings(max_examples=60, deadline=None)
+@given(mask=arrays(np.bool_, st.tuples(st.integers(1, 30), st.integers(1, 30))))
+def test_brush_rle_equals_the_rle_of_the_decoded_mask(mask):
+    from annotator.formats.label_studio import brush_rle
+
+    got = brush_rle(brush_encode(mask), *mask.shape)
+    assert got == (rlelib.encode(mask) if mask.any() else None)
