@@ -79,8 +79,14 @@ class Projects(_Namespace):
     def update(self, project: int | Project, **fields: Any) -> Project:
         return Project.from_api(self._t.json("PATCH", f"projects/{_id(project)}/", json=fields))
 
-    def delete(self, project: int | Project) -> None:
-        self._t.request("DELETE", f"projects/{_id(project)}/")
+    def delete(self, project: int | Project, *, wait: bool = True) -> Job:
+        """Delete the project and everything in it (owner only). The server asks for the
+        project's name as confirmation; this sends it. The project disappears at once and
+        a job removes its data: waited for unless ``wait=False``."""
+        name = project.name if isinstance(project, Project) else self.get(project).name
+        job = Job.from_api(self._t.json("DELETE", f"projects/{_id(project)}/",
+                                        json={"confirm": name}))
+        return self._client.jobs.wait(job) if wait else job
 
 
 class Classes(_Namespace):

@@ -187,7 +187,8 @@ def test_a_pending_one_time_password_also_closes_the_live_stream(client_for):
 
     async def attempt() -> bool:
         communicator = WebsocketCommunicator(application, f"/ws/trainings/{run.id}/?token={token}",
-                                             headers=[(b"origin", b"http://127.0.0.1:8000")])
+                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
+                                                      (b"host", b"127.0.0.1:8000")])
         connected, _ = await communicator.connect(timeout=10)
         await communicator.disconnect()
         return connected

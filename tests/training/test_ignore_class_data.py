@@ -10,7 +10,7 @@ from annotator.selectors import mask_semantic_map
 from projects import services as project_services
 from projects.models import Asset, LabelClass
 from tests.training.conftest import TINY_SEGFORMER, labelled_project
-from training import services as training_services
+from training import runner as training_runner
 from training.modeling.metrics import ConfusionMatrix
 from training.models import TrainingRun, TrainingWorkflow
 
@@ -32,7 +32,7 @@ def test_ignore_pixels_are_255_and_the_ignore_class_is_no_model_class():
     workflow = TrainingWorkflow.objects.create(project=project, name="w", config=TINY_SEGFORMER)
     run = TrainingRun.objects.create(project=project, workflow=workflow, config=TINY_SEGFORMER,
                                      val_fraction=0.34)
-    data = training_services._collect_data(run)
+    data = training_runner._collect_data(run)
     assert [c["name"] for c in data.classes] == names  # no "void"
     pairs = {pk: pair for pk, pair in zip(data.ids["train"] + data.ids["val"], data.train + data.val,
                                           strict=False)}

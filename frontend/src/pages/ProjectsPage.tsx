@@ -70,16 +70,20 @@ export function ProjectsPage() {
             }}
           />
         </label>
-        <label>
-          Sort
-          <select name="project-sort" value={sort} onChange={(e) => setSort(e.target.value as keyof typeof SORTS)}>
-            {Object.entries(SORTS).map(([k, label]) => (
-              <option key={k} value={k}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
+        {/* label apart from the select: its options ("Name", …) must not become the label's text */}
+        <label htmlFor="project-sort">Sort</label>
+        <select
+          id="project-sort"
+          name="project-sort"
+          value={sort}
+          onChange={(e) => setSort(e.target.value as keyof typeof SORTS)}
+        >
+          {Object.entries(SORTS).map(([k, label]) => (
+            <option key={k} value={k}>
+              {label}
+            </option>
+          ))}
+        </select>
       </div>
       {projects.isPending && <p role="status">Loading projects…</p>}
       {projects.error && (
