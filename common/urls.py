@@ -9,4 +9,6 @@ urlpatterns = [
     path("auth/me/", apis.MeApi.as_view(), name="auth-me"),
     path("auth/csrf/", apis.CsrfApi.as_view(), name="auth-csrf"),
     path("health/", apis.HealthApi.as_view(), name="health"),
+    path("health/live/", apis.LivenessApi.as_view(), name="health-live"),
+    path("health/ready/", apis.ReadinessApi.as_view(), name="health-ready"),
 ]

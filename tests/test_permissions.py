@@ -34,6 +34,7 @@ BUILDERS: dict[str, Callable] = {
     "key_id": lambda p: _api_key(p).id,
 }
 UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "health",
+            "health-live", "health-ready",
             "schema", "docs", "project-list",
             "intellibrush-decoder",  # the SAM decoder model: same for everyone, no project data
             "training-models"}  # the catalogue of model families
