@@ -6,6 +6,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from common.metrics import celery_metrics_connect
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("tessera")
@@ -14,6 +16,7 @@ app.conf.task_queues = [Queue("default"), Queue("gpu"), Queue("inference")]
 # Task modules outside the `<app>.tasks` convention are listed here explicitly.
 app.conf.imports = ["annotator.intellibrush.tasks"]
 app.autodiscover_tasks()
+celery_metrics_connect()
 
 QUEUES = ("default", "gpu", "inference")
 

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see common.middleware)
+    "common.middleware.MetricsMiddleware",  # outermost: latency of the whole chain, by view
     "common.middleware.SecurityMiddleware",
     # Before the static files, which are answered there: onnxruntime-web's worker
     # scripts need the cross-origin isolation headers too.

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common.metrics import metrics_view
 from common.views import frontend_index
 
 api_v1 = [
@@ -19,6 +20,7 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus (common/metrics.py)
 ]
 # Media is never served directly: files are read through API views that check
 # project membership (e.g. /api/v1/assets/{id}/file/).

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from common.conf import setting
 from common.errors import ApplicationError
+from common.metrics import inference_observe
 from deployments.api_keys import api_keys_forget
 from deployments.lane import (
     LANE_QUEUE,
@@ -228,10 +229,13 @@ def predict_lane_serve(stop: threading.Event, *, worker: str, poll_s: float = 1.
             taken = request.get("taken")  # (absent from a web process of an older version)
             if taken:
                 client.set(taken, worker, px=int(left_s * 1000) + 1)
+            started = time.perf_counter()
             answer = predict_run(artifact_id=request["artifact_id"], runtime=request["runtime"],
                                  device=request["device"], inputs=request["inputs"],
                                  polygons=request["polygons"], png=request["png"],
                                  company=request.get("company", False))
+            inference_observe(artifact_id=request["artifact_id"], ok=answer["ok"],
+                              seconds=time.perf_counter() - started)
             pipe = client.pipeline(transaction=False)
             pipe.lpush(request["reply"], json.dumps(answer))
             pipe.expire(request["reply"], 60)
