@@ -97,6 +97,10 @@ _CELERY_WORKER = "celery" in sys.argv[0] and "worker" in sys.argv[1:]
 _conn_max_age = env("TESSERA_DB_CONN_MAX_AGE", default="60" if _CELERY_WORKER else "0")
 DATABASES["default"]["CONN_MAX_AGE"] = None if _conn_max_age.lower() == "none" else int(_conn_max_age)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("TESSERA_DB_CONN_HEALTH_CHECKS", default=True)
+# Behind PgBouncer in transaction pooling mode (platform/k8s) a server-side cursor cannot
+# outlive its transaction: QuerySet.iterator() then fetches with client-side cursors.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("TESSERA_DB_DISABLE_SERVER_SIDE_CURSORS",
+                                                               default=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker/results, Channels layer, cache ----------------------
