@@ -6,6 +6,7 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from common.logs import celery_logging_connect
 from common.metrics import celery_metrics_connect
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -17,6 +18,7 @@ app.conf.task_queues = [Queue("default"), Queue("gpu"), Queue("inference")]
 app.conf.imports = ["annotator.intellibrush.tasks"]
 app.autodiscover_tasks()
 celery_metrics_connect()
+celery_logging_connect()
 
 QUEUES = ("default", "gpu", "inference")
 

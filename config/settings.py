@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see common.middleware)
     "common.middleware.MetricsMiddleware",  # outermost: latency of the whole chain, by view
+    "common.middleware.RequestIdMiddleware",  # X-Request-ID, on every log record (common/logs.py)
     "common.middleware.SecurityMiddleware",
     # Before the static files, which are answered there: onnxruntime-web's worker
     # scripts need the cross-origin isolation headers too.
@@ -229,6 +230,10 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # TESSERA_LOG_FORMAT=json: one JSON object a line, with the request id (common/logs.py).
+    "filters": {"request_id": {"()": "common.logs.RequestIdFilter"}},
+    "formatters": {"json": {"()": "common.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             **({"formatter": "json"} if env("TESSERA_LOG_FORMAT", default="") == "json" else {})}},
     "root": {"handlers": ["console"], "level": env("TESSERA_LOG_LEVEL", default="INFO")},
 }

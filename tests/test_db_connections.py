@@ -15,7 +15,8 @@ PROBE = ("import sys; sys.argv = {argv!r}; import django; django.setup(); "
 
 
 def _db_settings(argv: list[str], **environ: str) -> list:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONPATH": str(ROOT), **environ}
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONPATH": pythonpath, **environ}
     out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], env=env, cwd=ROOT,
                          capture_output=True, text=True, check=True, timeout=120).stdout
     return json.loads(out.strip().splitlines()[-1])

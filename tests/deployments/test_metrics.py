@@ -1,9 +1,11 @@
 """Prometheus metrics: the web's /metrics and an inference worker's own port parse with
-prometheus_client's text parser, and their counters move when a prediction is made."""
+prometheus_client's text parser, and their counters move when a prediction is made; with
+JSON logs, the prediction's request id reaches the worker's log."""
 from __future__ import annotations
 
 import base64
 import io
+import json
 import urllib.request
 
 import numpy as np
@@ -47,7 +49,8 @@ def test_metrics_move_with_a_prediction_in_web_and_worker(start_worker, project_
     request.addfinalizer(lambda: resume_consuming("inference", earlier))
     port = free_port()
     start_worker("metrics-inference@tessera", queues=("inference",), concurrency=2,
-                 env={"TESSERA_CACHE_PREFIX": prefix, "TESSERA_METRICS_PORT": str(port)})
+                 env={"TESSERA_CACHE_PREFIX": prefix, "TESSERA_METRICS_PORT": str(port),
+                      "TESSERA_LOG_FORMAT": "json"})
     from deployments.registry import inference_workers
 
     wait_until(lambda: inference_workers(), timeout=30)
@@ -61,7 +64,8 @@ def test_metrics_move_with_a_prediction_in_web_and_worker(start_worker, project_
     before = _scrape(owner)
 
     url = deployment["predict_url"]
-    assert owner.post(url, {"image": _png()}, format="json").status_code == 200
+    answer = owner.post(url, {"image": _png()}, format="json", HTTP_X_REQUEST_ID="metrics-test-req-1")
+    assert answer.status_code == 200 and answer["X-Request-ID"] == "metrics-test-req-1"
     assert owner.post(url, {"image": "not base64!"}, format="json").status_code == 400
 
     after = _scrape(owner)
@@ -88,6 +92,14 @@ def test_metrics_move_with_a_prediction_in_web_and_worker(start_worker, project_
              and ("task", "deployments.tasks.deployment_load") in labels]
     assert loads and sum(loads) >= 1
 
+    # The worker logged JSON lines, the prediction under the web request's id.
+    from django.conf import settings
+
+    lines = (settings.VAR_DIR / "worker-metrics-inference.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    served = [r for r in records if r["request_id"] == "metrics-test-req-1"]
+    assert served and served[0]["logger"] == "deployments.worker" and "ok" in served[0]["message"]
+
 
 def test_metrics_token_is_required_when_set(api, settings):
     settings.TESSERA_METRICS_TOKEN = "s3cret"
@@ -96,3 +108,10 @@ def test_metrics_token_is_required_when_set(api, settings):
     response = api.get("/metrics")
     assert response.status_code == 200
     assert any(f.name == "tessera_http_requests" for f in text_string_to_metric_families(response.content.decode()))
+
+
+def test_a_request_id_is_made_when_none_or_a_bad_one_is_given(api):
+    made = api.get("/api/v1/health/live/")["X-Request-ID"]
+    assert len(made) == 32
+    forged = api.get("/api/v1/health/live/", HTTP_X_REQUEST_ID="bad\nline")["X-Request-ID"]
+    assert "\n" not in forged and len(forged) == 32
