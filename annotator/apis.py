@@ -3,7 +3,7 @@
 Views check access through projects.selectors and call annotator.services; they hold
 no logic of their own."""
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from annotator import selectors, services
 from annotator.formats import EXPORT_FORMATS, IMPORT_FORMATS
 from annotator.models import MaskRevision, MaskSet
-from common.errors import ApplicationError
+from common.errors import ApplicationError, NotFoundError
 from common.fields import IdField
 from common.pagination import PageNumberPagination
 from projects.apis import JobOutput
@@ -108,6 +108,7 @@ class RevisionDetailOutput(RevisionOutput):
 
 
 class MaskRevisionListApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     @extend_schema(responses=RevisionOutput(many=True))
     def get(self, request, asset_id: int):
         asset = asset_get_for_user(user=request.user, asset_id=asset_id)
@@ -138,7 +139,15 @@ class ProjectImportApi(APIView):
 
     class Input(serializers.Serializer):
         file = serializers.FileField(help_text="COCO JSON, LabelMe JSON, or a zip with images")
-        format = serializers.ChoiceField(choices=IMPORT_FORMATS)
+        format = serializers.ChoiceField(choices=IMPORT_FORMATS, required=False, allow_null=True,
+                                         default=None, help_text="Omit to detect it from the file.")
+        on_error = serializers.ChoiceField(
+            choices=services.ON_ERROR, default="refuse",
+            help_text="refuse: any error refuses the whole import; skip: import the rest, "
+                      "and list what was left out.")
+        crowd_as_ignore = serializers.BooleanField(
+            required=False, default=False,
+            help_text="COCO: crowd regions (iscrowd 1) go to the project's ignore class")
 
     @extend_schema(request={"multipart/form-data": Input}, responses={202: JobOutput})
     def post(self, request, project_id: int):
@@ -151,7 +160,29 @@ class ProjectImportApi(APIView):
             raise ApplicationError(f"The file is {upload.size} bytes; the limit is "
                                    f"{settings.TESSERA_MAX_UPLOAD_BYTES}.", code="file_too_large")
         job = services.import_start(project=project, user=request.user, name=upload.name or "upload",
-                                    data=upload.read(), format=data.validated_data["format"])
+                                    data=upload, format=data.validated_data["format"] or None,
+                                    on_error=data.validated_data["on_error"],
+                                    crowd_as_ignore=data.validated_data["crowd_as_ignore"])
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ProjectImportS3Api(APIView):
+    class Input(serializers.Serializer):
+        bucket = serializers.CharField(max_length=63, help_text="one of the server's import buckets")
+        prefix = serializers.CharField(max_length=1024, allow_blank=True, default="",
+                                       help_text="the folder (key prefix) that holds the dataset")
+        format = serializers.ChoiceField(choices=IMPORT_FORMATS)
+        crowd_as_ignore = serializers.BooleanField(
+            required=False, default=False,
+            help_text="COCO: crowd regions (iscrowd 1) go to the project's ignore class")
+
+    @extend_schema(request=Input, responses={202: JobOutput})
+    def post(self, request, project_id: int):
+        project = project_get_for_user(user=request.user, project_id=project_id,
+                                       min_role=Role.ANNOTATOR)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.import_start_s3(project=project, user=request.user, **data.validated_data)
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -198,3 +229,15 @@ class ProjectExportApi(APIView):
         return response
 
 
+
+
+class AssetOverlayApi(APIView):
+    def get(self, request, asset_id: int):
+        """The asset's masks as a transparent PNG the size of its thumbnail, for grids."""
+        asset = asset_get_for_user(user=request.user, asset_id=asset_id)
+        png = selectors.mask_overlay_png(asset=asset)
+        if png is None:
+            raise NotFoundError("This asset has no masks.")
+        response = HttpResponse(png, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"  # the URL names the revision
+        return response

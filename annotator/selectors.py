@@ -32,14 +32,28 @@ def mask_revision_get(*, asset: Asset, revision_id: int) -> MaskRevision:
     return revision
 
 
+IGNORE_LABEL = 255
+
+
+def trainable_classes(*, project: Project) -> list[LabelClass]:
+    """The classes a model learns, in label order (label = position + 1): every class
+    but the ignore class."""
+    return list(LabelClass.objects.filter(project=project, is_ignore=False).order_by("index"))
+
+
 def class_labels(*, project: Project) -> dict[int, int]:
-    """LabelClass id -> model label (index + 1)."""
-    return {pk: index + 1 for pk, index in
-            LabelClass.objects.filter(project=project).values_list("id", "index")}
+    """LabelClass id -> model label: the trainable classes in index order are 1, 2, ...
+    (index + 1 while no class is missing), the ignore class is 255 (left out of
+    training and evaluation)."""
+    labels = {c.id: n + 1 for n, c in enumerate(trainable_classes(project=project))}
+    labels.update({pk: IGNORE_LABEL for pk in LabelClass.objects.filter(
+        project=project, is_ignore=True).values_list("id", flat=True)})
+    return labels
 
 
 def mask_semantic_map(*, asset: Asset, labels: dict[int, int] | None = None) -> np.ndarray | None:
-    """The asset's class map (H, W) uint8 — 0 background, LabelClass.index + 1 — under
+    """The asset's class map (H, W) uint8 — 0 background, the class_labels label, 255 for
+    the ignore class — under
     the shared overlap rule (annotator.formats.semantic), or None when unlabeled.
     Instances of deleted classes are left out. Pass ``labels`` (class_labels) when
     calling for many assets of one project."""
@@ -50,6 +64,27 @@ def mask_semantic_map(*, asset: Asset, labels: dict[int, int] | None = None) -> 
     pairs = [(labels[i["class_id"]], i["rle"]) for i in mask_set.revision.instances
              if i["class_id"] in labels]
     return semantic_map(pairs, asset.height, asset.width)
+
+
+def mask_overlay_png(*, asset: Asset, size: int = 256) -> bytes | None:
+    """The asset's class map in the class colours (semi-transparent, background clear)
+    as a PNG that fits in ``size`` x ``size`` like its thumbnail; None when unlabelled."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    semantic = mask_semantic_map(asset=asset)
+    if semantic is None:
+        return None
+    lut = np.zeros((256, 4), np.uint8)
+    for index, color in LabelClass.objects.filter(project_id=asset.project_id).values_list("index", "color"):
+        lut[index + 1] = (*bytes.fromhex(color.lstrip("#")), 150)
+    scale = min(1.0, size / max(asset.width, asset.height))
+    small = Image.fromarray(semantic).resize(
+        (max(1, round(asset.width * scale)), max(1, round(asset.height * scale))), Image.NEAREST)
+    out = BytesIO()
+    Image.fromarray(lut[np.asarray(small)], "RGBA").save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 @dataclass
@@ -65,7 +100,7 @@ class ExportAsset:
 
 
 def export_classes(*, project: Project) -> list[ExportClass]:
-    return [ExportClass(index=c.index, name=c.name, color=c.color)
+    return [ExportClass(index=c.index, name=c.name, color=c.color, ignore=c.is_ignore)
             for c in LabelClass.objects.filter(project=project).order_by("index")]
 
 

@@ -21,7 +21,8 @@ import tempfile
 import uuid
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -35,19 +36,26 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotator import selectors
-from annotator.formats import EXPORT_FORMATS, READERS
+from annotator.formats import CROWD_FORMATS, EXPORT_FORMATS, FORMATS, READERS, WRITERS
 from annotator.formats import rle as rlelib
 from annotator.formats.coco import write_coco
 from annotator.formats.dataset import (
+    IGNORE_CLASS,
+    ArchiveLimits,
     ExportImage,
     ParsedImport,
     Problem,
+    ReadBudgetExceeded,
     UploadError,
-    read_upload,
+    ZipFiles,
+    open_upload,
+    set_declared_limits,
 )
 from annotator.formats.labelme import write_labelme
 from annotator.formats.png import classes_document, index_png_for, palette
+from annotator.formats.registry import Detection
 from annotator.models import MaskRevision, MaskSet
+from annotator.sources import S3Files, SourceError, materialize, prefix_has_objects, s3_client
 from common.errors import ApplicationError
 from projects import services as project_services
 from projects.models import Asset, Job, LabelClass, Project
@@ -185,24 +193,135 @@ IMPORT_KIND = "import"
 EXPORT_KIND = "export"
 
 
-def import_start(*, project: Project, user, name: str, data: bytes, format: str) -> Job:
-    """Check the upload's structure now (400 on failure), store it and queue the import
-    job on the `default` queue. The job's result is the import report."""
+ON_ERROR = ("refuse", "skip")
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while its task ran: stop, write nothing."""
+
+
+def _apply_limits() -> ArchiveLimits:
+    """The declared-size limits of label files are the upload limits; the archive limits
+    come from TESSERA_IMPORT_*."""
+    set_declared_limits(max_pixels=settings.TESSERA_MAX_IMAGE_PIXELS,
+                        max_side=settings.TESSERA_MAX_IMAGE_SIDE)
+    return ArchiveLimits(max_entries=settings.TESSERA_IMPORT_MAX_ENTRIES,
+                         max_total_bytes=settings.TESSERA_IMPORT_MAX_TOTAL_BYTES,
+                         max_member_bytes=settings.TESSERA_IMPORT_MAX_MEMBER_BYTES,
+                         max_image_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
+                         max_ratio=settings.TESSERA_IMPORT_MAX_RATIO)
+
+
+def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
+                 format: str | None = None, on_error: str = "refuse",
+                 crowd_as_ignore: bool = False) -> Job:
+    """Check the upload now (400 on failure), store it and queue the import job on the
+    `default` queue. The job's result is the import report.
+
+    A zip is only inspected here (its directory: member count, sizes, compression
+    ratio); a few of its label files are inflated, within TESSERA_IMPORT_PEEK_BYTES, to
+    detect the format. ``format`` None: the detected one. An explicit format the upload
+    does not look like, when it looks like another, is a 400 naming that one.
+    ``on_error="skip"`` imports what is sound and lists what was left out.
+    ``crowd_as_ignore``: COCO crowd regions go to the project's ignore class."""
+    if format is not None and format not in READERS:
+        raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
+                               details={"format": ["Invalid choice."]})
+    if on_error not in ON_ERROR:
+        raise ApplicationError(f"on_error is one of {list(ON_ERROR)}.", details={"on_error": ["Invalid choice."]})
+    limits = _apply_limits()
+    files = _open_upload_or_400(name, data, limits)
+    detected = _detect_here(files)
+    names = [d.name for d in detected or []]
+    if format is None and detected == []:
+        raise ApplicationError(
+            f"This upload does not look like any format Tessera imports ({', '.join(READERS)}).",
+            code="unknown_format", details={"problems": _quick_structure_check(None, files)})
+    if format is not None and detected and format not in names:
+        best = detected[0]
+        raise ApplicationError(
+            f"This upload looks like {best.title}, not {FORMATS.title(format)}: {best.reason}.",
+            code="wrong_format", details={"format": [f"The upload looks like {best.name}."],
+                                          "detected": best.as_dict()})
+    if format is not None and detected == []:
+        problems = _quick_structure_check(format, files)
+        if problems:
+            raise ApplicationError(f"The {format} upload is malformed; nothing was imported.",
+                                   code="invalid_import", details={"problems": problems})
+    chosen = format or (names[0] if names else None)
+    if chosen is not None:
+        _check_import_options(chosen, crowd_as_ignore)
+    detection = next((d.as_dict() for d in detected or [] if d.name == chosen), None)
+    if hasattr(data, "seek"):
+        data.seek(0)
+    path = default_storage.save(f"imports/{uuid.uuid4().hex}/{os.path.basename(name) or 'upload'}",
+                                ContentFile(data) if isinstance(data, bytes) else File(data))
+    with transaction.atomic():
+        job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND, params={
+            "format": chosen, "format_given": format is not None, "detected": detection,
+            "on_error": on_error, "name": name, "path": path, "crowd_as_ignore": crowd_as_ignore})
+        transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
+    return job
+
+
+def _check_import_options(format: str, crowd_as_ignore: bool) -> None:
     if format not in READERS:
         raise ApplicationError(f"Unknown import format {format!r}; use one of {sorted(READERS)}.",
                                details={"format": ["Invalid choice."]})
-    files = _read_upload_or_400(name, data)
-    problems = _quick_structure_check(format, files)
-    if problems:
-        raise ApplicationError(f"The {format} upload is malformed; nothing was imported.",
-                               code="invalid_import", details={"problems": problems})
-    path = default_storage.save(f"imports/{uuid.uuid4().hex}/{os.path.basename(name) or 'upload'}",
-                                ContentFile(data))
+    if crowd_as_ignore and format not in CROWD_FORMATS:
+        raise ApplicationError(f"crowd_as_ignore applies to {', '.join(CROWD_FORMATS)} imports.",
+                               details={"crowd_as_ignore": ["Not an option of this format."]})
+
+
+def _s3_settings() -> dict:
+    return {"endpoint_url": settings.TESSERA_IMPORT_S3_ENDPOINT_URL,
+            "region": settings.TESSERA_IMPORT_S3_REGION,
+            "access_key": settings.TESSERA_IMPORT_S3_ACCESS_KEY_ID,
+            "secret_key": settings.TESSERA_IMPORT_S3_SECRET_ACCESS_KEY}
+
+
+def _s3_files(bucket: str, prefix: str) -> S3Files:
+    return S3Files.list(s3_client(**_s3_settings()), bucket, prefix,
+                        max_objects=settings.TESSERA_IMPORT_S3_MAX_OBJECTS,
+                        max_bytes=max(settings.TESSERA_MAX_IMAGE_BYTES, settings.TESSERA_MAX_UPLOAD_BYTES))
+
+
+def import_start_s3(*, project: Project, user, bucket: str, prefix: str, format: str,
+                    crowd_as_ignore: bool = False) -> Job:
+    """Queue an import of the objects under ``prefix`` in ``bucket`` (S3 or MinIO, with
+    the server's import credentials; only the buckets in TESSERA_IMPORT_S3_BUCKETS). The
+    prefix is looked at now (400 when it cannot be or holds nothing); the job reads
+    label files as the reader asks and images one at a time."""
+    _check_import_options(format, crowd_as_ignore)
+    if bucket not in settings.TESSERA_IMPORT_S3_BUCKETS:
+        raise ApplicationError(f"Imports from bucket {bucket!r} are not enabled on this server.",
+                               code="bucket_not_allowed", details={"bucket": ["Not an import bucket."]})
+    try:
+        found = prefix_has_objects(s3_client(**_s3_settings()), bucket, prefix)
+    except SourceError as exc:
+        raise ApplicationError(str(exc), code="invalid_import", details={"bucket": [str(exc)]}) from None
+    if not found:
+        raise ApplicationError(f"No objects under {prefix!r} in {bucket!r}.", code="empty_file",
+                               details={"prefix": ["Nothing there."]})
     with transaction.atomic():
-        job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND,
-                                          params={"format": format, "name": name, "path": path})
+        job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND, params={
+            "format": format, "format_given": True, "source": "s3", "bucket": bucket,
+            "prefix": prefix, "name": f"s3://{bucket}/{prefix}", "crowd_as_ignore": crowd_as_ignore})
         transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
     return job
+
+
+def _detect_here(files: Mapping[str, bytes]) -> list[Detection] | None:
+    """The formats the upload looks like, or None when finding out would inflate or parse
+    more than TESSERA_IMPORT_PEEK_BYTES in the web process (the job detects it then)."""
+    if not isinstance(files, ZipFiles) and sum(map(len, files.values())) > settings.TESSERA_IMPORT_PEEK_BYTES:
+        return None
+    try:
+        return FORMATS.detect(files)
+    except ReadBudgetExceeded:
+        return None
+    except UploadError as exc:
+        raise ApplicationError(str(exc), code="invalid_import") from None
 
 
 def _enqueue(task_name: str, job_id: int) -> None:
@@ -211,16 +330,16 @@ def _enqueue(task_name: str, job_id: int) -> None:
     getattr(tasks, task_name).delay(job_id)
 
 
-def _read_upload_or_400(name: str, data: bytes) -> dict[str, bytes]:
-    if not data:
+def _open_upload_or_400(name: str, data: bytes | BinaryIO, limits: ArchiveLimits) -> Mapping[str, bytes]:
+    if not data or (not isinstance(data, bytes) and getattr(data, "size", 1) == 0):
         raise ApplicationError("The file is empty.", code="empty_file")
     try:
-        return read_upload(name, data)
+        return open_upload(name, data, limits=limits, budget=settings.TESSERA_IMPORT_PEEK_BYTES)
     except UploadError as exc:
         raise ApplicationError(str(exc), code="invalid_import") from None
 
 
-def _quick_structure_check(format: str, files: dict[str, bytes]) -> list[dict]:
+def _quick_structure_check(format: str | None, files: Mapping[str, bytes]) -> list[dict]:
     """Cheap checks answered straight away: label files present, and a single uploaded
     JSON parses with the top-level keys of its format. Everything else is the job's."""
     if format == "png":
@@ -228,9 +347,11 @@ def _quick_structure_check(format: str, files: dict[str, bytes]) -> list[dict]:
             return [Problem("no_classes", "A PNG import is a zip with classes.json and "
                             "masks/<split>/<name>.png.").as_dict()]
         return []
+    if format not in ("coco", "labelme"):
+        return []  # the other formats' readers say what is missing
     label_files = [p for p in files if p.lower().endswith(".json")]
     if not label_files:
-        return [Problem("no_label_file", f"The upload holds no .json {format} file.").as_dict()]
+        return [Problem("no_label_file", f"The upload holds no .json {format or 'label'} file.").as_dict()]
     if len(files) == 1:
         path = label_files[0]
         try:
@@ -238,7 +359,7 @@ def _quick_structure_check(format: str, files: dict[str, bytes]) -> list[dict]:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return [Problem("bad_json", f"Not valid JSON: {exc}.", path).as_dict()]
         keys = {"coco": ("images", "annotations", "categories"),
-                "labelme": ("shapes", "imagePath", "imageHeight", "imageWidth")}[format]
+                "labelme": ("shapes", "imagePath", "imageHeight", "imageWidth")}.get(format, ())
         missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
         if missing:
             return [Problem("bad_structure", f"Missing keys: {', '.join(missing)}.", path).as_dict()]
@@ -272,12 +393,12 @@ def _resolve(project: Project, parsed: ParsedImport,
     targets: dict[Any, _Target] = {}
     total = max(len(parsed.images), 1)
     for n, image in enumerate(parsed.images):
-        if n % 50 == 0:
+        if n % 10 == 0:
             progress(n / total)
         where = image.source
         if image.data is not None:
             try:
-                checked = check_image(image.data, max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
+                checked = check_image(materialize(image.data), max_bytes=settings.TESSERA_MAX_IMAGE_BYTES,
                                       max_pixels=settings.TESSERA_MAX_IMAGE_PIXELS,
                                       max_side=settings.TESSERA_MAX_IMAGE_SIDE)
             except UploadRejected as exc:
@@ -308,8 +429,8 @@ def _resolve(project: Project, parsed: ParsedImport,
                            f"labels are for {image.width}x{image.height}.", where)
             continue
         if key in targets:
-            parsed.problem("duplicate_image", f"{image.file_name} is labeled twice (also in "
-                           f"{targets[key].source}).", where)
+            parsed.skip(where, f"{image.file_name} is already labeled by {targets[key].source}; "
+                        "this duplicate was left out")
             continue
         target.instances, target.complete = image.instances, image.complete
         targets[key] = target
@@ -317,45 +438,82 @@ def _resolve(project: Project, parsed: ParsedImport,
 
 
 def import_run(*, job: Job) -> None:
-    """The import job: read, check everything, then write everything or nothing."""
-    format, path = job.params["format"], job.params["path"]
-    project = job.project
+    """The import job: read, check everything, then write everything or nothing (with
+    on_error=skip: everything sound, and the report lists what was left out)."""
+    params, project = job.params, job.project
+    limits = _apply_limits()
     try:
         _progress(job, 0.02, "Reading the upload")
-        with default_storage.open(path, "rb") as fh:
-            data = fh.read()
-        try:
-            files = read_upload(job.params.get("name", ""), data)
-        except UploadError as exc:
-            project_services.job_finish(job_id=job.id, errors=[Problem("invalid_import", str(exc)).as_dict()],
-                                        message="The upload cannot be read; nothing was imported.")
-            return
-        del data
-        _progress(job, 0.05, "Reading labels")
-        parsed = READERS[format](files)
+        with (nullcontext() if params.get("source") == "s3"
+              else default_storage.open(params["path"], "rb")) as fh:
+            try:
+                if params.get("source") == "s3":
+                    files = _s3_files(params["bucket"], params["prefix"])
+                else:
+                    files = open_upload(params.get("name", ""), fh, limits=limits)
+                format, detection = params.get("format"), params.get("detected")
+                if format is None:  # too large to detect in the web process
+                    found = FORMATS.detect(files)
+                    if not found:
+                        _fail(job, Problem("unknown_format", "This upload does not look like any "
+                                           f"format Tessera imports ({', '.join(READERS)})."))
+                        return
+                    format, detection = found[0].name, found[0].as_dict()
+                _progress(job, 0.05, f"Reading {FORMATS.title(format)} labels")
+                crowd = params.get("crowd_as_ignore") and format in CROWD_FORMATS
+                parsed = READERS[format](files, **({"crowd_as_ignore": True} if crowd else {}))
+            except (UploadError, SourceError) as exc:
+                _fail(job, Problem("invalid_import", str(exc)))
+                return
         _progress(job, 0.4, "Matching images to assets")
+        skip = params.get("on_error") == "skip"
+        if skip:
+            parsed.images = [image for image in parsed.images if not image.failed]
         targets = _resolve(project, parsed, lambda f: _progress(job, 0.4 + 0.3 * f, "Matching images"))
-        report = _report(parsed, targets)
-        if parsed.problems:
+        report = _report(parsed, targets, skip)
+        report["format"] = {"name": format, "title": FORMATS.title(format),
+                            "detected": not params.get("format_given", True),
+                            "reason": (detection or {}).get("reason", "")}
+        if parsed.problems and not skip:
             errors = [p.as_dict() for p in parsed.problems]
             project_services.job_finish(
                 job_id=job.id, result=report, errors=errors,
-                message=f"{len(errors)} problems found; nothing was imported.")
+                message=f"{len(errors)} problem{'s' if len(errors) != 1 else ''} found; nothing was imported.")
+            return
+        if not targets:
+            project_services.job_finish(
+                job_id=job.id, result=report, errors=[p.as_dict() for p in parsed.problems] or [
+                    Problem("nothing_to_import", "The upload holds no image to import.").as_dict()],
+                message="Nothing could be imported.")
             return
         _progress(job, 0.75, "Writing")
-        report.update(_write_import(project, job.created_by, parsed, targets))
-        project_services.job_finish(
-            job_id=job.id, result=report,
-            message=f"Imported {report['instances']} objects on {report['images']} images.")
+        report.update(_write_import(project, job.created_by, parsed, targets, job_id=job.id,
+                                    progress=lambda f, m: _progress(job, 0.75 + 0.24 * f, m)))
+        project_services.job_finish(job_id=job.id, result=report, message=(
+            f"Imported {report['instances']} objects on {report['images']} images"
+            f"{_counts_note(report['counts'])}."))
     finally:
-        default_storage.delete(path)
+        if params.get("path"):
+            default_storage.delete(params["path"])
+
+
+def _counts_note(counts: dict) -> str:
+    parts = [f"{counts[k]} {k.replace('_', ' ')}" for k in ("repaired", "skipped", "left_out") if counts[k]]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _fail(job: Job, problem: Problem) -> None:
+    project_services.job_finish(job_id=job.id, errors=[problem.as_dict()],
+                                message="The upload cannot be read; nothing was imported.")
 
 
 def _progress(job: Job, fraction: float, message: str) -> None:
-    project_services.job_progress(job_id=job.id, progress=round(fraction, 3), message=message)
+    if not project_services.job_progress(job_id=job.id, progress=round(fraction, 3), message=message):
+        raise JobCancelled
 
 
-def _report(parsed: ParsedImport, targets: list[_Target]) -> dict:
+def _report(parsed: ParsedImport, targets: list[_Target], skip: bool = False) -> dict:
+    left_out = [p.as_dict() for p in parsed.problems] if skip else []
     return {
         "images": len(targets),
         "instances": sum(len(t.instances) for t in targets),
@@ -364,16 +522,29 @@ def _report(parsed: ParsedImport, targets: list[_Target]) -> dict:
         "assets_matched": sum(t.asset is not None for t in targets),
         "assets_to_create": sum(t.asset is None for t in targets),
         "classes": [name for name, _ in parsed.classes],
+        "warnings": parsed.warnings,
         "skipped": parsed.skipped,
+        "left_out": left_out,
+        "counts": {"imported_images": len(targets),
+                   "imported_objects": sum(len(t.instances) for t in targets),
+                   "repaired": len(parsed.warnings), "skipped": len(parsed.skipped),
+                   "left_out": len(left_out)},
     }
 
 
-def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_Target]) -> dict:
+def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_Target],
+                  job_id: int | None = None,
+                  progress: Callable[[float, str], None] | None = None) -> dict:
     """One transaction: classes, new assets, one mask revision per labeled image.
-    Image files stored here are deleted again if the transaction does not commit."""
+    Image files stored here are deleted again if the transaction does not commit. With
+    ``job_id``, the job is locked and nothing is written if it was cancelled. Images read
+    lazily (an S3 import) are downloaded here one at a time."""
     stored: list[str] = []
     try:
         with transaction.atomic():
+            if job_id is not None and not Job.objects.select_for_update().filter(
+                    pk=job_id, status=Job.Status.RUNNING).exists():
+                raise JobCancelled
             classes = {c.name.lower(): c for c in LabelClass.objects.filter(project=project)}
             created_classes = []
             for name, color in parsed.classes:
@@ -382,14 +553,22 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
                     classes[name.lower()] = project_services.label_class_create(
                         project=project, name=name, color=color)
                     created_classes.append(name)
+            if any(i.class_name == IGNORE_CLASS for t in targets for i in t.instances):
+                ignore, created = _ignore_class(project, classes)
+                classes[IGNORE_CLASS.lower()] = ignore
+                created_classes += [ignore.name] if created else []
             created_assets = 0
+            new = sum(t.asset is None for t in targets)
             for target in targets:
                 if target.asset is None:
                     target.asset = project_services.asset_create_from_bytes(
-                        project=project, user=user, name=target.new_name, data=target.new_data,
-                        split=target.split)
+                        project=project, user=user, name=target.new_name,
+                        data=materialize(target.new_data), split=target.split)
+                    target.new_data = b""
                     stored.append(target.asset.file.name)
                     created_assets += 1
+                    if progress and (created_assets % 10 == 0 or created_assets == new):
+                        progress(created_assets / new, f"Stored {created_assets} of {new} images")
             saves = [_Save(t.asset, [{"class_id": classes[i.class_name.lower()].id, "rle": i.rle}
                                      for i in t.instances])
                      for t in targets if t.instances or t.complete]
@@ -400,6 +579,20 @@ def _write_import(project: Project, user, parsed: ParsedImport, targets: list[_T
         raise
     return {"classes_created": created_classes, "assets_created": created_assets,
             "assets_labeled": len(saves)}
+
+
+def _ignore_class(project: Project, classes: dict[str, LabelClass]) -> tuple[LabelClass, bool]:
+    """The project's ignore class: the one flagged, else a class named ``__ignore__``
+    (flagged now: an earlier import made it an ordinary class), else a new one."""
+    for label_class in classes.values():
+        if label_class.is_ignore:
+            return label_class, False
+    existing = classes.get(IGNORE_CLASS.lower())
+    if existing is not None:
+        project_services.label_class_update(label_class=existing, data={"is_ignore": True})
+        return existing, False
+    return project_services.label_class_create(project=project, name=IGNORE_CLASS, color="#ffffff",
+                                               is_ignore=True), True
 
 
 # --- export ----------------------------------------------------------------------------
@@ -429,13 +622,19 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
     coco:    annotations/instances_<split>.json, images/<split>/<file>
     labelme: <split>/<stem>.json beside <split>/<file>
     png:     classes.json, masks/<split>/<stem>.png, images/<split>/<file>
+    others:  the layout of their writer (annotator.formats.WRITERS)
     """
     if format not in EXPORT_FORMATS:
         raise ApplicationError(f"Unknown export format {format!r}; use one of {list(EXPORT_FORMATS)}.",
                                details={"format": ["Invalid choice."]})
     classes = selectors.export_classes(project=project)
+    if format in WRITERS:
+        yield from WRITERS[format](_export_images(project, include_unlabeled, include_images, progress),
+                                   classes)
+        return
     total = selectors.project_export_count(project=project, include_unlabeled=include_unlabeled)
     colors = palette(classes)
+    ignore_index = next((c.index for c in classes if c.ignore), None)
     by_split: dict[str, list[ExportImage]] = defaultdict(list)
     taken: set[str] = set()
     if format == "png":
@@ -459,13 +658,26 @@ def export_entries(*, project: Project, format: str, include_unlabeled: bool = F
             yield f"{asset.split}/{stem}.json", json.dumps(doc).encode()
         elif item.labeled:
             yield (f"masks/{asset.split}/{stem}.png",
-                   index_png_for(item.instances, asset.height, asset.width, colors))
+                   index_png_for(item.instances, asset.height, asset.width, colors, ignore_index))
         if progress:
             progress(n + 1, total)
     if format == "coco":
         for split in sorted(by_split):
             doc = write_coco(by_split[split], classes)
             yield f"annotations/instances_{split}.json", json.dumps(doc).encode()
+
+
+def _export_images(project: Project, include_unlabeled: bool, include_images: bool,
+                   progress: Callable[[int, int], None] | None) -> Iterator[ExportImage]:
+    """The project's images for a writer, one at a time (unique file names)."""
+    total = selectors.project_export_count(project=project, include_unlabeled=include_unlabeled)
+    taken: set[str] = set()
+    for n, asset in enumerate(selectors.export_assets(project=project, include_unlabeled=include_unlabeled)):
+        yield ExportImage(file_name=_export_name(asset, taken), width=asset.width, height=asset.height,
+                          split=asset.split, instances=asset.instances,
+                          data=_read_file(asset) if include_images else None)
+        if progress:
+            progress(n + 1, total)
 
 
 def _read_file(asset: selectors.ExportAsset) -> bytes:

@@ -2,6 +2,7 @@
 error as `{"error": {"code", "message", "details"}}` with the right status code."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +13,8 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
@@ -46,7 +49,25 @@ def error_body(code: str, message: str, details: Any = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+def is_redis_outage(exc: BaseException) -> bool:
+    """Redis (broker, cache, channel layer, results) could not be reached or answered
+    with an error: redis-py's errors, and kombu's OperationalError from ``.delay()``."""
+    import kombu.exceptions
+    import redis.exceptions
+
+    return isinstance(exc, redis.exceptions.RedisError | kombu.exceptions.OperationalError)
+
+
+def redis_outage_body() -> dict:
+    return error_body("service_unavailable", "A backing service (Redis) is unavailable; "
+                      "try again shortly.", {"retry_after_s": settings.TESSERA_RETRY_AFTER_S})
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if is_redis_outage(exc):
+        logger.error("Redis unavailable: %s", exc)
+        return Response(redis_outage_body(), status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(settings.TESSERA_RETRY_AFTER_S)})
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):  # Django's limit on bodies read into memory

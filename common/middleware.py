@@ -59,3 +59,53 @@ class CrossOriginIsolationMiddleware:
         response.setdefault("Cross-Origin-Embedder-Policy", "credentialless")
         response.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """The app's Content-Security-Policy (``settings.TESSERA_CSP``) on every answer that
+    does not set its own (stored files set a sandboxing one, see common.files). The
+    default lets the page run only its own scripts, plus WebAssembly compilation and
+    blob: workers, which onnxruntime-web needs for the in-browser SAM decoder. The API
+    docs page (Swagger UI from its CDN, an inline bootstrap script) has its own."""
+
+    sync_capable, async_capable = True, False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.policy = settings.TESSERA_CSP
+        self.docs_policy = settings.TESSERA_CSP_API_DOCS
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy:
+            policy = self.docs_policy if request.path == "/api/v1/docs/" else self.policy
+            response.setdefault("Content-Security-Policy", policy)
+        return response
+
+
+class RedisOutageMiddleware:
+    """A Redis error raised outside DRF's views (a Django view, a websocket-less page):
+    503 with ``Retry-After``, JSON in the API's error format (DRF views get the same from
+    common.errors.exception_handler)."""
+
+    sync_capable, async_capable = True, False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from django.conf import settings
+        from django.http import JsonResponse
+
+        from common.errors import is_redis_outage, redis_outage_body
+
+        if not is_redis_outage(exception):
+            return None
+        response = JsonResponse(redis_outage_body(), status=503)
+        response["Retry-After"] = str(settings.TESSERA_RETRY_AFTER_S)
+        return response

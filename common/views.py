@@ -42,3 +42,21 @@ permission_denied = _api_or_page(403, "permission_denied", "You do not have perm
 not_found = _api_or_page(404, "not_found", "No API endpoint at {path}.", defaults.page_not_found)
 server_error = _api_or_page(500, "server_error", "The server failed; its log has the details.",
                             defaults.server_error)
+
+
+def admin_login(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """The admin's login form, with its attempts counted by the API's login throttle (the
+    same rate per client address): over it, 429 with ``Retry-After``."""
+    from django.contrib import admin
+
+    from common.apis import LoginThrottle
+
+    if request.method == "POST":
+        throttle = LoginThrottle()
+        if not throttle.allow_request(request, None):
+            wait = int(throttle.wait() or 1)
+            response = HttpResponse("Too many login attempts; try again later.", status=429,
+                                    content_type="text/plain; charset=utf-8")
+            response["Retry-After"] = str(max(wait, 1))
+            return response
+    return admin.site.login(request, *args, **kwargs)

@@ -18,9 +18,8 @@ from django.urls import get_resolver  # noqa: E402
 get_resolver().url_patterns  # noqa: B018
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from common.websocket import TokenOrSessionAuthMiddlewareStack  # noqa: E402
+from common.websocket import SameOriginValidator, TokenOrSessionAuthMiddlewareStack  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 skip_twisted_form_parsing()
@@ -28,7 +27,7 @@ skip_twisted_form_parsing()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SameOriginValidator(
             TokenOrSessionAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: the docs work offline
     "channels",
     "common",
     "projects",
@@ -45,6 +46,7 @@ MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see c
     "common.middleware.MetricsMiddleware",  # outermost: latency of the whole chain, by view
     "common.middleware.RequestIdMiddleware",  # X-Request-ID, on every log record (common/logs.py)
     "common.middleware.SecurityMiddleware",
+    "common.middleware.ContentSecurityPolicyMiddleware",
     # Before the static files, which are answered there: onnxruntime-web's worker
     # scripts need the cross-origin isolation headers too.
     "common.middleware.CrossOriginIsolationMiddleware",
@@ -55,6 +57,7 @@ MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see c
     "common.middleware.AuthenticationMiddleware",
     "common.middleware.MessageMiddleware",
     "common.middleware.XFrameOptionsMiddleware",
+    "common.middleware.RedisOutageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -112,6 +115,8 @@ CACHES = {
         "BACKEND": "common.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("TESSERA_CACHE_PREFIX", default="tessera"),
+        # A Redis that hangs (not just refuses) fails a request in seconds, as a 503.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
     }
 }
 CHANNEL_LAYERS = {
@@ -127,6 +132,11 @@ CELERY_RESULT_BACKEND = REDIS_URL
 # ASGI every request runs in a new thread and rebuilt the backend and its connections.
 CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Nothing reads a task's return value (tasks record their outcome in the database). With
+# results on, every .delay() also subscribed the caller to the task's result channel,
+# which during a Redis outage retried for 20 s and then raised a RuntimeError ("the
+# Celery application must be restarted") instead of failing fast as a broker error.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -184,6 +194,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_ROOT = FRONTEND_DIST if FRONTEND_DIST.exists() else None
+# Static files (the admin's, Swagger UI's) are served from the installed apps as found at
+# startup, so no collectstatic step is needed for /static/ to answer.
+WHITENOISE_USE_FINDERS = True
 
 # --- Uploads ------------------------------------------------------------------
 TESSERA_MAX_UPLOAD_BYTES = env.int("TESSERA_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
@@ -191,10 +204,45 @@ TESSERA_MAX_IMAGE_BYTES = env.int("TESSERA_MAX_IMAGE_BYTES", default=50 * 1024 *
 TESSERA_MAX_IMAGE_PIXELS = env.int("TESSERA_MAX_IMAGE_PIXELS", default=100_000_000)
 TESSERA_MAX_IMAGE_SIDE = env.int("TESSERA_MAX_IMAGE_SIDE", default=20_000)
 TESSERA_MAX_VIDEO_FRAMES = env.int("TESSERA_MAX_VIDEO_FRAMES", default=2_000)
+# Imports from S3 / MinIO by bucket and prefix (annotator.services.import_start_s3): only
+# the buckets listed here, with these credentials (default: the storage's S3_* ones).
+TESSERA_IMPORT_S3_BUCKETS = env.list("TESSERA_IMPORT_S3_BUCKETS", default=[])
+TESSERA_IMPORT_S3_ENDPOINT_URL = env("TESSERA_IMPORT_S3_ENDPOINT_URL", default=env("S3_ENDPOINT_URL", default=""))
+TESSERA_IMPORT_S3_REGION = env("TESSERA_IMPORT_S3_REGION", default=env("S3_REGION", default=""))
+TESSERA_IMPORT_S3_ACCESS_KEY_ID = env("TESSERA_IMPORT_S3_ACCESS_KEY_ID", default=env("S3_ACCESS_KEY_ID", default=""))
+TESSERA_IMPORT_S3_SECRET_ACCESS_KEY = env("TESSERA_IMPORT_S3_SECRET_ACCESS_KEY",
+                                          default=env("S3_SECRET_ACCESS_KEY", default=""))
+TESSERA_IMPORT_S3_MAX_OBJECTS = env.int("TESSERA_IMPORT_S3_MAX_OBJECTS", default=200_000)
 TESSERA_VIDEO_FPS = env.float("TESSERA_VIDEO_FPS", default=2.0)
+# Dataset imports (zip): checked from the zip's directory before anything is inflated,
+# and again while each member is read in the worker. The web process only peeks at a
+# few label files (at most TESSERA_IMPORT_PEEK_BYTES inflated) to detect the format.
+TESSERA_IMPORT_MAX_ENTRIES = env.int("TESSERA_IMPORT_MAX_ENTRIES", default=200_000)
+TESSERA_IMPORT_MAX_TOTAL_BYTES = env.int("TESSERA_IMPORT_MAX_TOTAL_BYTES", default=2 * 1024**3)
+TESSERA_IMPORT_MAX_MEMBER_BYTES = env.int("TESSERA_IMPORT_MAX_MEMBER_BYTES", default=1024**3)
+TESSERA_IMPORT_MAX_RATIO = env.float("TESSERA_IMPORT_MAX_RATIO", default=100.0)
+TESSERA_IMPORT_PEEK_BYTES = env.int("TESSERA_IMPORT_PEEK_BYTES", default=64 * 1024 * 1024)
+# A job whose task killed its worker this many times (OOM, segfault) fails instead of
+# being redelivered again (tasks are acks_late + reject_on_worker_lost).
+TESSERA_TASK_MAX_CRASHES = env.int("TESSERA_TASK_MAX_CRASHES", default=2)
+
+# Default workers queue again, this often, thumbnails and video splits that an upload
+# could not queue (Redis down at the time); 0 turns the sweep off.
+TESSERA_MEDIA_SWEEP_S = env.float("TESSERA_MEDIA_SWEEP_S", default=60.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [  # larger files go to anonymous temp files (see common.uploads)
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "common.uploads.AnonymousTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
+
+# --- Datasets: splits and review ------------------------------------------------
+# A training run is refused when its labelled val split is under both of these.
+TESSERA_MIN_VAL_IMAGES = env.int("TESSERA_MIN_VAL_IMAGES", default=1)
+TESSERA_MIN_VAL_FRACTION = env.float("TESSERA_MIN_VAL_FRACTION", default=0.05)
+# How long an asset counts as open by someone after their last heartbeat.
+TESSERA_ASSET_OPEN_TTL_S = env.int("TESSERA_ASSET_OPEN_TTL_S", default=45)
 
 # --- Models and weights -------------------------------------------------------
 TESSERA_WEIGHTS_DIR = env("TESSERA_WEIGHTS_DIR", default=str(VAR_DIR / "weights"))
@@ -203,9 +251,9 @@ TESSERA_WEIGHTS_DIR = env("TESSERA_WEIGHTS_DIR", default=str(VAR_DIR / "weights"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "common.auth.ExpiringTokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["common.permissions.IsAuthenticatedWithOwnPassword"],
     "DEFAULT_PAGINATION_CLASS": "common.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "common.errors.exception_handler",
@@ -217,7 +265,53 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",  # from drf_spectacular_sidecar's static files, not a CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+
+# --- Security: throttling, tokens, headers, HTTPS ---------------------------------
+# Proxies in front of the web process that append to X-Forwarded-For (a load balancer,
+# nginx): the client address is the one this many hops from the right. 0: the socket's
+# peer address (X-Forwarded-For is ignored, so rotating it cannot dodge throttling).
+TESSERA_NUM_PROXIES = env.int("TESSERA_NUM_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = TESSERA_NUM_PROXIES
+TESSERA_LOGIN_RATE = env("TESSERA_LOGIN_RATE", default="30/min")  # per client address
+TESSERA_TOKEN_TTL_DAYS = env.float("TESSERA_TOKEN_TTL_DAYS", default=30.0)
+TESSERA_RETRY_AFTER_S = env.int("TESSERA_RETRY_AFTER_S", default=10)  # on a Redis outage (503)
+# The page's own scripts only, plus WebAssembly and blob: workers for onnxruntime-web.
+TESSERA_CSP = env("TESSERA_CSP", default=(
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self' blob: data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"))
+TESSERA_CSP_API_DOCS = (  # Swagger UI: its bundle from jsDelivr and an inline bootstrap
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
+    "https://cdn.jsdelivr.net; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+# Behind HTTPS set TESSERA_HTTPS=true: HTTP is redirected to HTTPS (except the health
+# check), browsers are told to use HTTPS only (HSTS), cookies are sent over HTTPS only.
+TESSERA_HTTPS = env.bool("TESSERA_HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=TESSERA_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/(live/|ready/)?$", r"^metrics$"]  # + probes, Prometheus
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if TESSERA_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=TESSERA_HTTPS)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+if TESSERA_NUM_PROXIES:  # the proxy terminates TLS and says so
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# `check --deploy` looks for Django's security, clickjacking and CSRF middleware by path;
+# common.middleware runs the same classes as sync-only subclasses (tests/test_security.py
+# checks their headers, redirects and cookies).
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
+
+# Owners may create accounts with a one-time password from the members page; false when
+# users come from an identity provider.
+TESSERA_LOCAL_ACCOUNTS = env.bool("TESSERA_LOCAL_ACCOUNTS", default=True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common import metrics
+from common.auth import ExpiringTokenAuthentication
 from common.conf import setting, truthy
 from common.errors import ApplicationError, NotFoundError
 from common.fields import IdField
@@ -28,6 +29,7 @@ from deployments.auth import ApiKeyAuthentication, PredictRateThrottle
 from deployments.models import ApiKey, ArtifactExport, Deployment
 from projects.apis import JobOutput
 from projects.models import Role
+from projects.selectors import require_role
 from training.selectors import artifact_get_for_user
 
 
@@ -53,6 +55,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 
 
 class DeploymentListCreateApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     @extend_schema_serializer(component_name="DeploymentCreateInput")
     class Input(serializers.Serializer):
         artifact = IdField()
@@ -181,7 +184,7 @@ class DeploymentPredictApi(APIView):
     Callers: `Authorization: Bearer <api-key>` of this deployment, or project members
     (annotator or owner) with their session/token for the try-it panel."""
 
-    authentication_classes = [ApiKeyAuthentication, SessionAuthentication, TokenAuthentication]
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication, ExpiringTokenAuthentication]
     permission_classes = [AllowAny]  # the view decides: this deployment's key, or a member
     throttle_classes = [PredictRateThrottle]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -293,6 +296,12 @@ class ArtifactExportOutput(serializers.ModelSerializer):
         return f"/api/v1/artifacts/{export.artifact_id}/export/?format={export.format}"
 
 
+def _export_exists(*, artifact, format: str, rebuild: bool) -> bool:
+    """Whether answering needs no build: the export exists and is not to be rebuilt."""
+    export = ArtifactExport.objects.filter(artifact=artifact, format=format).first()
+    return export is not None and not (rebuild and export.status == ArtifactExport.Status.FAILED)
+
+
 class ArtifactExportApi(APIView):
     content_negotiation_class = _FormatParamNegotiation
     renderer_classes = [JSONRenderer]
@@ -310,6 +319,10 @@ class ArtifactExportApi(APIView):
         artifact = artifact_get_for_user(user=request.user, artifact_id=artifact_id)
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
+        if not _export_exists(artifact=artifact, **params.validated_data):
+            # Building writes files and takes a worker: annotators and owners only; a
+            # viewer downloads what is built.
+            require_role(user=request.user, project_id=artifact.project_id, min_role=Role.ANNOTATOR)
         export = exports.artifact_export_get_or_start(artifact=artifact, user=request.user,
                                                        **params.validated_data)
         if export.status == ArtifactExport.Status.FAILED:

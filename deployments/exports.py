@@ -41,13 +41,16 @@ def artifact_validation_pairs(*, artifact: Artifact, limit: int | None = None) -
     """(images, targets) to measure an artifact on: the validation images of its run, else
     the project's labelled val-split assets. Targets are class maps in the artifact's
     labels (0 background, ``classes[i]`` = i), mapped through the class ids it was trained on."""
-    from annotator.selectors import class_labels, mask_semantic_map
+    from annotator.selectors import IGNORE_LABEL, class_labels, mask_semantic_map
 
     limit = limit or setting("TESSERA_EXPORT_EVAL_IMAGES", 32, int)
     labels = {int(c["class_id"]): int(c["index"]) for c in artifact.meta.get("classes", [])
               if c.get("class_id") is not None}
     if not labels:
         labels = class_labels(project=artifact.project)
+    # pixels of the ignore class are left out of the scores (255 = ignore)
+    labels.update({pk: label for pk, label in class_labels(project=artifact.project).items()
+                   if label == IGNORE_LABEL})
     ids: list[int] = []
     run = artifact.run
     if run is not None and run.dataset.get("ids"):

@@ -16,6 +16,9 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Set when its deletion starts: from then on the project is gone for every user while
+    # a background job removes its files and rows.
+    deleting_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -51,18 +54,25 @@ class Membership(models.Model):
 
 class LabelClass(models.Model):
     """A class labelers paint with. `index` is its stable 0-based position: the model
-    label is index + 1 (0 is background)."""
+    label is index + 1 (0 is background).
+
+    `is_ignore`: the project's void / ignore class (at most one). Its pixels are label
+    255 in class maps: training and evaluation leave them out, PNG exports write 255 and
+    LabelMe exports ``__ignore__``."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
     name = models.CharField(max_length=100)
     color = models.CharField(max_length=7)
     index = models.PositiveIntegerField()
+    is_ignore = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["index"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="unique_class_name"),
             models.UniqueConstraint(fields=["project", "index"], name="unique_class_index"),
+            models.UniqueConstraint(fields=["project"], condition=models.Q(is_ignore=True),
+                                    name="one_ignore_class_per_project"),
         ]
 
     def __str__(self) -> str:
@@ -99,9 +109,14 @@ class Video(models.Model):
 
 class Asset(models.Model):
     class Status(models.TextChoices):
+        """The review workflow: unlabeled -> in_progress -> labeled -> reviewed / rejected
+        (a rejected asset goes back to labeled when it is saved again)."""
+
         UNLABELED = "unlabeled"
+        IN_PROGRESS = "in_progress"
         LABELED = "labeled"
         REVIEWED = "reviewed"
+        REJECTED = "rejected"
 
     class Split(models.TextChoices):
         TRAIN = "train"
@@ -117,6 +132,13 @@ class Asset(models.Model):
     height = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNLABELED)
     split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    # True when a person chose the split: auto-split leaves such assets where they are.
+    split_locked = models.BooleanField(default=False)
+    review_comment = models.TextField(blank=True, default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     video = models.ForeignKey(
         Video, null=True, blank=True, on_delete=models.CASCADE, related_name="frames"
     )
@@ -152,7 +174,9 @@ class Job(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    # Null once the project is deleted: a project deletion job outlives its project and
+    # stays visible to the user who started it.
+    project = models.ForeignKey(Project, null=True, on_delete=models.SET_NULL, related_name="jobs")
     kind = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)

@@ -5,11 +5,13 @@ database write that should reference them fails, so nothing is left half-written
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -19,10 +21,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from common.errors import ApplicationError
+from common.errors import ApplicationError, is_redis_outage
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
 from projects.validation import UploadRejected, check_image, looks_like_video
 
+logger = logging.getLogger(__name__)
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_PALETTE = [
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
@@ -51,8 +54,85 @@ def project_update(*, project: Project, data: dict) -> Project:
     return project
 
 
-def project_delete(*, project: Project) -> None:
+PROJECT_DELETE_KIND = "project_delete"
+
+
+@transaction.atomic
+def project_delete_start(*, project: Project, user, confirm_name: str) -> Job:
+    """Hide the project from everyone at once and queue a job that removes its data
+    (files included) with progress. ``confirm_name`` must repeat the project's name."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if confirm_name.strip() != project.name.strip():
+        raise ApplicationError("Type the project's name exactly to confirm its deletion.",
+                               code="confirmation_mismatch", details={"confirm": ["Does not match."]})
+    if project.deleting_since is not None:
+        raise ApplicationError("This project is being deleted already.", code="deleting",
+                               status_code=409)
+    project.deleting_since = timezone.now()
+    project.save(update_fields=["deleting_since"])
+    job = job_create(project=project, user=user, kind=PROJECT_DELETE_KIND,
+                     params={"project_id": project.pk, "name": project.name})
+    transaction.on_commit(lambda: _enqueue_project_delete(job.id))
+    return job
+
+
+def _enqueue_project_delete(job_id: int) -> None:
+    from projects.tasks import project_delete_execute
+
+    project_delete_execute.delay(job_id)
+
+
+def project_delete(*, project: Project, job_id: int | None = None) -> None:
+    """Remove a project and everything it holds: training runs are cancelled, then
+    deployments, artifacts (and their exports), checkpoints, assets (masks, revisions,
+    thumbnails, embeddings, image files), videos and jobs go, rows and stored files."""
+    from django.core.files.storage import default_storage
+
+    from deployments.models import Deployment
+    from deployments.services import deployment_delete
+    from training.models import Artifact, TrainingRun
+    from training.services import artifact_delete, training_run_cancel
+
+    def progress(fraction: float, message: str) -> None:
+        if job_id is not None:
+            job_progress(job_id=job_id, progress=fraction, message=message)
+
+    progress(0.0, "Stopping trainings and deployments")
+    for run in TrainingRun.objects.filter(project=project).exclude(status__in=TrainingRun.FINISHED):
+        training_run_cancel(run=run)
+    for deployment in Deployment.objects.filter(project=project):
+        deployment_delete(deployment=deployment)
+    for artifact in Artifact.objects.filter(project=project):
+        artifact_delete(artifact=artifact)
+    storage_delete_tree(prefix=f"checkpoints/{project.pk}/")
+    asset_ids = list(Asset.objects.filter(project=project).values_list("id", flat=True))
+    for start in range(0, len(asset_ids), 100):
+        progress(0.05 + 0.9 * start / max(1, len(asset_ids)),
+                 f"Deleting assets: {start} of {len(asset_ids)}")
+        assets_delete(asset_ids=asset_ids[start:start + 100])
+    progress(0.95, "Deleting videos and jobs")
+    for model in (Video, Job):
+        rows = model.objects.filter(project=project).exclude(file="")
+        if model is Job and job_id is not None:
+            rows = rows.exclude(pk=job_id)
+        for name in list(rows.values_list("file", flat=True)):
+            default_storage.delete(name)
+    Job.objects.filter(project=project).exclude(pk=job_id).delete()
     project.delete()
+
+
+def storage_delete_tree(*, prefix: str) -> None:
+    """Delete every stored file under ``prefix`` (a folder ending in '/')."""
+    from django.core.files.storage import default_storage
+
+    try:
+        folders, files = default_storage.listdir(prefix)
+    except (FileNotFoundError, NotImplementedError, OSError):
+        return
+    for name in files:
+        default_storage.delete(prefix + name)
+    for folder in folders:
+        storage_delete_tree(prefix=f"{prefix}{folder}/")
 
 
 @transaction.atomic
@@ -62,6 +142,7 @@ def member_set(*, project: Project, username: str, role: str) -> Membership:
         raise ApplicationError(f"No user named {username!r}.", code="unknown_user")
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; use one of {Role.values}.")
+    _lock_owners(project)
     membership, _ = Membership.objects.select_for_update().update_or_create(
         project=project, user=user, defaults={"role": role}
     )
@@ -70,15 +151,44 @@ def member_set(*, project: Project, username: str, role: str) -> Membership:
 
 
 @transaction.atomic
+def member_role_set(*, membership: Membership, role: str) -> Membership:
+    """Change a member's role; demoting the last owner is refused (409 last_owner)."""
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role {role!r}; use one of {Role.values}.")
+    _lock_owners(membership.project)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    _ensure_an_owner_remains(membership.project)
+    return membership
+
+
+@transaction.atomic
+def member_create_user(*, project: Project, username: str, role: str) -> tuple[Membership, str]:
+    """A new local account with a one-time password, added to the project with ``role``."""
+    from common.services import user_create_with_one_time_password
+
+    user, password = user_create_with_one_time_password(username=username)
+    return member_set(project=project, username=user.username, role=role), password
+
+
+@transaction.atomic
 def member_remove(*, membership: Membership) -> None:
     project = membership.project
+    _lock_owners(project)
     membership.delete()
     _ensure_an_owner_remains(project)
 
 
+def _lock_owners(project: Project) -> None:
+    """Lock the project's owner rows: two concurrent demotions cannot both see another owner."""
+    list(Membership.objects.select_for_update().filter(project=project, role=Role.OWNER)
+         .values_list("pk", flat=True))
+
+
 def _ensure_an_owner_remains(project: Project) -> None:
     if not Membership.objects.filter(project=project, role=Role.OWNER).exists():
-        raise ApplicationError("A project must keep at least one owner.", code="last_owner")
+        raise ApplicationError("A project must keep at least one owner: make someone else "
+                               "owner first.", code="last_owner", status_code=409)
 
 
 # --- label classes -------------------------------------------------------------------
@@ -89,10 +199,23 @@ def _check_color(color: str) -> str:
     return color.lower()
 
 
+def _check_one_ignore_class(project_id: int, exclude_id: int | None = None) -> None:
+    other = LabelClass.objects.filter(project_id=project_id, is_ignore=True).exclude(pk=exclude_id).first()
+    if other is not None:
+        raise ApplicationError(f"The project's ignore class is {other.name!r} already; a project has "
+                               "at most one.", code="duplicate",
+                               details={"is_ignore": ["Only one ignore class per project."]})
+
+
 @transaction.atomic
-def label_class_create(*, project: Project, name: str, color: str | None = None) -> LabelClass:
+def label_class_create(*, project: Project, name: str, color: str | None = None,
+                       is_ignore: bool = False) -> LabelClass:
+    """A new class at the next index. ``is_ignore``: the project's void / ignore class
+    (its pixels are left out of training and evaluation; at most one per project)."""
     # Lock the project row so two concurrent creates cannot take the same index.
     Project.objects.select_for_update().filter(pk=project.pk).first()
+    if is_ignore:
+        _check_one_ignore_class(project.pk)
     name = name.strip()
     if not name:
         raise ApplicationError("A class needs a name.", details={"name": ["Required."]})
@@ -102,10 +225,17 @@ def label_class_create(*, project: Project, name: str, color: str | None = None)
     last = LabelClass.objects.filter(project=project).aggregate(m=Max("index"))["m"]
     index = 0 if last is None else last + 1
     color = _check_color(color) if color else DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)]
-    return LabelClass.objects.create(project=project, name=name, color=color, index=index)
+    return LabelClass.objects.create(project=project, name=name, color=color, index=index,
+                                     is_ignore=is_ignore)
 
 
+@transaction.atomic
 def label_class_update(*, label_class: LabelClass, data: dict) -> LabelClass:
+    if data.get("is_ignore"):
+        Project.objects.select_for_update().filter(pk=label_class.project_id).first()
+        _check_one_ignore_class(label_class.project_id, exclude_id=label_class.pk)
+    if "is_ignore" in data:
+        label_class.is_ignore = bool(data["is_ignore"])
     if "name" in data:
         name = data["name"].strip()
         clash = LabelClass.objects.filter(project_id=label_class.project_id, name__iexact=name)
@@ -178,7 +308,14 @@ def _precompute_embeddings(*, project: Project, user, assets: list[Asset]) -> No
     """New images get their SAM embeddings ahead of time, so the first click is fast."""
     from annotator.intellibrush.services import embeddings_for_new_assets
 
-    embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
+    try:
+        with transaction.atomic():  # a job row is not left behind when Redis fails first
+            embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
+    except Exception as exc:
+        if not is_redis_outage(exc):
+            raise
+        # The files and rows are in place; a click computes its embedding on demand.
+        logger.warning("embedding precompute not queued (Redis unavailable): %s", exc)
 
 
 class Duplicate(Exception):
@@ -211,43 +348,249 @@ def asset_create_from_bytes(*, project: Project, user, name: str, data: bytes,
     try:
         with _stored(asset.file, f"{stem}{checked.extension}", checked.data), transaction.atomic():
             asset.save()
-            transaction.on_commit(lambda: _enqueue_thumbnail(asset.id))
+            # robust: a Redis outage is logged, not raised; the sweep queues it later.
+            transaction.on_commit(lambda: _enqueue_thumbnail(asset.id), robust=True)
     except IntegrityError:  # a concurrent upload of the same bytes won the race
         existing = Asset.objects.filter(project=project, sha256=sha256).values_list("id", flat=True).first()
         raise Duplicate(asset_id=existing) from None
     return asset
 
 
+# Work that was handed to the broker is marked in Redis for a while: the sweep queues
+# again only what has no mark (the enqueue failed, or Redis lost its queues with it), not
+# what merely waits behind a long queue.
+_QUEUED_TTL_S = 6 * 3600
+
+
+def _queued_key(kind: str, object_id: int) -> str:
+    return f"projects:queued:{kind}:{object_id}"
+
+
 def _enqueue_thumbnail(asset_id: int) -> None:
+    from django.core.cache import cache
+
     from projects.tasks import asset_make_thumbnail
 
     asset_make_thumbnail.delay(asset_id)
+    cache.set(_queued_key("thumbnail", asset_id), 1, _QUEUED_TTL_S)
 
 
-def asset_update(*, asset: Asset, data: dict) -> Asset:
+def _not_queued(kind: str, ids: list[int]) -> list[int]:
+    from django.core.cache import cache
+
+    marked = cache.get_many([_queued_key(kind, i) for i in ids])
+    return [i for i in ids if _queued_key(kind, i) not in marked]
+
+
+def media_sweep(*, older_than_s: float, limit: int = 500) -> dict[str, int]:
+    """Queue again the work an upload could not queue (Redis was down when it committed):
+    thumbnails of assets that still have none and splits of videos still pending, older
+    than ``older_than_s`` and not marked as queued. Both tasks are idempotent. The
+    default workers run this every ``TESSERA_MEDIA_SWEEP_S`` (projects.tasks)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    asset_ids = _not_queued("thumbnail", list(
+        Asset.objects.filter(thumbnail="", created_at__lt=cutoff)
+        .order_by("id").values_list("id", flat=True)[:limit]))
+    video_ids = _not_queued("video", list(
+        Video.objects.filter(status=Video.Status.PENDING, created_at__lt=cutoff)
+        .order_by("id").values_list("id", flat=True)[:limit]))
+    for asset_id in asset_ids:
+        _enqueue_thumbnail(asset_id)
+    for video_id in video_ids:
+        _enqueue_video_split(video_id)
+    return {"thumbnails": len(asset_ids), "videos": len(video_ids)}
+
+
+def asset_update(*, asset: Asset, user=None, data: dict) -> Asset:
+    """Change one asset's split and/or status. A split chosen here is hand-placed
+    (auto-split leaves it alone)."""
     for key, choices in (("status", Asset.Status.values), ("split", Asset.Split.values)):
-        if key in data:
-            if data[key] not in choices:
-                raise ApplicationError(f"{key} must be one of {choices}.", details={key: ["Invalid."]})
-            setattr(asset, key, data[key])
-    asset.save(update_fields=["status", "split", "updated_at"])
+        if key in data and data[key] not in choices:
+            raise ApplicationError(f"{key} must be one of {choices}.", details={key: ["Invalid."]})
+    assets_bulk_update(asset_ids=[asset.id], user=user, **data)
+    asset.refresh_from_db()
     return asset
 
 
+def assets_bulk_update(*, asset_ids: list[int], user=None, split: str | None = None,
+                       status: str | None = None) -> int:
+    """Move assets to ``split`` (marking them hand-placed) and/or set their ``status``
+    (reviewed / rejected record who did it). Returns how many assets changed."""
+    if status == Asset.Status.REJECTED:
+        raise ApplicationError("A rejection needs a comment: reject assets one at a time "
+                               "(POST /assets/{id}/review/).", code="comment_required")
+    if status == Asset.Status.REVIEWED:
+        unlabeled = sum(Asset.objects.filter(id__in=asset_ids[i:i + _CHUNK], mask_set__isnull=True)
+                        .count() for i in range(0, len(asset_ids), _CHUNK))
+        if unlabeled:
+            raise ApplicationError(f"{unlabeled} of these assets have no masks: only labelled assets "
+                                   "can be marked reviewed.", code="not_labeled", status_code=409)
+    fields: dict = {"updated_at": timezone.now()}
+    if split is not None:
+        fields.update(split=split, split_locked=True)
+    if status is not None:
+        fields["status"] = status
+        if status in (Asset.Status.REVIEWED, Asset.Status.REJECTED):
+            fields.update(reviewed_by=_user_or_none(user), reviewed_at=fields["updated_at"])
+    count = 0
+    with transaction.atomic():
+        for start in range(0, len(asset_ids), _CHUNK):
+            count += Asset.objects.filter(id__in=asset_ids[start:start + _CHUNK]).update(**fields)
+    return count
+
+
+_CHUNK = 500
+
+
+def _user_or_none(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
 def asset_delete(*, asset: Asset) -> None:
+    assets_delete(asset_ids=[asset.id])
+
+
+def assets_delete(*, asset_ids: list[int]) -> int:
+    """Delete assets with their masks and revisions (rows, by cascade) and, once that
+    commits, their image files, thumbnails and SAM embeddings in storage."""
+    deleted = 0
+    for start in range(0, len(asset_ids), _CHUNK):
+        rows = list(Asset.objects.filter(id__in=asset_ids[start:start + _CHUNK])
+                    .values_list("id", "file", "thumbnail"))
+        with transaction.atomic():
+            Asset.objects.filter(id__in=[pk for pk, _, _ in rows]).delete()
+            transaction.on_commit(lambda rows=rows: _asset_files_remove(rows))
+        deleted += len(rows)
+    return deleted
+
+
+def _asset_files_remove(rows: list[tuple[int, str, str]]) -> None:
+    from django.core.files.storage import default_storage
+
     from annotator.intellibrush.services import embeddings_delete_for_asset
 
-    names = [f.name for f in (asset.file, asset.thumbnail) if f]
-    storage, asset_id = asset.file.storage, asset.id
-
-    def remove_files() -> None:
+    for asset_id, *names in rows:
         for name in names:
-            storage.delete(name)
+            if name:
+                default_storage.delete(name)
         embeddings_delete_for_asset(asset_id=asset_id)
 
+
+# --- splits ----------------------------------------------------------------------------
+def assets_auto_split(*, project: Project, ratios: dict[str, float], seed: int = 0,
+                      include_locked: bool = False) -> dict:
+    """Deal the project's assets into train/val/test by ``ratios`` (normalised), the
+    same way for the same seed. Stratified by class presence: assets are grouped by the
+    set of classes their masks contain (unlabelled ones form a group of their own) and
+    each group is dealt in turn, so every split gets its share of each group. Hand-placed
+    assets keep their split unless ``include_locked``; the assets dealt here are marked
+    auto-placed. Returns {"moved", "kept_locked", "assigned": {split: n}}."""
+    import random
+    from collections import defaultdict
+
+    total = sum(ratios.get(s, 0.0) for s in Asset.Split.values)
+    if total <= 0 or any(ratios.get(s, 0.0) < 0 for s in Asset.Split.values):
+        raise ApplicationError("Ratios must be zero or more and not all zero.",
+                               code="invalid_ratios", details={"ratios": ["Invalid."]})
+    weights = {s: ratios.get(s, 0.0) / total for s in Asset.Split.values}
+    qs = Asset.objects.filter(project=project)
+    kept_locked = 0 if include_locked else qs.filter(split_locked=True).count()
+    if not include_locked:
+        qs = qs.filter(split_locked=False)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for pk, instances in qs.values_list("id", "mask_set__revision__instances").iterator(chunk_size=500):
+        classes = tuple(sorted({i["class_id"] for i in instances})) if instances is not None else None
+        groups[(classes is not None, classes or ())].append(pk)
+    rng = random.Random(seed)
+    plan: dict[str, list[int]] = {s: [] for s in Asset.Split.values}
+    dealt = 0
+    for key in sorted(groups):
+        ids = sorted(groups[key])
+        rng.shuffle(ids)
+        for pk in ids:
+            dealt += 1
+            # the split furthest below its share so far (ties: train, val, test)
+            split = max(Asset.Split.values, key=lambda s: weights[s] * dealt - len(plan[s]))
+            plan[split].append(pk)
+    moved = 0
     with transaction.atomic():
-        asset.delete()
-        transaction.on_commit(remove_files)
+        for split, ids in plan.items():
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                moved += (Asset.objects.filter(id__in=chunk).exclude(split=split)
+                          .update(split=split, updated_at=timezone.now()))
+                Asset.objects.filter(id__in=chunk).update(split_locked=False)
+    return {"moved": moved, "kept_locked": kept_locked,
+            "assigned": {s: len(ids) for s, ids in plan.items()}}
+
+
+# --- review and who has an asset open ----------------------------------------------------
+@transaction.atomic
+def asset_review(*, asset: Asset, user, decision: str, comment: str = "") -> Asset:
+    """Accept (``reviewed``) or send back (``rejected``, a comment is required) a
+    labelled asset."""
+    if decision not in (Asset.Status.REVIEWED, Asset.Status.REJECTED):
+        raise ApplicationError("decision must be 'reviewed' or 'rejected'.",
+                               details={"decision": ["Invalid."]})
+    comment = comment.strip()
+    if decision == Asset.Status.REJECTED and not comment:
+        raise ApplicationError("Say what to fix: a rejection needs a comment.",
+                               code="comment_required", details={"comment": ["Required."]})
+    asset = Asset.objects.select_for_update().get(pk=asset.pk)
+    if not hasattr(asset, "mask_set") or asset.status in (Asset.Status.UNLABELED,
+                                                          Asset.Status.IN_PROGRESS):
+        raise ApplicationError("Only a labelled asset can be reviewed; this one is "
+                               f"{asset.status.replace('_', ' ')}.", code="not_labeled",
+                               status_code=409)
+    asset.status, asset.review_comment = decision, comment
+    asset.reviewed_by, asset.reviewed_at = _user_or_none(user), timezone.now()
+    asset.save(update_fields=["status", "review_comment", "reviewed_by", "reviewed_at",
+                              "updated_at"])
+    return asset
+
+
+def asset_open_mark(*, asset: Asset, user) -> bool:
+    """Heartbeat: mark the asset open by ``user`` for TESSERA_ASSET_OPEN_TTL_S. Returns
+    False (and changes nothing) when someone else has it open."""
+    from django.core.cache import cache
+
+    from projects.selectors import asset_open_key
+
+    key, ttl = asset_open_key(asset.id), settings.TESSERA_ASSET_OPEN_TTL_S
+    if cache.add(key, user.pk, timeout=ttl):
+        return True
+    if cache.get(key) != user.pk:
+        return False
+    cache.touch(key, ttl)
+    return True
+
+
+def asset_open_release(*, asset: Asset, user) -> None:
+    from django.core.cache import cache
+
+    from projects.selectors import asset_open_key
+
+    if cache.get(asset_open_key(asset.id)) == user.pk:
+        cache.delete(asset_open_key(asset.id))
+
+
+def asset_next(*, project: Project, user, purpose: str, after_id: int = 0) -> Asset | None:
+    """The next asset to label or review that nobody else has open, marked open by
+    ``user`` (an unlabelled one becomes in progress): the first after ``after_id``, then
+    from the start. None when there is none."""
+    from projects.selectors import asset_next_candidates, asset_open_by
+
+    for batch in asset_next_candidates(project=project, purpose=purpose, after_id=after_id):
+        taken = asset_open_by(asset_ids=[a.id for a in batch])
+        for asset in batch:
+            if taken.get(asset.id, user.pk) != user.pk or not asset_open_mark(asset=asset, user=user):
+                continue
+            if asset.status == Asset.Status.UNLABELED and purpose == "label":
+                Asset.objects.filter(pk=asset.pk).update(status=Asset.Status.IN_PROGRESS,
+                                                         updated_at=timezone.now())
+                asset.status = Asset.Status.IN_PROGRESS
+            return asset
+    return None
 
 
 def asset_make_thumbnail(*, asset: Asset, size: int = 256) -> None:
@@ -260,8 +603,14 @@ def asset_make_thumbnail(*, asset: Asset, size: int = 256) -> None:
         image.thumbnail((size, size))
         out = BytesIO()
         image.convert("RGB").save(out, format="JPEG", quality=85)
+    previous = Asset.objects.filter(pk=asset.pk).values_list("thumbnail", flat=True).first()
     asset.thumbnail.save(f"{asset.pk}.jpg", ContentFile(out.getvalue()), save=False)
-    Asset.objects.filter(pk=asset.pk).update(thumbnail=asset.thumbnail.name)
+    new, storage = asset.thumbnail.name, asset.thumbnail.storage
+    # Leave no file that nothing names: the asset was deleted meanwhile, or had one already.
+    if not Asset.objects.filter(pk=asset.pk).update(thumbnail=new):
+        storage.delete(new)
+    elif previous and previous != new:
+        storage.delete(previous)
 
 
 # --- videos --------------------------------------------------------------------------
@@ -277,14 +626,17 @@ def video_create(*, project: Project, user, name: str, data: bytes) -> Video:
                   fps=info.fps, duration_s=info.duration_s)
     with _stored(video.file, name, data), transaction.atomic():
         video.save()
-        transaction.on_commit(lambda: _enqueue_video_split(video.id))
+        transaction.on_commit(lambda: _enqueue_video_split(video.id), robust=True)
     return video
 
 
 def _enqueue_video_split(video_id: int) -> None:
+    from django.core.cache import cache
+
     from projects.tasks import video_split_frames
 
     video_split_frames.delay(video_id)
+    cache.set(_queued_key("video", video_id), 1, _QUEUED_TTL_S)
 
 
 def video_split(*, video: Video) -> None:
@@ -321,9 +673,53 @@ def job_create(*, project: Project, user, kind: str, params: dict | None = None)
     return Job.objects.create(project=project, created_by=user, kind=kind, params=params or {})
 
 
-def job_progress(*, job_id: int, progress: float, message: str = "") -> None:
-    Job.objects.filter(pk=job_id).update(status=Job.Status.RUNNING, progress=progress,
-                                         message=message[:500])
+ACTIVE_JOB_STATUSES = (Job.Status.QUEUED, Job.Status.RUNNING)
+
+
+def job_progress(*, job_id: int, progress: float, message: str = "") -> bool:
+    """Record progress; False when the job is over already (cancelled): stop then."""
+    return bool(Job.objects.filter(pk=job_id, status__in=ACTIVE_JOB_STATUSES).update(
+        status=Job.Status.RUNNING, progress=progress, message=message[:500]))
+
+
+def job_attempt(*, job_id: int, max_attempts: int, crashed_message: str) -> Job | None:
+    """Count one more start of a job's task and return the job, or None when it must not
+    run: it is over (finished or cancelled), or its task already started ``max_attempts``
+    times. A start that never finished killed its worker (tasks are acks_late and
+    reject_on_worker_lost, so the broker hands them out again); the job then fails with
+    ``crashed_message`` and the task ends, acknowledged, instead of looping forever."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in ACTIVE_JOB_STATUSES:
+            return None
+        attempts = int(job.params.get("attempts", 0))
+        if attempts >= max_attempts:
+            job.status, job.progress, job.finished_at = Job.Status.FAILED, 1.0, timezone.now()
+            job.errors = [{"code": "worker_crashed", "message": crashed_message, "where": ""}]
+            job.message = crashed_message[:500]
+            job.save(update_fields=["status", "progress", "finished_at", "errors", "message"])
+            return None
+        job.params = {**job.params, "attempts": attempts + 1}
+        job.status = Job.Status.RUNNING
+        job.save(update_fields=["params", "status"])
+        return job
+
+
+def job_cancel(*, job: Job, user) -> Job:
+    """Cancel a queued or running job (a stuck one included): it fails with a
+    "cancelled" error; its task, if it still runs, stops at its next progress step
+    without writing anything, and a redelivered task does not start."""
+    name = getattr(user, "username", "") or "a user"
+    updated = Job.objects.filter(pk=job.pk, status__in=ACTIVE_JOB_STATUSES).update(
+        status=Job.Status.FAILED, finished_at=timezone.now(), message=f"Cancelled by {name}.",
+        errors=[{"code": "cancelled", "message": f"Cancelled by {name}; nothing was changed.",
+                 "where": ""}])
+    if not updated:
+        raise ApplicationError(f"The job is {Job.objects.get(pk=job.pk).status} already; "
+                               "only a queued or running job can be cancelled.",
+                               code="job_finished", status_code=409)
+    job.refresh_from_db()
+    return job
 
 
 def job_finish(*, job_id: int, result: dict | None = None, errors: list | None = None,

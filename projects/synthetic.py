@@ -40,6 +40,8 @@ _CLASS_HUES: tuple[float, ...] = (0.0, 0.33, 0.62, 0.09)
 _HUE_JITTER = 0.04
 
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((128, 128),)
+#: Sizes of real photo datasets (width, height): landscape, portrait, small and a 12 MP photo.
+MIXED_SIZES: tuple[tuple[int, int], ...] = ((500, 375), (338, 500), (320, 240), (4000, 3000))
 
 
 @dataclass(frozen=True)

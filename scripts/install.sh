@@ -17,6 +17,14 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.tessera-python-* && touch "$stamp"
 fi
 
+# The Python SDK and `tessera` command (sdk/, its own package), editable in the same venv.
+sdk_stamp=".venv/.tessera-sdk-$(sha256sum sdk/pyproject.toml | cut -c1-16)"
+if [ ! -f "$sdk_stamp" ]; then
+  echo "== Installing the Python SDK (sdk/)"
+  .venv/bin/python -m pip install --quiet -e ./sdk
+  rm -f .venv/.tessera-sdk-* && touch "$sdk_stamp"
+fi
+
 if [ -f frontend/package.json ]; then
   lock_stamp="frontend/node_modules/.tessera-$(sha256sum frontend/package-lock.json | cut -c1-16)"
   if [ ! -f "$lock_stamp" ]; then

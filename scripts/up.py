@@ -1,12 +1,11 @@
 """`make run`: bring the whole platform up on one machine.
 
 Starts the embedded Redis when REDIS_URL is unset, applies migrations, creates the demo
-user and project, then runs web + workers from platform/Procfile under honcho, which
-stops them all on Ctrl-C."""
+user and project, then runs web + workers from platform/Procfile under config.supervisor,
+which restarts a process that dies (with back-off, logged) and stops them all on Ctrl-C."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config.embedded import redis_url_ensured  # noqa: E402
+from config.supervisor import supervisor_for  # noqa: E402
 
 
 def main() -> int:
@@ -33,16 +33,9 @@ def main() -> int:
                   f"(API docs at /api/v1/docs/, Redis at {redis_url})\n", flush=True)
             bin_dir = str(Path(python).parent)
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-            honcho = subprocess.Popen([python, "-m", "honcho", "-f", "platform/Procfile", "-d",
-                                       str(ROOT), "start"])
-            # Ctrl-C or SIGTERM: tell honcho to stop web and workers (a repeated request is
-            # harmless to it) and wait for them before the embedded Redis goes away.
-            signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
-            while True:
-                try:
-                    return honcho.wait()
-                except KeyboardInterrupt:
-                    honcho.send_signal(signal.SIGTERM)
+            # Ctrl-C or SIGTERM stops web and workers before the embedded Redis goes away;
+            # a process that dies meanwhile is logged and restarted with back-off.
+            return supervisor_for(ROOT / "platform" / "Procfile", cwd=ROOT).run()
         except KeyboardInterrupt:
             return 0
 

@@ -33,9 +33,9 @@ BUILDERS: dict[str, Callable] = {
     "deployment_id": lambda p: _deployment(p).id,
     "key_id": lambda p: _api_key(p).id,
 }
-UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "health",
-            "health-live", "health-ready",
-            "schema", "docs", "project-list",
+UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "auth-password",
+            "auth-tokens", "auth-token-detail",  # the signed-in user's own tokens
+            "health", "health-live", "health-ready", "schema", "docs", "redoc", "project-list",
             "intellibrush-decoder",  # the SAM decoder model: same for everyone, no project data
             "training-models"}  # the catalogue of model families
 

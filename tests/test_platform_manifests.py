@@ -26,6 +26,18 @@ NOT_WIRED = {
     "TESSERA_SAM_CHECKPOINT": "looked up in TESSERA_WEIGHTS_DIR by file name",
     "TESSERA_SAM_DECODER_THREADS": "defaults to the CPUs the pod sees",
     "TESSERA_INFERENCE_MAX_BATCH": "8 on CUDA, 1 on CPU: depends on the device",
+    "TESSERA_CSP": "the default policy fits the built frontend; set it to loosen or tighten",
+    "DJANGO_SECURE_SSL_REDIRECT": "follows TESSERA_HTTPS",
+    "DJANGO_SECURE_HSTS_SECONDS": "follows TESSERA_HTTPS",
+    "DJANGO_SECURE_COOKIES": "follows TESSERA_HTTPS",
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "off: it binds every subdomain; opt in per installation",
+    "DJANGO_SECURE_HSTS_PRELOAD": "off: browsers' preload lists are hard to leave; opt in per installation",
+    "TESSERA_IMPORT_S3_ENDPOINT_URL": "defaults to S3_ENDPOINT_URL",
+    "TESSERA_IMPORT_S3_REGION": "defaults to S3_REGION",
+    "TESSERA_IMPORT_S3_ACCESS_KEY_ID": "defaults to S3_ACCESS_KEY_ID (add it to the Secret for another account)",
+    "TESSERA_IMPORT_S3_SECRET_ACCESS_KEY": "defaults to S3_SECRET_ACCESS_KEY (likewise)",
+    "TESSERA_RESTART_BACKOFF_S": "config/supervisor.py (`make run`); Kubernetes restarts pods itself",
+    "TESSERA_RESTART_BACKOFF_MAX_S": "config/supervisor.py (`make run`); Kubernetes restarts pods itself",
 }
 
 

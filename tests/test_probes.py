@@ -35,3 +35,13 @@ def test_probes_need_no_login_and_ignore_a_bad_token(api):
     api.credentials(HTTP_AUTHORIZATION="Token not-a-token")
     assert api.get("/api/v1/health/live/").status_code == 200
     assert api.get("/api/v1/health/ready/").status_code == 200
+
+
+def test_probes_and_metrics_are_not_redirected_to_https(api, settings):
+    """Behind a TLS-terminating proxy (TESSERA_HTTPS), kubelet and Prometheus speak plain
+    HTTP to the pod: their endpoints answer, everything else redirects."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert api.get("/api/v1/health/live/").status_code == 200
+    assert api.get("/api/v1/health/ready/").status_code == 200
+    assert api.get("/metrics").status_code == 200
+    assert api.get("/api/v1/projects/").status_code == 301

@@ -18,9 +18,7 @@ class ModelListApi(APIView):
     """The trainable models: family, variant, resolutions, pretrained sources, memory."""
 
     def get(self, request):
-        from training.modeling.registry import list_specs
-
-        return Response([spec.to_dict() for spec in list_specs()])
+        return Response(selectors.model_catalogue())
 
 
 class WorkflowOutput(serializers.ModelSerializer):
@@ -68,10 +66,11 @@ class WorkflowDetailApi(APIView):
 
 class RunOutput(serializers.ModelSerializer):
     artifact = serializers.SerializerMethodField()
+    number = serializers.SerializerMethodField(help_text="1, 2, ... within the project")
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "project", "workflow", "config", "status", "step", "total_steps", "message",
+        fields = ["id", "number", "project", "workflow", "config", "status", "step", "total_steps", "message",
                   "error", "cancel_requested", "cancel_keep_best", "attempts", "worker", "heartbeat_at", "best_metric",
                   "best_step", "images_per_second", "dataset", "created_at", "started_at",
                   "finished_at", "artifact"]
@@ -79,6 +78,10 @@ class RunOutput(serializers.ModelSerializer):
     def get_artifact(self, run: TrainingRun) -> int | None:
         artifact = getattr(run, "artifact", None)
         return artifact.pk if artifact else None
+
+    def get_number(self, run: TrainingRun) -> int:
+        number = getattr(run, "number", None)  # annotated in lists
+        return number if number is not None else selectors.run_number(run=run)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -89,6 +92,7 @@ class RunOutput(serializers.ModelSerializer):
 
 
 class TrainingListStartApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     class Input(serializers.Serializer):
         workflow = IdField()
 
@@ -164,6 +168,7 @@ class ArtifactOutput(serializers.ModelSerializer):
 
 
 class ArtifactListApi(APIView):
+    pagination_class = PageNumberPagination  # the list is paginated (schema)
     class Filter(serializers.Serializer):
         project = IdField(required=False)
 

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from common.conf import setting
 from common.errors import ApplicationError
-from projects.models import Asset, LabelClass
+from projects.models import Asset
 from projects.selectors import asset_pixels
 from training import events
 from training.checkpoint_storage import (
@@ -120,12 +120,13 @@ class _Data:
 def _collect_data(run: TrainingRun) -> _Data:
     """Decode the run's images and masks once. The asset ids are fixed on the first
     preparation so that a resumed run trains on the same data."""
-    from annotator.selectors import class_labels, mask_semantic_map
+    from annotator.selectors import class_labels, mask_semantic_map, trainable_classes
     from training.modeling.data import split_indices
 
     project = run.project
+    # the ignore class is no model class: its pixels are 255 in the masks (left out)
     classes = [{"id": c.id, "name": c.name, "color": c.color}
-               for c in LabelClass.objects.filter(project=project).order_by("index")]
+               for c in trainable_classes(project=project)]
     labels = class_labels(project=project)
     ids = run.dataset.get("ids") if run.dataset else None
     if not ids:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from projects.models import Membership, Project, Role
 from projects.selectors import object_get_for_user
@@ -28,10 +28,39 @@ def run_get_for_user(*, user, run_id: int, min_role: str = Role.VIEWER) -> Train
     return object_get_for_user(TrainingRun, user=user, pk=run_id, min_role=min_role, label="Training")
 
 
+def model_catalogue() -> list[dict]:
+    """The model specs, each with ``local_sources`` (source -> weights present on this
+    machine) and ``suggested_pretrained``: the default source when its weights are here,
+    else the first source that is, else "none"."""
+    from training.modeling.registry import NO_PRETRAINED, list_specs, local_sources
+
+    catalogue = []
+    for spec in list_specs():
+        local = local_sources(spec, settings.TESSERA_WEIGHTS_DIR)
+        present = [s for s in spec.pretrained_sources() if local[s] and s != NO_PRETRAINED]
+        suggested = spec.default_pretrained if local.get(spec.default_pretrained) else (
+            present[0] if present else NO_PRETRAINED)
+        catalogue.append({**spec.to_dict(), "local_sources": local, "suggested_pretrained": suggested})
+    return catalogue
+
+
+def run_number(*, run: TrainingRun) -> int:
+    """The run's number within its project: 1 for its first run, 2 for the next, ..."""
+    return TrainingRun.objects.filter(project_id=run.project_id, id__lte=run.id).count()
+
+
+def _run_number_subquery() -> Subquery:
+    earlier = (TrainingRun.objects.filter(project=OuterRef("project"), id__lte=OuterRef("id"))
+               .order_by().values("project").annotate(n=Count("id")).values("n"))
+    return Subquery(earlier)
+
+
 def run_list_for_user(*, user, filters: dict) -> QuerySet[TrainingRun]:
-    """Runs of the projects the user is a member of; filters: project, status."""
+    """Runs of the projects the user is a member of (each with ``number``, its position in
+    its project); filters: project, status."""
     projects = Membership.objects.filter(user=user).values("project_id")
-    qs = TrainingRun.objects.filter(project_id__in=projects).select_related("artifact")
+    qs = (TrainingRun.objects.filter(project_id__in=projects).select_related("artifact")
+          .annotate(number=_run_number_subquery()))
     if filters.get("project"):
         qs = qs.filter(project_id=filters["project"])
     if filters.get("status"):

@@ -30,7 +30,8 @@ from django.utils import timezone
 from common.conf import setting
 from common.errors import ApplicationError
 from config.celery_app import enqueue
-from projects.models import Asset, LabelClass, Project
+from projects.models import LabelClass, Project
+from projects.selectors import asset_summary, validation_split_check
 from training.events import publish_run_event
 from training.models import Artifact, TrainingRun, TrainingWorkflow
 
@@ -100,30 +101,25 @@ def workflow_delete(*, workflow: TrainingWorkflow) -> None:
 
 
 # --- starting and cancelling ---------------------------------------------------------
-def _labeled_counts(project: Project) -> dict[str, int]:
-    qs = Asset.objects.filter(project=project, mask_set__isnull=False)
-    return {
-        "train": qs.filter(split=Asset.Split.TRAIN).count(),
-        "val": qs.filter(split=Asset.Split.VAL).count(),
-    }
-
-
 def training_run_start(*, workflow: TrainingWorkflow, user) -> TrainingRun:
     """Create a queued run of ``workflow`` and enqueue it (after commit). Refuses (400)
-    when the project has no classes or no labelled training images."""
+    when the project has no classes, no labelled training images, or a validation split
+    that is empty or tiny (projects.selectors.validation_split_check says how to fix it)."""
     project = workflow.project
     config = workflow_config_check(config=workflow.config)
     problems = []
-    if not LabelClass.objects.filter(project=project).exists():
+    if not LabelClass.objects.filter(project=project, is_ignore=False).exists():
         problems.append("the project has no label classes")
-    counts = _labeled_counts(project)
-    if counts["train"] == 0:
+    splits = asset_summary(project=project)["splits"]
+    if splits["train"]["labeled"] == 0:
         problems.append("the project has no labelled images in the train split")
-    elif counts["val"] == 0 and counts["train"] < 2:
-        problems.append("at least 2 labelled images are needed (one is held out for validation)")
+    validation = validation_split_check(splits=splits)
+    if not validation["ok"]:
+        problems.append(validation["message"])
     if problems:
         raise ApplicationError("This training cannot start: " + "; ".join(problems),
-                               code="no_training_data", details={"problems": problems})
+                               code="no_training_data",
+                               details={"problems": problems, "splits": splits})
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project=project, workflow=workflow, config=config, val_fraction=workflow.val_fraction,

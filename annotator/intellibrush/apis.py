@@ -13,6 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotator.formats import rle as rlelib
 from common.errors import ApplicationError
 from projects import selectors
 from projects.models import Role
@@ -93,12 +94,12 @@ def _prompt(data: dict, *, width: int, height: int) -> services.Prompt:
     previous_mask = None
     if data["previous_mask"] is not None:
         rle = data["previous_mask"]
-        if list(rle["size"]) != [height, width]:
-            raise _invalid("previous_mask", f"size must be [{height}, {width}].")
-        try:
-            previous_mask = services.rle_decode(rle)
-        except Exception:  # noqa: BLE001 - pycocotools raises bare errors on bad counts
-            raise _invalid("previous_mask", "counts is not a valid COCO RLE string.") from None
+        try:  # the checked codec: runs must cover exactly H x W before pycocotools decodes
+            previous_mask = rlelib.decode(rlelib.normalize(rle, height=height, width=width))
+        except rlelib.RLEError as exc:
+            raise _invalid("previous_mask", str(exc)) from None
+        if not previous_mask.any():
+            previous_mask = None  # an empty previous mask says nothing about the object
     mask_input = None
     if data["mask_input"]:
         try:
@@ -111,7 +112,7 @@ def _prompt(data: dict, *, width: int, height: int) -> services.Prompt:
         mask_input = np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(1, side, side)
     has_include = bool(len(points)) and bool((points[:, 2] == 1).any())
     if not (has_include or box is not None or mask_input is not None or previous_mask is not None):
-        raise _invalid("points", "Give at least one include point, a box or a previous mask.")
+        raise _invalid("points", "Give at least one include point, a box or a non-empty previous mask.")
     return services.Prompt(
         points=points[:, :2],
         labels=points[:, 2].astype(np.int64),

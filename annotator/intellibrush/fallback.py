@@ -12,6 +12,8 @@ optional previous mask) and built on OpenCV's GrabCut:
    the image).
    Exclude clicks grow a region of their own that becomes definite background; where
    it overlaps the include seed, each pixel goes to the nearest click.
+   An exclude click the result still covers (on texture its colour region is tiny) cuts
+   the part under it: its pixels nearer to that click than to any include click go.
 3. Keep the connected parts that contain an include click (or, with a box only, the
    largest part), and fill their holes.
 
@@ -165,6 +167,8 @@ def fallback_segment(
         seed |= np.asarray(mask_prior, bool).reshape(height, width)
     excluded = _excluded_region(lab, positives, negatives, seed)
     seed &= ~excluded
+    if not seed.any():  # the exclude clicks took everything away: nothing to segment
+        return FallbackMask(seed, 0.0)
 
     trimap = np.full((height, width), cv2.GC_BGD, np.uint8)
     if box is not None:
@@ -204,8 +208,35 @@ def fallback_segment(
     mask = _keep_prompted_parts(mask, positives)
     mask = _fill_holes(mask)
     mask &= ~excluded
+    anchors = positives
+    if not len(anchors) and box is not None:  # a box prompt: its centre stands for the object
+        anchors = np.array([[(x0 + x1) / 2, (y0 + y1) / 2]])
+    mask = _cut_at_excludes(mask, anchors, negatives)
     mask = _keep_prompted_parts(mask, positives)
     return FallbackMask(mask, _score(lab, mask))
+
+
+def _cut_at_excludes(mask: np.ndarray, anchors: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """An exclude click that still lands in the mask (its colour region was too small to
+    matter, e.g. on texture) cuts the mask: pixels of the part holding that click that are
+    nearer to an exclude click than to every anchor (the include clicks, or a box's centre)
+    are dropped. With no anchor, the whole part under the exclude click is dropped."""
+    inside = [(int(x), int(y)) for x, y in negatives if mask[y, x]]
+    if not inside:
+        return mask
+    _, components = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    hit = np.isin(components, sorted({int(components[y, x]) for x, y in inside}))
+    ys, xs = np.nonzero(hit)
+    out = mask.copy()
+    to_neg = np.full(len(xs), np.inf)
+    for x, y in inside:
+        to_neg = np.minimum(to_neg, np.hypot(xs - x, ys - y))
+    to_pos = np.full(len(xs), np.inf)
+    for x, y in anchors:
+        to_pos = np.minimum(to_pos, np.hypot(xs - x, ys - y))
+    drop = to_neg <= to_pos
+    out[ys[drop], xs[drop]] = False
+    return out
 
 
 def _excluded_region(

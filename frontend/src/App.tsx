@@ -11,6 +11,9 @@ import { TrainingPage } from "./training/TrainingPage";
 import { RunPage } from "./training/RunPage";
 import { DeploymentsPage } from "./deployments/DeploymentsPage";
 import { DeploymentPage } from "./deployments/DeploymentPage";
+import { ReviewPage } from "./pages/project/ReviewPage";
+import { MembersPage } from "./members/MembersPage";
+import { ChangePasswordPage } from "./members/ChangePasswordPage";
 
 function RequireAuth({ children }: { children: ReactNode }) {
   const me = useMe();
@@ -20,6 +23,7 @@ function RequireAuth({ children }: { children: ReactNode }) {
     const next = encodeURIComponent(location.pathname + location.search);
     return <Navigate to={`/login?next=${next}`} replace />;
   }
+  if (me.data.must_change_password) return <ChangePasswordPage username={me.data.username} />;
   return <>{children}</>;
 }
 
@@ -48,6 +52,8 @@ export function App() {
         <Route path="/projects/:projectId/training/runs/:runId" element={<RunPage />} />
         <Route path="/projects/:projectId/deployments" element={<DeploymentsPage />} />
         <Route path="/projects/:projectId/deployments/:deploymentId" element={<DeploymentPage />} />
+        <Route path="/projects/:projectId/review/:assetId" element={<ReviewPage />} />
+        <Route path="/projects/:projectId/members" element={<MembersPage />} />
         <Route path="/projects/:projectId/:tab" element={<ProjectPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>

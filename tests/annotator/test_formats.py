@@ -74,9 +74,12 @@ def test_coco_problems_are_all_listed():
     ]
     parsed = read_coco({"a.json": json.dumps(doc).encode(), "b.json": b"{not json"})
     codes = sorted(p.code for p in parsed.problems)
-    assert codes == sorted(["unknown_image_id", "unknown_category", "polygon_out_of_bounds",
+    assert codes == sorted(["unknown_image_id", "unknown_category",
                             "bad_rle", "bad_rle", "bad_polygon", "bad_json"])
     assert all(p.where for p in parsed.problems)
+    # a point 1 px past the border is moved onto it (a warning), not an error
+    [warning] = parsed.warnings
+    assert warning["where"].startswith("a.json: annotations[") and "by up to 1.00 px" in warning["message"]
     parsed = read_coco({"c.json": json.dumps({"images": []}).encode()})
     assert [p.code for p in parsed.problems] == ["bad_structure"]
     assert "annotations" in parsed.problems[0].message
@@ -139,11 +142,12 @@ def test_labelme_image_beside_the_json_and_problems():
     doc["shapes"][4]["points"] = [[25.0, 2.0], [30.0, 5.0]]  # crop no longer fits its box
     del doc["imageWidth"]
     parsed = read_labelme({"x.json": json.dumps(doc).encode()})
-    assert [p.code for p in parsed.problems] == ["bad_structure"]
+    assert [p.code for p in parsed.problems] == ["bad_image_size"]
     doc["imageWidth"] = 32
     parsed = read_labelme({"x.json": json.dumps(doc).encode()})
-    assert sorted(p.code for p in parsed.problems) == ["bad_mask_size", "bad_shape",
-                                                       "shape_out_of_bounds"]
+    assert sorted(p.code for p in parsed.problems) == ["bad_mask_size", "bad_shape"]
+    assert parsed.images[0].failed
+    assert [w["where"] for w in parsed.warnings] == ["x.json: shapes[0]"]
 
 
 def test_labelme_writer_output_reads_back_exactly():
@@ -172,5 +176,6 @@ def test_png_reader_refuses_unknown_values_and_rgb_masks():
     labels[2, 2] = 0
     parsed = read_png({"classes.json": classes, "masks/val/a.png": png(labels)})
     [image] = parsed.images
-    assert image.split == "val" and [i.class_name for i in image.instances] == ["cat"]
-    assert rlelib.area(image.instances[0].rle) == 1  # 255 (ignore) is not stored
+    assert image.split == "val" and [i.class_name for i in image.instances] == ["cat", "__ignore__"]
+    # 255 goes to the project's ignore class, not to a class of its own
+    assert [rlelib.area(i.rle) for i in image.instances] == [1, 1] and parsed.classes == [("cat", None)]

@@ -118,6 +118,8 @@ def tiny_page(browser, tiny_node):
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    # The app's Content-Security-Policy must let onnxruntime-web's wasm and workers run.
+    pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     pg.page_errors = errors  # type: ignore[attr-defined]
     yield pg
     context.close()

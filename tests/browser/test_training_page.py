@@ -126,14 +126,19 @@ def test_training_from_the_page(page, login, shot, tessera):
     clock("API run appeared and completed")
 
     # -- the finished run: curves, evaluation view, artifact --------------------------------------
-    row.get_by_role("link", name=f"Run {run_b}").click()
+    run_b_number = api_get(pg, f"/trainings/{run_b}/")["number"]
+    assert run_b_number == 2  # the project's second run, whatever its id
+    row.get_by_role("link", name=f"Run {run_b_number}", exact=True).click()
     pg.get_by_test_id("evaluation-view").wait_for(timeout=30_000)
     metrics = api_get(pg, f"/trainings/{run_b}/metrics/")
     n_train = sum(1 for m in metrics if m["kind"] == "train")
     evals = [m for m in metrics if m["kind"] == "eval"]
     assert n_train >= 25 and len(evals) == 3
+    # the loss chart holds the train loss and, next to it, the validation loss of each evaluation
+    assert all(m["values"]["val_loss"] > 0 for m in evals)
     pg.wait_for_function(
-        f"() => Number(document.querySelector('[data-testid=chart-loss]').dataset.points) === {n_train}")
+        "() => Number(document.querySelector('[data-testid=chart-loss]').dataset.points) === "
+        f"{n_train + len(evals)}")
     # three eval series (mIoU, F1, pixel accuracy) x three evaluations
     assert _points(pg, "chart-eval") == 3 * len(evals)
     samples = pg.get_by_test_id("sample-prediction")
@@ -158,6 +163,20 @@ def test_training_from_the_page(page, login, shot, tessera):
     slider.fill(str(len(evals) - 1))
     pg.get_by_text(f"Evaluation {len(evals)} of {len(evals)}").wait_for()
     shot(pg, "run-evaluation-samples")
+    # ground truth / prediction / both, and one sample enlarged
+    pg.get_by_role("radio", name="Ground truth").check()
+    pg.locator("[data-testid=sample-prediction][data-show=truth][data-truth=yes]").first.wait_for()
+    pg.get_by_role("radio", name="Both").check()
+    pg.get_by_role("button", name=re.compile(r"^Enlarge validation image")).first.click()
+    dialog = pg.get_by_role("dialog", name="Enlarged validation image")
+    big = dialog.locator("[data-testid=sample-prediction][data-show=both][data-truth=yes]")
+    big.wait_for()
+    assert big.bounding_box()["width"] > 3 * samples.first.bounding_box()["width"] * 0.5
+    assert big.bounding_box()["width"] >= 600
+    shot(pg, "run-evaluation-enlarged-both")
+    pg.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    pg.get_by_role("radio", name="Prediction").check()
     table.scroll_into_view_if_needed()
     pg.get_by_test_id("artifact").get_by_role("link", name="Deploy this model").wait_for()
     shot(pg, "run-evaluation-tables")

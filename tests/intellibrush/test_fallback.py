@@ -108,3 +108,55 @@ def test_large_images_are_segmented_at_a_bounded_size() -> None:
     result = fallback_segment(big, np.array([[x * 12 + 6, y * 12 + 6]]), np.array([1]))
     assert result.mask.shape == (1152, 1536)
     assert _iou(result.mask, truth) >= 0.8
+
+
+def _textured_bar() -> np.ndarray:
+    """A photo-like object: a long bar of coarse, noisy texture on a smooth background, so an
+    exclude click's colour region is tiny (the case where exclude clicks used to change nothing)."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:120, 0:200]
+    image = np.stack([60 + 0.2 * xx, 90 + 0.1 * yy, 70 + 0 * xx], axis=-1).astype(np.float64)
+    bar = (yy >= 40) & (yy < 80) & (xx >= 20) & (xx < 180)
+    texture = np.where(((xx // 3) + (yy // 3)) % 2 == 0, 0, 70)[..., None]
+    image[bar] = (np.array([170.0, 120.0, 60.0]) + texture)[bar]
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("exclude", [(160, 60), (45, 50)])
+def test_exclude_click_inside_the_proposal_always_changes_it(exclude) -> None:
+    """An exclude click on the proposal cuts it there, also on texture: the part nearer the
+    exclude click goes, the include click's side stays."""
+    image = _textured_bar()
+    include = (100, 60)
+    first = fallback_segment(image, np.array([include]), np.array([1]))
+    assert first.mask[exclude[1], exclude[0]], "the include click should propose the whole bar"
+    second = fallback_segment(image, np.array([include, exclude]), np.array([1, 0]))
+    assert second.mask[include[1], include[0]]
+    assert not second.mask[exclude[1], exclude[0]]
+    removed = first.mask & ~second.mask
+    assert removed.sum() >= 0.2 * first.mask.sum()
+    assert not (second.mask & ~first.mask).any()
+    # The cut falls between the clicks: nothing beyond the exclude click survives.
+    beyond = second.mask[:, exclude[0]:] if exclude[0] > include[0] else second.mask[:, : exclude[0] + 1]
+    assert not beyond.any()
+
+
+def test_exclude_click_outside_the_proposal_keeps_it() -> None:
+    image = _textured_bar()
+    first = fallback_segment(image, np.array([[100, 60]]), np.array([1]))
+    second = fallback_segment(image, np.array([[100, 60], [100, 105]]), np.array([1, 0]))
+    assert not first.mask[105, 100]
+    assert _iou(first.mask, second.mask) > 0.97
+
+
+def test_exclude_click_inside_a_box_prompt_cuts_it() -> None:
+    image = _textured_bar()
+    box = np.array([15, 35, 185, 85])
+    whole = fallback_segment(image, box=box)
+    assert whole.mask[60, 160] and whole.mask[60, 40]
+    cut = fallback_segment(image, np.array([[160, 60]]), np.array([0]), box=box)
+    assert not cut.mask[60, 160] and cut.mask[60, 40]
+    assert not cut.mask[:, 160:].any()
+    assert not (cut.mask & ~whole.mask).any()
+    assert not cut.mask[:35].any() and not cut.mask[86:].any()

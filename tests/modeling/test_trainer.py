@@ -8,6 +8,7 @@ Budgets (1 torch thread; seconds measured on the shared 2-core build machine):
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from accelerate.utils import set_seed
 
 from training.modeling.artifact import load_artifact
 from training.modeling.config import TrainConfig, TrainingJob
-from training.modeling.inference import predict_class_maps
+from training.modeling.inference import class_map_and_loss, predict_class_maps
 from training.modeling.metrics import ConfusionMatrix
 from training.modeling.pipeline import run_training
 from training.modeling.registry import build_model, get_spec
@@ -80,6 +81,11 @@ def test_tiny_model_learns_the_synthetic_shapes(
     assert recorder.logs[-1][1]["loss"] < recorder.logs[0][1]["loss"]
     assert [s for s, _, _ in recorder.evals] == [60, 120]
     final_miou = recorder.evals[-1][1]["miou"]
+    # The validation loss sits next to the training loss: finite, and well under the loss of
+    # a uniform guess (ln of the number of labels) once the model has learned the shapes.
+    val_losses = [m["val_loss"] for _, m, _ in recorder.evals]
+    assert all(np.isfinite(v) and v > 0 for v in val_losses)
+    assert val_losses[-1] < 0.5 * math.log(NUM_LABELS), val_losses
     assert result.best_metric >= threshold, f"{family} reached mIoU {result.best_metric:.3f}"
     assert result.best_metric == max(m["miou"] for _, m, _ in recorder.evals)
     samples = recorder.evals[-1][2]
@@ -94,6 +100,22 @@ def test_tiny_model_learns_the_synthetic_shapes(
     assert meta["run"]["best_step"] == result.best_step
     assert _miou(model, meta, val_pairs) == pytest.approx(result.best_metric, abs=1e-6)
     assert final_miou == recorder.evals[-1][1]["miou"]
+
+
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_class_map_and_loss_is_the_pixel_cross_entropy_at_label_size(probabilities: bool) -> None:
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.rand(3, 4, 5, generator=generator) + (0.05 if probabilities else -0.5)
+    labels = torch.randint(0, 3, (8, 10), generator=generator)
+    labels[0, :4] = 255  # ignored pixels
+    class_map, loss_sum, count = class_map_and_loss(scores, labels, probabilities=probabilities)
+    up = torch.nn.functional.interpolate(scores[None], size=(8, 10), mode="bilinear", align_corners=False)
+    log_p = torch.log(up / up.sum(1, keepdim=True)) if probabilities else up.log_softmax(1)
+    keep = labels != 255
+    expected = -log_p[0].permute(1, 2, 0)[keep].gather(1, labels[keep][:, None]).sum()
+    assert count == 80 - 4
+    assert loss_sum == pytest.approx(float(expected), rel=1e-5)
+    assert np.array_equal(class_map, up[0].argmax(0).numpy().astype(np.uint8))
 
 
 def _small_setup(tmp: Path, seed: int, **overrides):

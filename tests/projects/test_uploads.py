@@ -126,7 +126,8 @@ def test_asset_list_filters_and_paginates_in_constant_queries(client_for, django
     assets = [factories.asset_create(project, seed=i) for i in range(7)]
     Asset.objects.filter(pk__in=[a.pk for a in assets[:3]]).update(split="val", status="labeled")
 
-    with django_assert_max_num_queries(4):
+    # pending one-time password, role, project, count, page: the same for any page size
+    with django_assert_max_num_queries(5):
         page = client.get(f"/api/v1/projects/{project.id}/assets/?page_size=5").json()
     assert page["count"] == 7 and len(page["results"]) == 5 and page["next"]
 

@@ -14,7 +14,7 @@ from tests.training.conftest import TINY_SEGFORMER, WORKER_ENV, labelled_project
 from training.models import MetricPoint, TrainingRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-ORIGIN = [(b"origin", b"http://127.0.0.1:8000")]
+ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,25 @@ def preprocess(
     return normalize(torch.stack(batch), mean, std)
 
 
+def class_map_and_loss(
+    scores: torch.Tensor, labels: torch.Tensor, *, probabilities: bool, ignore_index: int = 255
+) -> tuple[np.ndarray, float, int]:
+    """(K + 1, h, w) scores and an (H0, W0) label map -> the uint8 class map at (H0, W0), the
+    summed pixel cross-entropy and the number of pixels it sums (those not ``ignore_index``).
+
+    ``probabilities``: the scores are Mask2Former's per-class probabilities (normalised here
+    before the log), not SegFormer's logits."""
+    up = F.interpolate(scores[None].float(), size=tuple(labels.shape), mode="bilinear", align_corners=False)
+    target = labels.to(up.device, torch.long)[None]
+    if probabilities:
+        log_p = torch.log(up.clamp_min(1e-8) / up.sum(dim=1, keepdim=True).clamp_min(1e-8))
+        loss = F.nll_loss(log_p, target, ignore_index=ignore_index, reduction="sum")
+    else:
+        loss = F.cross_entropy(up, target, ignore_index=ignore_index, reduction="sum")
+    count = int((target != ignore_index).sum())
+    return up[0].argmax(dim=0).to(torch.uint8).cpu().numpy(), float(loss), count
+
+
 def logits_to_class_map(logits: torch.Tensor, size: Sequence[int]) -> np.ndarray:
     """(K + 1, h, w) logits -> uint8 (H0, W0) class map after bilinear upsampling to ``size``."""
     up = F.interpolate(logits[None].float(), size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)

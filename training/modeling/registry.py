@@ -343,6 +343,38 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def local_weights(
+    hub_id: str, weights_dir: str | os.PathLike[str] | None = None, *, looked: list[str] | None = None
+) -> str | None:
+    """The local copy of ``hub_id`` (weights folder, then the Hugging Face cache), or None.
+    Never downloads; appends each place looked at to ``looked``."""
+    looked = [] if looked is None else looked
+    base = weights_dir if weights_dir is not None else os.environ.get(WEIGHTS_DIR_ENV)
+    if base:
+        for candidate in (Path(base) / hub_id, Path(base) / hub_id.replace("/", "--")):
+            looked.append(str(candidate))
+            if (candidate / "config.json").is_file():
+                return str(candidate)
+    else:
+        looked.append(f"${WEIGHTS_DIR_ENV} (not set)")
+
+    from huggingface_hub import try_to_load_from_cache
+
+    looked.append(f"Hugging Face cache for {hub_id}")
+    try:  # a file-system look only (snapshot_download(local_files_only=True) took ~1 s)
+        config = try_to_load_from_cache(hub_id, "config.json")
+    except Exception:  # noqa: BLE001 - an invalid id is "not cached" too
+        return None
+    return str(Path(config).parent) if isinstance(config, str) else None
+
+
+def local_sources(spec: ModelSpec, weights_dir: str | os.PathLike[str] | None = None) -> dict[str, bool]:
+    """Whether each pretrained source of ``spec`` has its weights on this machine ("none"
+    always does)."""
+    return {source: source == NO_PRETRAINED or local_weights(spec.pretrained[source], weights_dir) is not None
+            for source in spec.pretrained_sources()}
+
+
 def resolve_weights(
     hub_id: str,
     weights_dir: str | os.PathLike[str] | None = None,
@@ -356,25 +388,14 @@ def resolve_weights(
     ``allow_download=None`` means "unless HF_HUB_OFFLINE is set".
     """
     looked: list[str] = []
-    base = weights_dir if weights_dir is not None else os.environ.get(WEIGHTS_DIR_ENV)
-    if base:
-        for candidate in (Path(base) / hub_id, Path(base) / hub_id.replace("/", "--")):
-            looked.append(str(candidate))
-            if (candidate / "config.json").is_file():
-                return str(candidate)
-    else:
-        looked.append(f"${WEIGHTS_DIR_ENV} (not set)")
-
-    from huggingface_hub import snapshot_download
-
-    looked.append(f"Hugging Face cache for {hub_id}")
-    try:
-        return snapshot_download(hub_id, local_files_only=True)
-    except Exception:  # noqa: BLE001 - any failure means "not cached"
-        pass
+    local = local_weights(hub_id, weights_dir, looked=looked)
+    if local is not None:
+        return local
 
     download = (not _hub_offline()) if allow_download is None else allow_download
     if download:
+        from huggingface_hub import snapshot_download
+
         looked.append(f"https://huggingface.co/{hub_id}")
         try:
             return snapshot_download(hub_id, allow_patterns=["*.json", "*.safetensors"])

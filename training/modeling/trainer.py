@@ -66,7 +66,7 @@ from .data import (
     SegmentationTrainDataset,
     collate_eval,
 )
-from .inference import logits_to_class_map, semantic_logits
+from .inference import class_map_and_loss, logits_to_class_map, semantic_logits
 from .metrics import IGNORE_INDEX, ConfusionMatrix
 
 logger = logging.getLogger(__name__)
@@ -287,20 +287,30 @@ class Trainer:
         confusion = ConfusionMatrix(self.num_labels)
         samples: dict[int, np.ndarray] = {}
         wanted = set(self._sample_indices)
+        probabilities = self.config.family == "mask2former"
+        loss_sum, loss_pixels = 0.0, 0
         with acc.autocast():
             for batch in loader:
                 logits = semantic_logits(model, batch["pixel_values"].to(acc.device)).float()
                 for item_logits, labels, index in zip(logits, batch["labels"], batch["index"], strict=True):
-                    class_map = logits_to_class_map(item_logits, labels.shape)
+                    class_map, item_loss, item_pixels = class_map_and_loss(
+                        item_logits, labels, probabilities=probabilities, ignore_index=IGNORE_INDEX)
+                    loss_sum, loss_pixels = loss_sum + item_loss, loss_pixels + item_pixels
                     confusion.update(class_map, labels.numpy())
                     if index in wanted:
                         samples[index] = class_map
         matrix = torch.from_numpy(confusion.matrix).to(acc.device)
+        loss_total = torch.tensor([loss_sum, float(loss_pixels)], dtype=torch.float64, device=acc.device)
         if acc.num_processes > 1:
             matrix = acc.reduce(matrix, reduction="sum")
+            loss_total = acc.reduce(loss_total, reduction="sum")
         metrics = ConfusionMatrix(self.num_labels)
         metrics.merge(matrix.cpu().numpy())
         result = metrics.compute(self.class_names)
+        # Mean pixel cross-entropy on the validation set, comparable with the training loss
+        # (for Mask2Former, of its semantic scores: its training loss is a different sum).
+        if loss_total[1] > 0:
+            result["val_loss"] = float(loss_total[0] / loss_total[1])
         sample_predictions: list[dict[str, Any]] = []
         if acc.is_main_process:
             for index in self._sample_indices:

@@ -1,28 +1,25 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
-import { Link, useNavigate, useSearchParams } from "react-router";
-import { api, ApiError } from "../api/client";
-import type { Asset, AssetStatus, LabelClass, Page } from "../api/types";
-import type { BoxBitmap } from "../lib/rle";
-import { fitView, panBy, screenToImage, imageToScreen, wheelFactor, zoomAt, type View } from "../lib/viewport";
-import { Autosaver, type SaveState } from "./autosave";
-import { IntelliBrushSession, type IbMode, type IbStats, type Proposal } from "./intellibrush";
+import { api } from "../api/client";
+import type { Asset, AssetStatus, LabelClass, MaskEntry } from "../api/types";
+import { rleToBoxBitmap, type BoxBitmap } from "../lib/rle";
+import { panBy, imageToScreen, type View } from "../lib/viewport";
+import type { SaveState } from "./autosave";
+import type { IbMode, IbStats, Proposal } from "./intellibrush";
 import { KeyboardHelp } from "./KeyboardHelp";
+import { actionFor, type Tool } from "./keymap";
 import type { MaskDocument, MaskObject } from "./maskDocument";
 import { drawBitmapCanvas, MaskRenderer, packColor } from "./renderer";
-import { capsuleStamp, floodStamp, polygonStamp } from "./stamps";
-
-export type Tool = "brush" | "eraser" | "polygon" | "fill" | "intellibrush";
-
-const TOOLS: { id: Tool; label: string; key: string }[] = [
-  { id: "brush", label: "Brush", key: "B" },
-  { id: "eraser", label: "Eraser", key: "E" },
-  { id: "polygon", label: "Polygon", key: "P" },
-  { id: "fill", label: "Fill", key: "F" },
-  { id: "intellibrush", label: "IntelliBrush", key: "I" },
-];
-
-const ASSET_PAGE_SIZE = 60;
+import { AnnotatorHeader, ClassesPanel, ObjectsPanel, Toolbox } from "./panels";
+import { usePresence } from "./presence";
+import { RevisionPanel, type Revision } from "./RevisionPanel";
+import { useAssetNavigation } from "./useAssetNavigation";
+import { useIntelliBrush } from "./useIntelliBrush";
+import { useAssetSession } from "./useAssetSession";
+import { useViewport } from "./useViewport";
+import { planFill, readImagePixels } from "./fill";
+import { capsuleStamp, polygonStamp } from "./stamps";
+import { drawUiLayer } from "./uiLayer";
 
 interface Props {
   projectId: number;
@@ -32,6 +29,10 @@ interface Props {
   initialDoc: () => MaskDocument;
   /** Revision number of the loaded masks (null: none saved yet); sent back to detect conflicts. */
   initialRevision: number | null;
+  /** The document was restored from the local journal (not saved yet). */
+  restored?: boolean;
+  /** Unsaved edits of this asset found in the journal, offered back. */
+  recovered?: { savedAt: number; restore: () => void; discard: () => void } | null;
 }
 
 interface Stroke {
@@ -59,17 +60,21 @@ declare global {
       proposal: () => Proposal | null;
       /** IntelliBrush method and timings; clickToDrawMs: pointer up to proposal drawn (next frame). */
       intellibrush: () => IbStats & { mode: IbMode; clickToDrawMs: number[] };
+      /** Make the annotator throw while rendering (tests the error boundary and the journal). */
+      crash: (message?: string) => void;
+      /** [width, height] of the open asset's document. */
+      size: () => [number, number];
+      assetId: () => number;
     };
   }
 }
 
-export function Annotator({ projectId, asset, image, classes, initialDoc, initialRevision }: Props) {
-  const [doc] = useState(initialDoc);
-  const navigate = useNavigate();
+export function Annotator({ projectId, asset, image, classes, initialDoc, initialRevision, restored, recovered }: Props) {
   const qc = useQueryClient();
-  const [params] = useSearchParams();
   const [tool, setTool] = useState<Tool>("brush");
   const [brushSize, setBrushSize] = useState(24);
+  const [fillTolerance, setFillTolerance] = useState(32);
+  const [fillOverwrite, setFillOverwrite] = useState(false);
   const [opacity, setOpacity] = useState(0.6);
   const [classIdx, setClassIdx] = useState(0);
   const [selected, setSelected] = useState<number | null>(null);
@@ -78,39 +83,37 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   const [hiddenObjects, setHiddenObjects] = useState<Set<number>>(() => new Set());
   const [masksHidden, setMasksHidden] = useState(false);
   const [, setTick] = useState(0);
-  const [saveState, setSaveState] = useState<SaveState>("saved");
-  const [saveError, setSaveError] = useState<string | null>(null);
   const [help, setHelp] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
-  const [zoomPct, setZoomPct] = useState(100);
   const [polygon, setPolygon] = useState<[number, number][]>([]);
-  const [ibPoints, setIbPoints] = useState<[number, number, number][]>([]);
-  const [ibBox, setIbBox] = useState<[number, number, number, number] | null>(null);
-  const [proposal, setProposal] = useState<Proposal | null>(null);
-  const [ibBusy, setIbBusy] = useState(false);
-  const [ibMode, setIbMode] = useState<IbMode | null>(null);
-  const ib = useMemo(() => new IntelliBrushSession(asset.id, setIbMode), [asset.id]);
-  const clickAt = useRef<number | null>(null);
-  const clickToDraw = useRef<number[]>([]);
-  const [status, setStatus] = useState<AssetStatus>(asset.status);
+  const {
+    session: ib,
+    mode: ibMode,
+    points: ibPoints,
+    box: ibBox,
+    proposal,
+    busy: ibBusy,
+    request: fetchProposal,
+    discard: discardIntelliBrush,
+    clickAt,
+    clickToDraw,
+  } = useIntelliBrush(asset.id, setNotice);
 
-  const viewportRef = useRef<HTMLDivElement>(null);
-  const stageRef = useRef<HTMLDivElement>(null);
   const overlayRef = useRef<HTMLDivElement>(null);
   const proposalRef = useRef<HTMLCanvasElement>(null);
   const uiRef = useRef<HTMLCanvasElement>(null);
   const rendererRef = useRef<MaskRenderer | null>(null);
-  const viewRef = useRef<View>({ scale: 1, tx: 0, ty: 0 });
   const cursorRef = useRef<[number, number] | null>(null);
   const strokeRef = useRef<Stroke | null>(null);
   const spaceRef = useRef(false);
   const moveStats = useRef({ ms: 0, n: 0 });
-  const ibAbort = useRef<AbortController | null>(null);
-  const revisionRef = useRef<number | null>(initialRevision);
-  const [conflict, setConflict] = useState(false);
+  const [crash, setCrash] = useState<string | null>(null);
+  const [previewMasks, setPreviewMasks] = useState<MaskEntry[] | null>(null);
+  const previewRef = useRef<HTMLCanvasElement>(null);
+  const others = usePresence(asset.id);
+  if (crash !== null) throw new Error(crash);
 
   const currentClass: LabelClass | undefined = classes[classIdx];
-  const classById = useMemo(() => new Map(classes.map((c) => [c.id, c])), [classes]);
   // Opacity is baked into the colours (no CSS opacity on the tile layer: that would make the
   // compositor blend all tiles through an extra surface every frame).
   const colors = useMemo(
@@ -123,41 +126,21 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     [masksHidden, hiddenClasses, hiddenObjects],
   );
 
-  // ---- autosave ------------------------------------------------------------------------------
-  const saver = useMemo(
-    () =>
-      new Autosaver({
-        version: () => doc.version,
-        payload: () => ({ masks: doc.toApi() }),
-        save: async (body) => {
-          const res = await api<{ revision: number | null; status?: AssetStatus }>(`/assets/${asset.id}/masks/`, {
-            method: "PUT",
-            body: { ...body, base_revision: revisionRef.current },
-          });
-          revisionRef.current = res?.revision ?? null;
-          if (res?.status) setStatus(res.status); // the server marks labeled assets
-          qc.invalidateQueries({ queryKey: ["assets", projectId] });
-        },
-        isTransient: (e) => !(e instanceof ApiError) || e.transient,
-        onChange: (s, e) => {
-          setSaveState(s);
-          setSaveError(e ? (e instanceof Error ? e.message : String(e)) : null);
-          setConflict(e instanceof ApiError && e.status === 409);
-        },
-      }),
-    [doc, asset.id],
+  // ---- per-asset session: document, autosave, journal -----------------------------------------
+  const { session, saveState, saveError, conflict, savedTick, status, setStatus } = useAssetSession({
+    projectId,
+    assetId: asset.id,
+    assetStatus: asset.status,
+    initialDoc,
+    initialRevision,
+    restored,
+  });
+  const doc = session.doc;
+  const saver = session.saver;
+  const drawUiRef = useRef<() => void>(() => {});
+  const { viewportRef, stageRef, viewRef, zoomPct, applyView, fit, toImage } = useViewport(doc.width, doc.height, () =>
+    drawUiRef.current(),
   );
-  useEffect(() => () => saver.dispose(), [saver]);
-  useEffect(() => {
-    const warn = (e: BeforeUnloadEvent) => {
-      if (saver.hasUnsaved) {
-        void saver.flush();
-        e.preventDefault();
-      }
-    };
-    window.addEventListener("beforeunload", warn);
-    return () => window.removeEventListener("beforeunload", warn);
-  }, [saver]);
 
   // ---- rendering -----------------------------------------------------------------------------
   useLayoutEffect(() => {
@@ -178,7 +161,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     const offDoc = doc.subscribe((c) => {
       rendererRef.current?.invalidate(c.dirty);
       if (c.structural) setTick((t) => t + 1);
-      saver.changed();
       requestUi();
     });
     const offHist = doc.history.subscribe(() => setTick((t) => t + 1));
@@ -190,7 +172,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   // The UI layer (cursor, polygon, prompts) redraws at most once per frame.
   const uiFrame = useRef(0);
-  const drawUiRef = useRef<() => void>(() => {});
   const requestUi = () => {
     if (!uiFrame.current)
       uiFrame.current = requestAnimationFrame(() => {
@@ -203,115 +184,57 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     const c = uiRef.current;
     const vp = viewportRef.current;
     if (!c || !vp) return;
-    const dpr = window.devicePixelRatio || 1;
-    const w = vp.clientWidth;
-    const h = vp.clientHeight;
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-      c.width = Math.round(w * dpr);
-      c.height = Math.round(h * dpr);
-    }
-    const ctx = c.getContext("2d")!;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const v = viewRef.current;
     const sel = selected !== null ? doc.get(selected) : undefined;
-    if (sel && !sel.isEmptyBox) {
-      const [x0, y0] = imageToScreen(v, sel.box.x0, sel.box.y0);
-      const [x1, y1] = imageToScreen(v, sel.box.x1, sel.box.y1);
-      ctx.setLineDash([4, 4]);
-      ctx.strokeStyle = "#ffffff";
-      ctx.strokeRect(x0 - 0.5, y0 - 0.5, x1 - x0 + 1, y1 - y0 + 1);
-      ctx.setLineDash([]);
-    }
-    if (polygon.length > 0) {
-      ctx.strokeStyle = currentClass?.color ?? "#ffffff";
-      ctx.lineWidth = 2;
-      ctx.beginPath();
-      polygon.forEach(([x, y], i) => {
-        const [sx, sy] = imageToScreen(v, x, y);
-        if (i === 0) ctx.moveTo(sx, sy);
-        else ctx.lineTo(sx, sy);
-      });
-      if (cursorRef.current) ctx.lineTo(...cursorRef.current);
-      ctx.stroke();
-      ctx.fillStyle = "#ffffff";
-      for (const [x, y] of polygon) {
-        const [sx, sy] = imageToScreen(v, x, y);
-        ctx.fillRect(sx - 3, sy - 3, 6, 6);
-      }
-      ctx.lineWidth = 1;
-    }
-    for (const [x, y, label] of ibPoints) {
-      const [sx, sy] = imageToScreen(v, x + 0.5, y + 0.5);
-      ctx.beginPath();
-      ctx.arc(sx, sy, 6, 0, Math.PI * 2);
-      ctx.fillStyle = label ? "#22c55e" : "#ef4444";
-      ctx.fill();
-      ctx.strokeStyle = "#ffffff";
-      ctx.stroke();
-    }
-    const box = strokeRef.current?.kind === "box" && cursorRef.current ? null : ibBox;
     const st = strokeRef.current;
-    if (st?.kind === "box" && st.moved && cursorRef.current) {
-      ctx.strokeStyle = "#22c55e";
-      ctx.strokeRect(st.startSX, st.startSY, cursorRef.current[0] - st.startSX, cursorRef.current[1] - st.startSY);
-    } else if (box) {
-      const [x0, y0] = imageToScreen(v, box[0], box[1]);
-      const [x1, y1] = imageToScreen(v, box[2], box[3]);
-      ctx.strokeStyle = "#22c55e";
-      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-    }
-    const cur = cursorRef.current;
-    if (cur && (tool === "brush" || tool === "eraser")) {
-      ctx.beginPath();
-      ctx.arc(cur[0], cur[1], Math.max(1, (brushSize / 2) * v.scale), 0, Math.PI * 2);
-      ctx.strokeStyle = "#000000";
-      ctx.lineWidth = 3;
-      ctx.stroke();
-      ctx.strokeStyle = tool === "eraser" ? "#ffffff" : currentClass?.color ?? "#ffffff";
-      ctx.lineWidth = 1.5;
-      ctx.stroke();
-      ctx.lineWidth = 1;
-    }
+    drawUiLayer(c, vp.clientWidth, vp.clientHeight, {
+      view: viewRef.current,
+      selectedBox: sel && !sel.isEmptyBox ? sel.box : null,
+      polygon,
+      cursor: cursorRef.current,
+      ibPoints,
+      ibBox,
+      dragBox: st?.kind === "box" ? { moved: st.moved, sx: st.startSX, sy: st.startSY } : null,
+      brush: tool === "brush" || tool === "eraser" ? { size: brushSize, eraser: tool === "eraser" } : null,
+      color: currentClass?.color ?? "#ffffff",
+    });
   };
 
   drawUiRef.current = drawUi;
 
-  const applyView = (v: View) => {
-    viewRef.current = v;
-    const s = stageRef.current;
-    if (s) {
-      s.style.transform = `translate(${v.tx}px, ${v.ty}px) scale(${v.scale})`;
-      s.classList.toggle("pixelated", v.scale >= 2);
-    }
-    setZoomPct(Math.round(v.scale * 100));
-    drawUi();
-  };
 
-  const fit = () => {
-    const vp = viewportRef.current;
-    if (vp) applyView(fitView(doc.width, doc.height, vp.clientWidth, vp.clientHeight));
-  };
 
-  useLayoutEffect(() => {
-    fit();
-    const vp = viewportRef.current!;
-    const ro = new ResizeObserver(() => drawUi());
-    ro.observe(vp);
-    const onWheel = (e: WheelEvent) => {
-      e.preventDefault();
-      const r = vp.getBoundingClientRect();
-      applyView(zoomAt(viewRef.current, e.clientX - r.left, e.clientY - r.top, wheelFactor(e.deltaY)));
-    };
-    vp.addEventListener("wheel", onWheel, { passive: false });
-    vp.focus();
-    return () => {
-      ro.disconnect();
-      vp.removeEventListener("wheel", onWheel);
-    };
-  }, []); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => drawUi());
+
+  // Revision preview layer: a saved revision's masks, drawn instead of the document's.
+  useEffect(() => {
+    const c = previewRef.current;
+    if (!c) return;
+    c.hidden = !previewMasks;
+    if (!previewMasks) return;
+    c.width = doc.width;
+    c.height = doc.height;
+    const ctx = c.getContext("2d")!;
+    const img = ctx.createImageData(doc.width, doc.height);
+    const px = new Uint32Array(img.data.buffer);
+    for (const m of previewMasks) {
+      const bm = rleToBoxBitmap(m.rle);
+      if (!bm) continue;
+      const color = colors.get(m.class_id) ?? 0xffff00ff;
+      const bw = bm.box.x1 - bm.box.x0;
+      for (let y = bm.box.y0; y < bm.box.y1; y++)
+        for (let x = bm.box.x0; x < bm.box.x1; x++)
+          if (bm.data[(y - bm.box.y0) * bw + (x - bm.box.x0)]) px[y * doc.width + x] = color;
+    }
+    ctx.putImageData(img, 0, 0);
+  }, [previewMasks, colors, doc]);
+
+  const restoreRevision = async (r: Revision) => {
+    if (!(await session.leave())) throw new Error("The current edits could not be saved; retry the save first.");
+    await api(`/assets/${asset.id}/masks/revisions/${r.id}/restore/`, { method: "POST" });
+    // The page reloads the asset (a new revision) and opens a fresh session on it.
+    await qc.invalidateQueries({ queryKey: ["annotate", asset.id] });
+  };
 
   // Proposal layer.
   useEffect(() => {
@@ -352,6 +275,9 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       pointerMoveMs: () => [moveStats.current.ms, moveStats.current.n],
       proposal: () => proposal,
       intellibrush: () => ({ ...ib.stats, mode: ib.mode, clickToDrawMs: clickToDraw.current.slice() }),
+      crash: (message = "Injected annotator failure") => setCrash(message),
+      size: () => [doc.width, doc.height],
+      assetId: () => asset.id,
     };
     return () => {
       delete window.__tessera;
@@ -359,6 +285,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   });
 
   // ---- editing helpers -----------------------------------------------------------------------
+  /** Make class `i` current; a selected object of another class is deselected. */
+  const pickClass = (i: number) => {
+    setClassIdx(i);
+    const sel = selected !== null ? doc.get(selected) : undefined;
+    if (sel && sel.classId !== classes[i].id) setSelected(null);
+  };
+
   const requireClass = (): LabelClass | null => {
     if (!currentClass) {
       setNotice("Add a class on the project's Classes page first.");
@@ -377,13 +310,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     return id;
   };
 
-  const toImage = (e: { clientX: number; clientY: number }): [number, number, number, number] => {
-    const r = viewportRef.current!.getBoundingClientRect();
-    const sx = e.clientX - r.left;
-    const sy = e.clientY - r.top;
-    const [ix, iy] = screenToImage(viewRef.current, sx, sy);
-    return [ix, iy, sx, sy];
-  };
 
   const clampPixel = (ix: number, iy: number): [number, number] => [
     Math.min(doc.width - 1, Math.max(0, Math.floor(ix))),
@@ -391,29 +317,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   ];
 
   const inImage = (ix: number, iy: number) => ix >= 0 && iy >= 0 && ix < doc.width && iy < doc.height;
-
-  const fetchProposal = async (points: [number, number, number][], box: [number, number, number, number] | null) => {
-    ibAbort.current?.abort();
-    // The server needs an include point or a box; exclude clicks alone only wait for one.
-    if (!box && !points.some((p) => p[2] === 1)) {
-      setProposal(null);
-      return;
-    }
-    const ctl = new AbortController();
-    ibAbort.current = ctl;
-    setIbBusy(true);
-    try {
-      const p = await ib.propose({ points, box: box ?? undefined }, ctl.signal);
-      if (!ctl.signal.aborted) {
-        setProposal(p);
-        if (p.message) setNotice(p.message);
-      }
-    } catch (e) {
-      if ((e as Error).name !== "AbortError") setNotice(`IntelliBrush: ${(e as Error).message}`);
-    } finally {
-      if (ibAbort.current === ctl) setIbBusy(false);
-    }
-  };
 
   const acceptProposal = () => {
     const cls = requireClass();
@@ -424,15 +327,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     doc.commit();
     setSelected(doc.get(id) ? id : null);
     discardIntelliBrush();
-  };
-
-  const discardIntelliBrush = () => {
-    ibAbort.current?.abort();
-    ib.reset();
-    setIbBusy(false);
-    setIbPoints([]);
-    setIbBox(null);
-    setProposal(null);
   };
 
   const closePolygon = () => {
@@ -446,6 +340,47 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
     doc.paint(id, stamp);
     doc.commit();
     if (!doc.get(id)) setSelected(null);
+  };
+
+  /** Fill: the connected region under the click, bounded by mask outlines and (magic wand) by
+   * image colour within the tolerance. Another object's pixels are only taken over when the
+   * user ticked "Fill over other objects". */
+  const fillAt = (ix: number, iy: number) => {
+    const cls = requireClass();
+    if (!cls || !inImage(ix, iy)) return;
+    const [x, y] = clampPixel(ix, iy);
+    const sel = selected !== null ? doc.get(selected) : undefined;
+    const rgba = imagePixels();
+    const plan = planFill({
+      labels: doc.ownerMap(),
+      width: doc.width,
+      height: doc.height,
+      x,
+      y,
+      target: sel && sel.classId === cls.id && !newObjectNext ? sel.id : null,
+      overwrite: fillOverwrite,
+      color: rgba ? { rgba, tolerance: fillTolerance } : undefined,
+    });
+    if (plan.kind === "refused")
+      setNotice(`That pixel belongs to object #${plan.owner}. Tick "Fill over other objects" to recolour it.`);
+    if (plan.kind !== "fill") return;
+    doc.begin("Fill");
+    const id = targetObject(cls);
+    doc.paint(id, plan.stamp);
+    doc.commit();
+    if (!doc.get(id)) setSelected(null);
+    const pct = Math.round((100 * plan.area) / (doc.width * doc.height));
+    if (pct >= 50) setNotice(`Fill covered ${pct}% of the image. Undo (Ctrl+Z) and lower the tolerance if that is too much.`);
+  };
+
+  /** The image's RGBA pixels (read once per asset, on the first fill); null when unreadable. */
+  const pixelsRef = useRef<Uint8ClampedArray | null | undefined>(undefined);
+  const imagePixels = (): Uint8ClampedArray | null => {
+    if (pixelsRef.current === undefined) {
+      pixelsRef.current = readImagePixels(image, doc.width, doc.height);
+      if (!pixelsRef.current) setNotice("The image's colours cannot be read here; Fill is bounded by mask outlines only.");
+    }
+    return pixelsRef.current;
   };
 
   const undo = () => {
@@ -489,18 +424,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       return;
     }
     if (tool === "fill") {
-      const cls = requireClass();
-      if (!cls || !inImage(ix, iy)) return;
-      const [px, py] = clampPixel(ix, iy);
-      doc.begin("Fill");
-      const id = targetObject(cls);
-      const labels = doc.ownerMap();
-      if (labels[py * doc.width + px] !== id) {
-        const stamp = floodStamp(labels, doc.width, doc.height, px, py);
-        if (stamp) doc.paint(id, stamp);
-      }
-      doc.commit();
-      if (!doc.get(id)) setSelected(null);
+      fillAt(ix, iy);
       return;
     }
     // Brush or eraser.
@@ -575,15 +499,11 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         const [x0, y0] = clampPixel(Math.min(st.lastX, ix), Math.min(st.lastY, iy));
         const [x1, y1] = clampPixel(Math.max(st.lastX, ix), Math.max(st.lastY, iy));
         const box: [number, number, number, number] = [x0, y0, x1, y1];
-        setIbBox(box);
-        clickAt.current = performance.now();
         void fetchProposal(ibPoints, box);
       } else if (inImage(ix, iy)) {
         const exclude = st.button === 2 || e.altKey;
         const [px, py] = clampPixel(ix, iy);
         const pts: [number, number, number][] = [...ibPoints, [px, py, exclude ? 0 : 1]];
-        setIbPoints(pts);
-        clickAt.current = performance.now();
         void fetchProposal(pts, ibBox);
       }
     }
@@ -596,49 +516,7 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   };
 
   // ---- asset navigation ----------------------------------------------------------------------
-  const goto = async (delta: 1 | -1) => {
-    const status = params.get("status") ?? "";
-    const split = params.get("split") ?? "";
-    let page = Math.max(1, Number(params.get("page") ?? 1) || 1);
-    let i = Number(params.get("i") ?? -1);
-    const fetchPage = (p: number) =>
-      qc.fetchQuery({
-        queryKey: ["assets", projectId, { status, split, page: p, pageSize: ASSET_PAGE_SIZE }],
-        queryFn: () =>
-          api<Page<Asset>>(`/projects/${projectId}/assets/`, {
-            query: { status, split, page: p, page_size: ASSET_PAGE_SIZE },
-          }),
-      });
-    try {
-      let list = await fetchPage(page);
-      if (i < 0 || list.results[i]?.id !== asset.id) i = list.results.findIndex((a) => a.id === asset.id);
-      let j = i + delta;
-      if (j < 0 || j >= list.results.length) {
-        const p = page + delta;
-        if (p < 1 || (p - 1) * ASSET_PAGE_SIZE >= list.count) {
-          setNotice(delta > 0 ? "This is the last asset." : "This is the first asset.");
-          return;
-        }
-        list = await fetchPage(p);
-        page = p;
-        j = delta > 0 ? 0 : list.results.length - 1;
-      }
-      const next = list.results[j];
-      if (!next) return;
-      if (!(await saver.flush())) {
-        setNotice("Could not save this asset; not leaving it. Retry the save first.");
-        return;
-      }
-      const q = new URLSearchParams();
-      if (status) q.set("status", status);
-      if (split) q.set("split", split);
-      q.set("page", String(page));
-      q.set("i", String(j));
-      navigate(`/projects/${projectId}/annotate/${next.id}?${q.toString()}`);
-    } catch (e) {
-      setNotice((e as Error).message);
-    }
-  };
+  const { goto, leaveTo, projectUrl } = useAssetNavigation(projectId, session, setNotice);
 
   const changeStatus = async (s: AssetStatus) => {
     setStatus(s);
@@ -671,82 +549,55 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
       return;
     }
     if (typing && e.key !== "Escape") return;
-    const mod = e.ctrlKey || e.metaKey;
-    const k = e.key;
-    if (mod && (k === "z" || k === "Z")) {
-      e.preventDefault();
-      if (e.shiftKey) redo();
-      else undo();
+    const hit = actionFor(e);
+    if (!hit) return;
+    // Arrow keys move sliders and selects; the other shortcuts stay live on them.
+    if (onControl && (e.key === "ArrowLeft" || e.key === "ArrowRight")) return;
+    const act = hit.action;
+    if (act.startsWith("tool.")) {
+      setTool(act.slice(5) as Tool);
       return;
     }
-    if (mod && (k === "y" || k === "Y")) {
-      e.preventDefault();
-      redo();
-      return;
-    }
-    if (mod && (k === "s" || k === "S")) {
-      e.preventDefault();
-      void saver.flush();
-      return;
-    }
-    if (mod || e.altKey) return;
-    if (k === " ") {
-      if (t === viewportRef.current || t === document.body) e.preventDefault();
-      spaceRef.current = true;
-      return;
-    }
-    if (k >= "1" && k <= "9") {
-      const idx = Number(k) - 1;
-      if (idx < classes.length) {
-        setClassIdx(idx);
-        const sel = selected !== null ? doc.get(selected) : undefined;
-        if (sel && sel.classId !== classes[idx].id) setSelected(null);
-      }
-      return;
-    }
-    switch (k) {
-      case "?":
+    switch (act) {
+      case "undo":
+        e.preventDefault();
+        undo();
+        break;
+      case "redo":
+        e.preventDefault();
+        redo();
+        break;
+      case "save":
+        e.preventDefault();
+        void saver.flush();
+        break;
+      case "pan.hold":
+        if (t === viewportRef.current || t === document.body) e.preventDefault();
+        spaceRef.current = true;
+        break;
+      case "class":
+        if (hit.index < classes.length) pickClass(hit.index);
+        break;
+      case "help":
         setHelp(true);
         break;
-      case "b":
-      case "B":
-        setTool("brush");
-        break;
-      case "e":
-      case "E":
-        setTool("eraser");
-        break;
-      case "p":
-      case "P":
-        setTool("polygon");
-        break;
-      case "f":
-      case "F":
-        setTool("fill");
-        break;
-      case "i":
-      case "I":
-        setTool("intellibrush");
-        break;
-      case "n":
-      case "N":
+      case "object.new":
         setNewObjectNext(true);
         setSelected(null);
         break;
-      case "h":
-      case "H":
+      case "masks.toggle":
         setMasksHidden((v) => !v);
         break;
-      case "0":
+      case "view.fit":
         fit();
         break;
-      case "[":
+      case "brush.smaller":
         setBrushSize((s) => Math.max(1, Math.round(s / 1.25)));
         break;
-      case "]":
+      case "brush.larger":
         setBrushSize((s) => Math.min(500, Math.round(s * 1.25) + 1));
         break;
-      case "Enter":
+      case "accept":
         if (tool === "intellibrush" && proposal) {
           e.preventDefault();
           acceptProposal();
@@ -755,33 +606,27 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
           closePolygon();
         }
         break;
-      case "Escape":
+      case "cancel":
         if (proposal || ibPoints.length || ibBox) discardIntelliBrush();
         else if (polygon.length) setPolygon([]);
         else if (selected !== null) setSelected(null);
         break;
-      case "Backspace":
+      case "polygon.back":
         if (polygon.length) {
           e.preventDefault();
           setPolygon((p) => p.slice(0, -1));
         }
         break;
-      case "Delete":
+      case "object.delete":
         if (selected !== null) {
           doc.deleteObject(selected);
           setSelected(null);
         }
         break;
-      case "ArrowRight":
-      case "ArrowLeft":
-        if (!onControl) void goto(k === "ArrowRight" ? 1 : -1);
-        break;
-      case "d":
-      case "D":
+      case "asset.next":
         void goto(1);
         break;
-      case "a":
-      case "A":
+      case "asset.prev":
         void goto(-1);
         break;
     }
@@ -815,15 +660,6 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
   }, [tool]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // ---- render --------------------------------------------------------------------------------
-  const objects = doc.objects;
-  const saveLabel =
-    saveState === "saved"
-      ? "All changes saved"
-      : saveState === "saving"
-        ? "Saving…"
-        : saveState === "dirty"
-          ? "Unsaved changes"
-          : `Save failed${saveError ? `: ${saveError}` : ""}`;
   const toggle = (set: Set<number>, id: number) => {
     const n = new Set(set);
     if (n.has(id)) n.delete(id);
@@ -833,154 +669,53 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
 
   return (
     <div className="annotator">
-      <header className="annotator-bar">
-        <Link to={`/projects/${projectId}?${new URLSearchParams([...params].filter(([k]) => k !== "i")).toString()}`}>
-          ← Project
-        </Link>
-        <h1 className="asset-title" title={asset.name}>
-          {asset.name}
-        </h1>
-        <button type="button" onClick={() => void goto(-1)} aria-label="Previous asset (←)">
-          ‹ Prev
-        </button>
-        <button type="button" onClick={() => void goto(1)} aria-label="Next asset (→)">
-          Next ›
-        </button>
-        <label>
-          Status
-          <select value={status} onChange={(e) => void changeStatus(e.target.value as AssetStatus)}>
-            <option value="unlabeled">Unlabeled</option>
-            <option value="labeled">Labeled</option>
-            <option value="reviewed">Reviewed</option>
-          </select>
-        </label>
-        <span className={`save-state ${saveState}`} role="status" aria-live="polite" data-save-state={saveState}>
-          {saveLabel}
-        </span>
-        {saveState === "error" && !conflict && (
-          <button type="button" onClick={() => saver.retryNow()}>
-            Retry save
-          </button>
-        )}
-        {conflict && (
-          <>
-            <button
-              type="button"
-              onClick={() => {
-                revisionRef.current = null;
-                saver.retryNow();
-              }}
-            >
-              Keep mine (overwrite)
-            </button>
-            <button type="button" onClick={() => window.location.reload()}>
-              Load theirs
-            </button>
-          </>
-        )}
-        <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts (?)">
-          ?
-        </button>
-      </header>
+      <AnnotatorHeader
+        assetName={asset.name}
+        projectUrl={projectUrl}
+        onLeave={(url) => void leaveTo(url)}
+        onStep={(d) => void goto(d)}
+        status={status}
+        onStatus={(s) => void changeStatus(s)}
+        saveState={saveState}
+        saveError={saveError}
+        conflict={!!conflict}
+        onRetry={() => saver.retryNow()}
+        onKeepMine={() => session.keepMine(conflict?.current ?? null)}
+        onLoadTheirs={() => void session.discard().then(() => window.location.reload())}
+        others={others}
+        recovered={recovered}
+        onHelp={() => setHelp(true)}
+      />
       <div className="annotator-body">
-        <aside className="toolbox" aria-label="Tools">
-          <div role="radiogroup" aria-label="Tool">
-            {TOOLS.map((t) => (
-              <button
-                key={t.id}
-                type="button"
-                role="radio"
-                aria-checked={tool === t.id}
-                className={tool === t.id ? "active" : ""}
-                onClick={() => setTool(t.id)}
-                title={`${t.label} (${t.key})`}
-                data-tool={t.id}
-              >
-                {t.label} <kbd>{t.key}</kbd>
-              </button>
-            ))}
-          </div>
-          <label>
-            Brush size <output>{brushSize}px</output>
-            <input
-              type="range"
-              min={1}
-              max={300}
-              value={brushSize}
-              onChange={(e) => setBrushSize(Number(e.target.value))}
-              aria-label="Brush size"
-            />
-          </label>
-          <label>
-            Mask opacity <output>{Math.round(opacity * 100)}%</output>
-            <input
-              type="range"
-              min={0}
-              max={1}
-              step={0.05}
-              value={opacity}
-              onChange={(e) => setOpacity(Number(e.target.value))}
-              aria-label="Mask opacity"
-            />
-          </label>
-          <label className="check">
-            <input type="checkbox" checked={masksHidden} onChange={(e) => setMasksHidden(e.target.checked)} /> Hide
-            masks (H)
-          </label>
-          <div className="row">
-            <button type="button" onClick={undo} disabled={!doc.history.canUndo} aria-label="Undo (Ctrl+Z)">
-              Undo
-            </button>
-            <button type="button" onClick={redo} disabled={!doc.history.canRedo} aria-label="Redo (Ctrl+Shift+Z)">
-              Redo
-            </button>
-          </div>
-          <div className="row">
-            <button type="button" onClick={fit} aria-label="Fit to window (0)">
-              Fit
-            </button>
-            <span className="muted">{zoomPct}%</span>
-          </div>
-          {tool === "intellibrush" && (
-            <div className="ib-panel" aria-live="polite">
-              <p className="muted small">Click to include, Alt/right-click to exclude, drag for a box.</p>
-              {ibMode && (
-                <p className={`ib-method ib-${ibMode.method}`} data-testid="ib-method" data-method={ibMode.method}>
-                  Method: <strong>{ibMode.label}</strong>
-                  {ibMode.detail && (
-                    <span className="muted small ib-detail" style={{ display: "block" }}>
-                      {ibMode.detail}
-                    </span>
-                  )}
-                </p>
-              )}
-              {ibBusy && <p role="status">Thinking…</p>}
-              {proposal && (
-                <p>
-                  Proposal ({proposal.method}, score {proposal.score.toFixed(2)})
-                </p>
-              )}
-              <div className="row">
-                <button type="button" className="primary" disabled={!proposal?.bitmap} onClick={acceptProposal}>
-                  Accept ⏎
-                </button>
-                <button type="button" disabled={!proposal && ibPoints.length === 0 && !ibBox} onClick={discardIntelliBrush}>
-                  Discard Esc
-                </button>
-              </div>
-            </div>
-          )}
-          {tool === "polygon" && polygon.length > 0 && (
-            <div className="row">
-              <button type="button" className="primary" disabled={polygon.length < 3} onClick={closePolygon}>
-                Close ⏎
-              </button>
-              <button type="button" onClick={() => setPolygon([])}>
-                Cancel
-              </button>
-            </div>
-          )}
-        </aside>
+        <Toolbox
+          tool={tool}
+          onTool={setTool}
+          brushSize={brushSize}
+          onBrushSize={setBrushSize}
+          opacity={opacity}
+          onOpacity={setOpacity}
+          masksHidden={masksHidden}
+          onMasksHidden={setMasksHidden}
+          canUndo={doc.history.canUndo}
+          canRedo={doc.history.canRedo}
+          onUndo={undo}
+          onRedo={redo}
+          onFit={fit}
+          zoomPct={zoomPct}
+          fillTolerance={fillTolerance}
+          onFillTolerance={setFillTolerance}
+          fillOverwrite={fillOverwrite}
+          onFillOverwrite={setFillOverwrite}
+          ibMode={ibMode}
+          ibBusy={ibBusy}
+          proposal={proposal}
+          canDiscard={!!proposal || ibPoints.length > 0 || !!ibBox}
+          onAccept={acceptProposal}
+          onDiscard={discardIntelliBrush}
+          polygonPoints={polygon.length}
+          onClosePolygon={closePolygon}
+          onCancelPolygon={() => setPolygon([])}
+        />
         <div
           className={`viewport tool-${tool}`}
           ref={viewportRef}
@@ -997,7 +732,12 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
         >
           <div className="stage" ref={stageRef} style={{ width: doc.width, height: doc.height }}>
             <img src={image.src} width={doc.width} height={doc.height} alt="" draggable={false} />
-            <div ref={overlayRef} className="mask-layer" style={{ width: doc.width, height: doc.height }} />
+            <div
+              ref={overlayRef}
+              className="mask-layer"
+              style={{ width: doc.width, height: doc.height, visibility: previewMasks ? "hidden" : undefined }}
+            />
+            <canvas ref={previewRef} className="preview-layer" hidden data-testid="revision-preview" />
             <canvas ref={proposalRef} className="proposal-layer" hidden />
           </div>
           <canvas ref={uiRef} className="ui-layer" />
@@ -1008,99 +748,39 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
           )}
         </div>
         <aside className="sidepanel">
-          <section aria-labelledby="classes-title">
-            <h2 id="classes-title">Classes</h2>
-            {classes.length === 0 && (
-              <p className="muted">
-                No classes. <Link to={`/projects/${projectId}/classes`}>Add one</Link>.
-              </p>
-            )}
-            <ul className="palette">
-              {classes.map((c, i) => (
-                <li key={c.id} className={i === classIdx ? "active" : ""}>
-                  <button
-                    type="button"
-                    className="class-pick"
-                    aria-pressed={i === classIdx}
-                    onClick={() => {
-                      setClassIdx(i);
-                      const sel = selected !== null ? doc.get(selected) : undefined;
-                      if (sel && sel.classId !== c.id) setSelected(null);
-                    }}
-                  >
-                    <span className="swatch" style={{ background: c.color }} />
-                    {i < 9 && <kbd>{i + 1}</kbd>} {c.name}
-                  </button>
-                  <button
-                    type="button"
-                    className="eye"
-                    aria-pressed={!hiddenClasses.has(c.id)}
-                    aria-label={`${hiddenClasses.has(c.id) ? "Show" : "Hide"} class ${c.name}`}
-                    onClick={() => setHiddenClasses((s) => toggle(s, c.id))}
-                  >
-                    {hiddenClasses.has(c.id) ? "◌" : "●"}
-                  </button>
-                </li>
-              ))}
-            </ul>
-          </section>
-          <section aria-labelledby="objects-title">
-            <h2 id="objects-title">Objects ({objects.length})</h2>
-            <ul className="object-list">
-              {objects.map((o) => {
-                const c = classById.get(o.classId);
-                return (
-                  <li key={o.id} className={o.id === selected ? "active" : ""}>
-                    <button
-                      type="button"
-                      className="object-pick"
-                      aria-pressed={o.id === selected}
-                      onClick={() => {
-                        setSelected(o.id);
-                        setNewObjectNext(false);
-                        const idx = classes.findIndex((x) => x.id === o.classId);
-                        if (idx >= 0) setClassIdx(idx);
-                      }}
-                    >
-                      <span className="swatch" style={{ background: c?.color ?? "#f0f" }} />
-                      {c?.name ?? `class ${o.classId}`} #{o.id}
-                    </button>
-                    <select
-                      aria-label={`Class of object ${o.id}`}
-                      value={o.classId}
-                      onChange={(e) => doc.setObjectClass(o.id, Number(e.target.value))}
-                    >
-                      {classes.map((x) => (
-                        <option key={x.id} value={x.id}>
-                          {x.name}
-                        </option>
-                      ))}
-                    </select>
-                    <button
-                      type="button"
-                      className="eye"
-                      aria-pressed={!hiddenObjects.has(o.id)}
-                      aria-label={`${hiddenObjects.has(o.id) ? "Show" : "Hide"} object ${o.id}`}
-                      onClick={() => setHiddenObjects((s) => toggle(s, o.id))}
-                    >
-                      {hiddenObjects.has(o.id) ? "◌" : "●"}
-                    </button>
-                    <button
-                      type="button"
-                      className="danger"
-                      aria-label={`Delete object ${o.id}`}
-                      onClick={() => {
-                        doc.deleteObject(o.id);
-                        if (selected === o.id) setSelected(null);
-                      }}
-                    >
-                      ✕
-                    </button>
-                  </li>
-                );
-              })}
-            </ul>
-          </section>
+          <ClassesPanel
+            projectId={projectId}
+            classes={classes}
+            current={classIdx}
+            onPick={pickClass}
+            hidden={hiddenClasses}
+            onToggle={(id) => setHiddenClasses((s) => toggle(s, id))}
+          />
+          <RevisionPanel
+            assetId={asset.id}
+            current={session.revision}
+            savedTick={savedTick}
+            onPreview={setPreviewMasks}
+            onRestore={restoreRevision}
+          />
+          <ObjectsPanel
+            objects={doc.objects}
+            classes={classes}
+            selected={selected}
+            onSelect={(o) => {
+              setSelected(o.id);
+              setNewObjectNext(false);
+              const idx = classes.findIndex((x) => x.id === o.classId);
+              if (idx >= 0) setClassIdx(idx);
+            }}
+            onSetClass={(id, classId) => doc.setObjectClass(id, classId)}
+            hidden={hiddenObjects}
+            onToggle={(id) => setHiddenObjects((s) => toggle(s, id))}
+            onDelete={(id) => {
+              doc.deleteObject(id);
+              if (selected === id) setSelected(null);
+            }}
+          />
         </aside>
       </div>
       {help && <KeyboardHelp onClose={() => setHelp(false)} />}

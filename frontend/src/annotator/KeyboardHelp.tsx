@@ -1,29 +1,7 @@
 import { useEffect, useRef } from "react";
+import { KEYMAP } from "./keymap";
 
-export const SHORTCUTS: [string, string][] = [
-  ["B", "Brush"],
-  ["E", "Eraser"],
-  ["P", "Polygon (click points; Enter or click the first point closes; Backspace removes a point)"],
-  ["F", "Fill the clicked region"],
-  ["I", "IntelliBrush: click to include, Alt+click or right-click to exclude, drag a box"],
-  ["Enter", "Accept the IntelliBrush proposal / close the polygon"],
-  ["Esc", "Discard the proposal / polygon in progress"],
-  ["1 – 9", "Pick class 1 – 9"],
-  ["[ / ]", "Smaller / larger brush"],
-  ["N", "Next stroke starts a new object"],
-  ["Delete", "Delete the selected object"],
-  ["H", "Hide / show all masks"],
-  ["Ctrl+Z", "Undo"],
-  ["Ctrl+Shift+Z, Ctrl+Y", "Redo"],
-  ["Ctrl+S", "Save now"],
-  ["Wheel", "Zoom at the cursor"],
-  ["Space + drag, middle drag", "Pan"],
-  ["0", "Fit the image to the window"],
-  ["← / →, A / D", "Previous / next asset"],
-  ["?", "Show / hide this help"],
-];
-
-/** Modal list of keyboard shortcuts; Esc or ? closes it. */
+/** Modal list of the keymap's shortcuts; Esc or ? closes it. */
 export function KeyboardHelp({ onClose }: { onClose: () => void }) {
   const closeRef = useRef<HTMLButtonElement>(null);
   useEffect(() => {
@@ -36,12 +14,12 @@ export function KeyboardHelp({ onClose }: { onClose: () => void }) {
       <div className="card help" onClick={(e) => e.stopPropagation()}>
         <h2 id="help-title">Keyboard shortcuts</h2>
         <dl>
-          {SHORTCUTS.map(([k, v]) => (
-            <div key={k} className="shortcut">
+          {KEYMAP.map((b) => (
+            <div key={b.action} className="shortcut">
               <dt>
-                <kbd>{k}</kbd>
+                <kbd>{b.label}</kbd>
               </dt>
-              <dd>{v}</dd>
+              <dd>{b.help}</dd>
             </div>
           ))}
         </dl>

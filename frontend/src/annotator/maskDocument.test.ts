@@ -95,6 +95,30 @@ describe("stamps", () => {
     for (const v of outside.data) area += v;
     expect(area).toBe(100 - 36);
   });
+
+  it("fill stops at image colour edges within the tolerance and at mask outlines", () => {
+    // 20 x 10 image: left half dark (value 10..20, noisy), right half bright (200); no labels.
+    const w = 20;
+    const h = 10;
+    const rgba = new Uint8ClampedArray(w * h * 4);
+    for (let i = 0; i < w * h; i++) {
+      const v = i % w < 10 ? 10 + (i % 3) * 5 : 200;
+      rgba.set([v, v, v, 255], i * 4);
+    }
+    const labels = new Uint32Array(w * h);
+    const left = floodStamp(labels, w, h, 2, 2, { rgba, tolerance: 16 })!;
+    expect(left.box).toEqual({ x0: 0, y0: 0, x1: 10, y1: 10 });
+    expect(left.data.every((v) => v === 1)).toBe(true);
+    // Too tight a tolerance leaves out the noisy neighbours; the widest one ignores colour.
+    const tight = floodStamp(labels, w, h, 2, 2, { rgba, tolerance: 0 })!;
+    expect(tight.data.reduce((a, v) => a + v, 0)).toBeLessThan(50);
+    const all = floodStamp(labels, w, h, 2, 2, { rgba, tolerance: 255 })!;
+    expect(all.box).toEqual({ x0: 0, y0: 0, x1: 20, y1: 10 });
+    // A labeled column cuts the bright half: the fill stays on its side.
+    for (let y = 0; y < h; y++) labels[y * w + 15] = 3;
+    const right = floodStamp(labels, w, h, 17, 5, { rgba, tolerance: 16 })!;
+    expect(right.box).toEqual({ x0: 16, y0: 0, x1: 20, y1: 10 });
+  });
 });
 
 describe("MaskDocument", () => {

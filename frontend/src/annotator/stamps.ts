@@ -127,9 +127,18 @@ export function polygonStamp(points: [number, number][], width: number, height: 
   return any ? { box, data } : null;
 }
 
+/** Image colour bound for a fill: pixels join only while their colour stays near the seed's. */
+export interface ColorBound {
+  /** RGBA pixels of the image, width x height, row-major (ImageData.data). */
+  rgba: Uint8ClampedArray | Uint8Array;
+  /** Largest per-channel difference (0..255) to the colour under the click that still joins. */
+  tolerance: number;
+}
+
 /**
  * 4-connected region around (x, y) whose pixels share the label of (x, y) in `labels`
- * (a width x height row-major map, e.g. object ids with 0 = unlabeled).
+ * (a width x height row-major map, e.g. object ids with 0 = unlabeled) and, with `color`,
+ * whose image colour is within the tolerance of the clicked pixel's colour (a magic wand).
  */
 export function floodStamp(
   labels: Uint32Array | Uint16Array,
@@ -137,10 +146,23 @@ export function floodStamp(
   height: number,
   x: number,
   y: number,
+  color?: ColorBound,
 ): BoxBitmap | null {
   if (x < 0 || y < 0 || x >= width || y >= height) return null;
   const target = labels[y * width + x];
   const seen = new Uint8Array(width * height);
+  const rgba = color && color.tolerance < 255 ? color.rgba : null;
+  const tol = color?.tolerance ?? 255;
+  const s = (y * width + x) * 4;
+  const r0 = rgba ? rgba[s] : 0;
+  const g0 = rgba ? rgba[s + 1] : 0;
+  const b0 = rgba ? rgba[s + 2] : 0;
+  const ok = (i: number): boolean => {
+    if (seen[i] || labels[i] !== target) return false;
+    if (!rgba) return true;
+    const j = i * 4;
+    return Math.abs(rgba[j] - r0) <= tol && Math.abs(rgba[j + 1] - g0) <= tol && Math.abs(rgba[j + 2] - b0) <= tol;
+  };
   let x0 = x;
   let x1 = x + 1;
   let y0 = y;
@@ -151,11 +173,11 @@ export function floodStamp(
     const sy = stack.pop()!;
     const sx = stack.pop()!;
     let row = sy * width;
-    if (seen[row + sx] || labels[row + sx] !== target) continue;
+    if (!ok(row + sx)) continue;
     let l = sx;
-    while (l > 0 && !seen[row + l - 1] && labels[row + l - 1] === target) l--;
+    while (l > 0 && ok(row + l - 1)) l--;
     let r = sx;
-    while (r + 1 < width && !seen[row + r + 1] && labels[row + r + 1] === target) r++;
+    while (r + 1 < width && ok(row + r + 1)) r++;
     seen.fill(1, row + l, row + r + 1);
     if (l < x0) x0 = l;
     if (r + 1 > x1) x1 = r + 1;
@@ -166,9 +188,9 @@ export function floodStamp(
       row = ny * width;
       let inSpan = false;
       for (let i = l; i <= r; i++) {
-        const ok = !seen[row + i] && labels[row + i] === target;
-        if (ok && !inSpan) stack.push(i, ny);
-        inSpan = ok;
+        const good = ok(row + i);
+        if (good && !inSpan) stack.push(i, ny);
+        inSpan = good;
       }
     }
   }

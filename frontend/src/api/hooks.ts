@@ -61,16 +61,17 @@ export function useLogout() {
   });
 }
 
-export function useProjects(page = 1) {
+export function useProjects(page = 1, opts: { search?: string; sort?: string } = {}) {
   return useQuery({
-    queryKey: [...keys.projects, page],
-    queryFn: () => api<Page<Project>>("/projects/", { query: { page, page_size: 50 } }),
+    queryKey: [...keys.projects, page, opts.search ?? "", opts.sort ?? ""],
+    queryFn: () =>
+      api<Page<Project>>("/projects/", { query: { page, page_size: 50, search: opts.search, sort: opts.sort } }),
     placeholderData: keepPreviousData,
   });
 }
 
-export function useProject(id: number) {
-  return useQuery({ queryKey: keys.project(id), queryFn: () => api<Project>(`/projects/${id}/`) });
+export function useProject(id: number, opts: { enabled?: boolean } = {}) {
+  return useQuery({ queryKey: keys.project(id), queryFn: () => api<Project>(`/projects/${id}/`), ...opts });
 }
 
 export function useClasses(projectId: number) {

@@ -17,6 +17,10 @@ export interface ModelSpec {
   pretrained: Record<string, string>;
   pretrained_sources: string[];
   default_pretrained: string;
+  /** source -> its weights are on this server ("none" always is). */
+  local_sources?: Record<string, boolean>;
+  /** The default source when its weights are here, else one that is, else "none". */
+  suggested_pretrained?: string;
   memory_gb: number;
   params_m: number;
 }
@@ -74,6 +78,8 @@ export const FINISHED_STATUSES: readonly RunStatus[] = ["completed", "failed", "
 
 export interface TrainingRun {
   id: number;
+  /** 1, 2, ... within the project. */
+  number?: number;
   project: number;
   workflow: number | null;
   config: TrainConfig;

@@ -4,6 +4,10 @@ import type { CocoRle } from "../lib/rle";
 export interface User {
   id: number;
   username: string;
+  /** Logged in with a one-time password: the API refuses everything until it is changed. */
+  must_change_password?: boolean;
+  /** Owners may create local accounts (no identity provider). */
+  local_accounts?: boolean;
 }
 
 export interface Page<T> {
@@ -22,6 +26,18 @@ export interface Project {
   description: string;
   role: Role;
   asset_count?: number;
+  /** Assets per status (project list only). */
+  status_counts?: Record<AssetStatus, number> | null;
+  /** Thumbnail of the project's first asset (project list only). */
+  cover_url?: string | null;
+  created_at: string;
+  updated_at?: string;
+}
+
+export interface Member {
+  id: number;
+  username: string;
+  role: Role;
   created_at: string;
 }
 
@@ -32,7 +48,7 @@ export interface LabelClass {
   index: number;
 }
 
-export type AssetStatus = "unlabeled" | "labeled" | "reviewed";
+export type AssetStatus = "unlabeled" | "in_progress" | "labeled" | "reviewed" | "rejected";
 export type AssetSplit = "train" | "val" | "test";
 
 export interface Asset {
@@ -43,6 +59,12 @@ export interface Asset {
   height: number;
   status: AssetStatus;
   split: AssetSplit;
+  /** True when a person chose the split (auto-split leaves it alone). */
+  split_locked?: boolean;
+  review_comment?: string;
+  reviewed_by?: string | null;
+  /** Masks drawn at thumbnail size (null while unlabelled). */
+  overlay_url?: string | null;
   video_id: number | null;
   frame_index: number | null;
   file_url: string;
@@ -71,6 +93,7 @@ export interface Job {
   result: Record<string, unknown> | null;
   errors: unknown;
   download_url: string | null;
+  params?: Record<string, unknown>;
 }
 
 export interface MaskEntry {

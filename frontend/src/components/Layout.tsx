@@ -1,5 +1,5 @@
 import { Link, NavLink, Outlet, useNavigate, useParams } from "react-router";
-import { useLogout, useMe } from "../api/hooks";
+import { useLogout, useMe, useProject } from "../api/hooks";
 
 /** App chrome: top bar with navigation (training/deployments are reserved slots) and the user menu. */
 export function Layout() {
@@ -7,6 +7,7 @@ export function Layout() {
   const logout = useLogout();
   const navigate = useNavigate();
   const { projectId } = useParams();
+  const project = useProject(Number(projectId ?? 0), { enabled: Boolean(projectId) });
   return (
     <div className="app">
       <a href="#main" className="skip-link">
@@ -29,6 +30,7 @@ export function Layout() {
               <NavLink to={`/projects/${projectId}/data`}>Import / export</NavLink>
               <NavLink to={`/projects/${projectId}/training`}>Training</NavLink>
               <NavLink to={`/projects/${projectId}/deployments`}>Deployments</NavLink>
+              {project.data?.role === "owner" && <NavLink to={`/projects/${projectId}/members`}>Members</NavLink>}
             </>
           )}
         </nav>

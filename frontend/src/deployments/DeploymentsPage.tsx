@@ -51,6 +51,9 @@ export function DeploymentsPage() {
         {project.data?.name ?? "…"} <span className="muted small">Deployments</span>
       </h1>
       <div className="training-layout">
+        {project.data && !isOwner ? (
+          <p className="card muted">Only project owners deploy models; you are {project.data.role}.</p>
+        ) : (
         <form className="card builder" onSubmit={submit} aria-label="Deploy a model">
           <h2>Deploy a model</h2>
           {artifacts.data?.results.length === 0 && (
@@ -101,9 +104,9 @@ export function DeploymentsPage() {
             <button type="submit" className="primary" disabled={!isOwner || !artifact || deploy.isPending}>
               {deploy.isPending ? "Deploying…" : "Deploy"}
             </button>
-            {!isOwner && project.data && <span className="muted small">Only project owners deploy models.</span>}
           </div>
         </form>
+        )}
 
         <section className="card">
           <h2>Deployments</h2>

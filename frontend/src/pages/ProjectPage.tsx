@@ -1,10 +1,11 @@
-import { useParams } from "react-router";
+import { Link, useParams } from "react-router";
 import { useProject } from "../api/hooks";
 import { useTitle } from "../components/useTitle";
 import { AssetGrid } from "./project/AssetGrid";
 import { ClassEditor } from "./project/ClassEditor";
 import { EmbeddingStatus } from "./project/EmbeddingStatus";
 import { ImportExport } from "./project/ImportExport";
+import { ProjectSettings } from "./project/ProjectSettings";
 import { Uploader } from "./project/Uploader";
 
 export function ProjectPage() {
@@ -16,7 +17,9 @@ export function ProjectPage() {
       ? "Classes"
       : tab === "data"
         ? "Import / export"
-        : "Assets"; // training and deployments have pages of their own (App.tsx)
+        : tab === "settings"
+          ? "Settings"
+          : "Assets"; // training and deployments have pages of their own (App.tsx)
   useTitle(project.data ? `${section} · ${project.data.name}` : section);
   if (project.error) {
     return (
@@ -33,16 +36,24 @@ export function ProjectPage() {
     <section className="page">
       <h1>
         {project.data?.name ?? "…"} <span className="muted small">{section}</span>
+        {isOwner && section !== "Settings" && (
+          <Link to={`/projects/${id}/settings`} className="small header-link">
+            Project settings
+          </Link>
+        )}
       </h1>
       {section === "Assets" && (
         <>
           {canEdit && <Uploader projectId={id} />}
           <EmbeddingStatus projectId={id} canStart={canEdit} />
-          <AssetGrid projectId={id} />
+          <AssetGrid projectId={id} canEdit={canEdit} isOwner={isOwner} />
         </>
       )}
       {section === "Classes" && <ClassEditor projectId={id} editable={isOwner} />}
       {section === "Import / export" && <ImportExport projectId={id} canImport={canEdit} />}
+      {section === "Settings" &&
+        project.data &&
+        (isOwner ? <ProjectSettings project={project.data} /> : <p className="muted">Only owners change the project's settings.</p>)}
     </section>
   );
 }

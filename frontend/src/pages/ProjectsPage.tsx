@@ -5,11 +5,17 @@ import { api } from "../api/client";
 import { keys, useProjects } from "../api/hooks";
 import type { Project } from "../api/types";
 import { useTitle } from "../components/useTitle";
+import { STATUSES, STATUS_LABEL } from "../api/assets";
+import "./project/manage.css";
+
+const SORTS = { newest: "Newest", updated: "Recently changed", name: "Name", oldest: "Oldest" } as const;
 
 export function ProjectsPage() {
   useTitle("Projects");
   const [page, setPage] = useState(1);
-  const projects = useProjects(page);
+  const [search, setSearch] = useState("");
+  const [sort, setSort] = useState<keyof typeof SORTS>("newest");
+  const projects = useProjects(page, { search, sort });
   const qc = useQueryClient();
   const navigate = useNavigate();
   const [name, setName] = useState("");
@@ -50,23 +56,68 @@ export function ProjectsPage() {
           </p>
         )}
       </form>
+      <div className="project-tools" role="search">
+        <label>
+          Search
+          <input
+            type="search"
+            name="project-search"
+            value={search}
+            placeholder="Project name"
+            onChange={(e) => {
+              setSearch(e.target.value);
+              setPage(1);
+            }}
+          />
+        </label>
+        <label>
+          Sort
+          <select name="project-sort" value={sort} onChange={(e) => setSort(e.target.value as keyof typeof SORTS)}>
+            {Object.entries(SORTS).map(([k, label]) => (
+              <option key={k} value={k}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
       {projects.isPending && <p role="status">Loading projects…</p>}
       {projects.error && (
         <p className="error" role="alert">
           {projects.error.message}
         </p>
       )}
-      {data && data.results.length === 0 && <p className="muted">No projects yet. Create one above.</p>}
-      <ul className="project-list">
+      {data && data.results.length === 0 && (
+        <p className="muted">{search ? `No project matches “${search}”.` : "No projects yet. Create one above."}</p>
+      )}
+      <ul className="project-list" aria-label="Projects">
         {data?.results.map((p) => (
-          <li key={p.id} className="card">
-            <Link to={`/projects/${p.id}`}>
-              <strong>{p.name}</strong>
-            </Link>
-            <span className="muted">
-              {p.asset_count ?? 0} assets · {p.role}
-            </span>
-            {p.description && <p>{p.description}</p>}
+          <li key={p.id} className="card project-card" data-testid="project-card">
+            {p.cover_url ? (
+              <img className="cover" src={p.cover_url} alt="" loading="lazy" width={96} height={72} />
+            ) : (
+              <span className="cover muted small" aria-hidden="true">
+                no images
+              </span>
+            )}
+            <div>
+              <Link to={`/projects/${p.id}`}>
+                <strong>{p.name}</strong>
+              </Link>
+              <div className="muted">
+                {p.asset_count ?? 0} assets · {p.role}
+              </div>
+              {p.status_counts && (
+                <div className="counts" aria-label="Assets per status">
+                  {STATUSES.filter((s) => p.status_counts?.[s]).map((s) => (
+                    <span key={s} className={`status-${s}`}>
+                      {p.status_counts?.[s]} {STATUS_LABEL[s].toLowerCase()}
+                    </span>
+                  ))}
+                </div>
+              )}
+              {p.description && <p>{p.description}</p>}
+            </div>
           </li>
         ))}
       </ul>

@@ -13,8 +13,8 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { useClasses } from "../api/hooks";
 import { api } from "../api/client";
 import type { EvalValues, PerClassMetric, SamplePrediction, TrainingRun } from "../api/training";
-import type { Asset, LabelClass, Page } from "../api/types";
-import { sampleClassMap, sampleMasks } from "./evaluation";
+import type { Asset, LabelClass, MaskEntry, Page } from "../api/types";
+import { paintLabels, sampleClassMap, sampleMasks, truthClassMap } from "./evaluation";
 import type { Point } from "./series";
 
 interface Props {
@@ -42,8 +42,13 @@ function useValAssets(projectId: number, enabled: boolean) {
   });
 }
 
+type Show = "prediction" | "truth" | "both";
+const SHOW_LABELS: Record<Show, string> = { prediction: "Prediction", truth: "Ground truth", both: "Both" };
+
 export function EvaluationView({ run, evals }: Props) {
   const [chosen, setChosen] = useState<number | null>(null); // index into evals; null = latest
+  const [show, setShow] = useState<Show>("prediction");
+  const [enlarged, setEnlarged] = useState<number | null>(null); // a sample's index
   const index = chosen === null ? evals.length - 1 : Math.min(chosen, evals.length - 1);
   const point = evals[index];
   const classes = useClasses(run.project);
@@ -80,6 +85,14 @@ export function EvaluationView({ run, evals }: Props) {
       </div>
 
       <h3>Predicted masks on validation images</h3>
+      <div className="row eval-show" role="radiogroup" aria-label="Show on the images">
+        {(Object.keys(SHOW_LABELS) as Show[]).map((k) => (
+          <label key={k} className="small">
+            <input type="radio" name="eval-show" value={k} checked={show === k} onChange={() => setShow(k)} /> {SHOW_LABELS[k]}
+          </label>
+        ))}
+        {show !== "prediction" && <span className="muted small">ground truth: the asset's current masks{show === "both" ? " (outlined)" : ""}</span>}
+      </div>
       {samples.length === 0 ? (
         <p className="muted">This evaluation has no sample predictions.</p>
       ) : (
@@ -88,11 +101,22 @@ export function EvaluationView({ run, evals }: Props) {
             const asset = s.asset_id !== undefined ? { id: s.asset_id } : valAssets.data?.[s.index];
             return (
               <li key={s.index}>
-                <SampleOverlay sample={s} assetId={asset?.id ?? null} byLabel={byLabel} />
+                <button type="button" className="sample-open" aria-label={`Enlarge validation image ${s.index + 1}`} onClick={() => setEnlarged(s.index)}>
+                  <SampleOverlay sample={s} assetId={asset?.id ?? null} byLabel={byLabel} show={show} />
+                </button>
               </li>
             );
           })}
         </ul>
+      )}
+      {enlarged !== null && samples.some((s) => s.index === enlarged) && (
+        <EnlargedSample onClose={() => setEnlarged(null)}>
+          {(() => {
+            const s = samples.find((x) => x.index === enlarged)!;
+            const asset = s.asset_id !== undefined ? { id: s.asset_id } : valAssets.data?.[s.index];
+            return <SampleOverlay sample={s} assetId={asset?.id ?? null} byLabel={byLabel} show={show} />;
+          })()}
+        </EnlargedSample>
       )}
       <Legend classes={classes.data ?? []} />
 
@@ -121,48 +145,97 @@ function Legend({ classes }: { classes: LabelClass[] }) {
   );
 }
 
-/** The validation image with the predicted class masks drawn over it at 50% opacity. */
-function SampleOverlay({ sample, assetId, byLabel }: { sample: SamplePrediction; assetId: number | null; byLabel: Map<number, LabelClass> }) {
-  const canvas = useRef<HTMLCanvasElement>(null);
+/** A sample shown large over the page; Escape, the button or a click outside closes it. */
+function EnlargedSample({ children, onClose }: { children: React.ReactNode; onClose: () => void }) {
+  const close = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    close.current?.focus();
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [onClose]);
+  return (
+    <div className="sample-backdrop" onClick={onClose}>
+      <div className="sample-enlarged card" role="dialog" aria-modal="true" aria-label="Enlarged validation image" onClick={(e) => e.stopPropagation()}>
+        {children}
+        <button ref={close} type="button" onClick={onClose}>
+          Close
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/** The asset's current masks (the ground truth shown next to a prediction). */
+function useTruthMasks(assetId: number | null, enabled: boolean) {
+  return useQuery({
+    queryKey: ["eval-truth", assetId],
+    enabled: enabled && assetId !== null,
+    queryFn: async () => {
+      const data = await api<{ masks: MaskEntry[] } | MaskEntry[]>(`/assets/${assetId}/masks/`);
+      return Array.isArray(data) ? data : data.masks;
+    },
+    staleTime: 60_000,
+  });
+}
+
+function colorOfLabel(byLabel: Map<number, LabelClass>) {
+  return (label: number): [number, number, number] => {
+    const cls = byLabel.get(label);
+    return cls ? hexRgb(cls.color) : [255, 0, 255];
+  };
+}
+
+/**
+ * The validation image with the predicted class masks (filled, 50% opacity), the ground
+ * truth (filled), or both (prediction filled, ground truth outlined).
+ */
+function SampleOverlay({ sample, assetId, byLabel, show }: {
+  sample: SamplePrediction; assetId: number | null; byLabel: Map<number, LabelClass>; show: Show;
+}) {
+  const predCanvas = useRef<HTMLCanvasElement>(null);
+  const truthCanvas = useRef<HTMLCanvasElement>(null);
   const [h, w] = sample.size;
-  const overlay = useMemo(() => {
-    const labels = sampleClassMap(sample);
-    const colors = new Map<number, [number, number, number]>();
-    const rgba = new Uint8ClampedArray(h * w * 4);
-    for (let i = 0; i < labels.length; i++) {
-      const label = labels[i];
-      if (!label) continue;
-      let c = colors.get(label);
-      if (!c) {
-        const cls = byLabel.get(label);
-        c = cls ? hexRgb(cls.color) : [255, 0, 255];
-        colors.set(label, c);
-      }
-      rgba[i * 4] = c[0];
-      rgba[i * 4 + 1] = c[1];
-      rgba[i * 4 + 2] = c[2];
-      rgba[i * 4 + 3] = 140;
-    }
-    return new ImageData(rgba, w, h);
-  }, [sample, byLabel, h, w]);
+  const wantTruth = show !== "prediction";
+  const truth = useTruthMasks(assetId, wantTruth);
+  const labelOf = useMemo(() => new Map([...byLabel].map(([label, cls]) => [cls.id, label])), [byLabel]);
+  const prediction = useMemo(
+    () => new ImageData(paintLabels(sampleClassMap(sample), h, w, colorOfLabel(byLabel), "fill"), w, h),
+    [sample, byLabel, h, w],
+  );
+  const truthMap = useMemo(() => (truth.data ? truthClassMap(truth.data, h, w, labelOf) : null), [truth.data, h, w, labelOf]);
+  const truthImage = useMemo(
+    () => (truthMap ? new ImageData(paintLabels(truthMap, h, w, colorOfLabel(byLabel), show === "both" ? "outline" : "fill"), w, h) : null),
+    [truthMap, h, w, byLabel, show],
+  );
   const predicted = sampleMasks(sample).map(([label]) => label);
 
   useEffect(() => {
-    const c = canvas.current;
-    if (!c) return;
-    c.width = w;
-    c.height = h;
-    c.getContext("2d")!.putImageData(overlay, 0, 0);
-  }, [overlay, w, h]);
+    for (const [ref, image, visible] of [
+      [predCanvas, prediction, show !== "truth"],
+      [truthCanvas, truthImage, show !== "prediction"],
+    ] as const) {
+      const c = ref.current;
+      if (!c) continue;
+      c.width = w;
+      c.height = h;
+      const ctx = c.getContext("2d")!;
+      if (visible && image) ctx.putImageData(image, 0, 0);
+      else ctx.clearRect(0, 0, w, h);
+    }
+  }, [prediction, truthImage, show, w, h]);
 
+  const truthNote = !wantTruth ? "" : truth.isPending ? " · loading ground truth…" : truthMap ? "" : " · no ground truth at this size";
   return (
-    <figure className="sample" data-testid="sample-prediction" data-labels={predicted.join(",")}>
+    <figure className="sample" data-testid="sample-prediction" data-labels={predicted.join(",")} data-show={show}
+      data-truth={truthMap ? "yes" : "no"}>
       <div className="sample-stack" style={{ aspectRatio: `${w} / ${h}` }}>
         {assetId !== null ? <img src={`/api/v1/assets/${assetId}/file/`} alt={`validation image ${sample.index + 1}`} /> : <div className="sample-missing" />}
-        <canvas ref={canvas} aria-label="predicted masks" />
+        <canvas ref={predCanvas} aria-label="predicted masks" />
+        <canvas ref={truthCanvas} aria-label="ground truth masks" />
       </div>
       <figcaption className="small muted">
-        {assetId !== null ? `asset ${assetId}` : "image unknown"} · {predicted.length} classes predicted
+        {assetId !== null ? `asset ${assetId}` : "image unknown"} · {predicted.length} classes predicted{truthNote}
       </figcaption>
     </figure>
   );

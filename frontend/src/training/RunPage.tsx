@@ -113,10 +113,16 @@ export function RunPage() {
   const live = useRunLive(id, run);
   const cancel = useCancelRun();
   const artifact = useArtifact(run?.artifact ?? null);
-  useTitle(`Run ${id}${project.data ? ` · ${project.data.name}` : ""}`);
+  useTitle(`Run ${runQuery.data?.number ?? id}${project.data ? ` · ${project.data.name}` : ""}`);
 
   const { train, eval: evals } = live.series;
-  const lossSeries = useMemo<ChartSeries[]>(() => [{ label: "train loss", color: "#4f8cff", points: train, pick: num("loss") }], [train]);
+  const lossSeries = useMemo<ChartSeries[]>(
+    () => [
+      { label: "train loss", color: "#4f8cff", points: train, pick: num("loss") },
+      { label: "val loss", color: "#f97316", points: evals, pick: num("val_loss"), dash: [6, 4] },
+    ],
+    [train, evals],
+  );
   const lrSeries = useMemo<ChartSeries[]>(() => [{ label: "learning rate", color: "#f59e0b", points: train, pick: num("lr") }], [train]);
   const evalSeries = useMemo<ChartSeries[]>(
     () => [
@@ -148,7 +154,7 @@ export function RunPage() {
         <Link to={`/projects/${pid}/training`}>← Training</Link>
       </p>
       <h1>
-        Run {run.id} <span className="muted small">{run.config.family}/{run.config.variant} · {run.config.resolution?.join("×")}</span>
+        Run {run.number ?? run.id} <span className="muted small">{run.config.family}/{run.config.variant} · {run.config.resolution?.join("×")}</span>
       </h1>
       <div className="row run-actions">
         {active && canEdit && (
@@ -177,7 +183,7 @@ export function RunPage() {
 
       <h2>Curves</h2>
       <div className="charts">
-        <MetricChart title="Loss (train)" series={lossSeries} testId="chart-loss" />
+        <MetricChart title="Loss (train and validation)" series={lossSeries} testId="chart-loss" />
         <MetricChart title="Learning rate" series={lrSeries} testId="chart-lr" />
         <MetricChart title="Validation metrics" series={evalSeries} testId="chart-eval" format={(v) => v.toFixed(3)} />
       </div>
@@ -194,9 +200,11 @@ export function RunPage() {
             <strong>{artifact.data.name}</strong> · {artifact.data.family}/{artifact.data.variant} · {formatBytes(artifact.data.size_bytes)}
           </p>
           <p className="row">
-            <Link className="button primary" to={`/projects/${pid}/deployments?artifact=${artifact.data.id}`}>
-              Deploy this model
-            </Link>
+            {project.data?.role === "owner" && (
+              <Link className="button primary" to={`/projects/${pid}/deployments?artifact=${artifact.data.id}`}>
+                Deploy this model
+              </Link>
+            )}
             <span className="muted small">artifact {artifact.data.id}</span>
           </p>
         </div>

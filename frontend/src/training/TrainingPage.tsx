@@ -32,7 +32,7 @@ function RunRow({ run, projectId }: { run: TrainingRun; projectId: number }) {
   return (
     <tr data-testid="run-row" data-run-id={run.id} data-status={run.status}>
       <td>
-        <Link to={`/projects/${projectId}/training/runs/${run.id}`}>Run {run.id}</Link>
+        <Link to={`/projects/${projectId}/training/runs/${run.id}`}>Run {run.number ?? run.id}</Link>
       </td>
       <td>
         <StatusBadge status={run.status} />
@@ -46,7 +46,9 @@ function RunRow({ run, projectId }: { run: TrainingRun; projectId: number }) {
       </td>
       <td>{run.best_metric != null ? `${(run.best_metric * 100).toFixed(1)}%` : "—"}</td>
       <td className="small muted">{when(run.created_at)}</td>
-      <td className="small">{run.error ? <span className="error">{run.error.slice(0, 120)}</span> : run.message}</td>
+      <td className="small run-message-cell">
+        {run.error ? <span className="error">{run.error.length > 200 ? `${run.error.slice(0, 200)}…` : run.error}</span> : run.message}
+      </td>
     </tr>
   );
 }
@@ -163,9 +165,11 @@ export function TrainingPage() {
                       )}
                     </span>
                   </span>
-                  <Link className="button" to={`/projects/${id}/deployments?artifact=${a.id}`}>
-                    Deploy
-                  </Link>
+                  {project.data?.role === "owner" && (
+                    <Link className="button" to={`/projects/${id}/deployments?artifact=${a.id}`}>
+                      Deploy
+                    </Link>
+                  )}
                 </li>
               ))}
             </ul>

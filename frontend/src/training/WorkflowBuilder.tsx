@@ -5,6 +5,7 @@
  */
 import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { problemsOf, useModels, useStartTraining, type TrainingRun } from "../api/training";
+import { SplitReadiness } from "../pages/project/SplitReadiness";
 import {
   BEST_METRICS,
   DEFAULT_FORM,
@@ -19,6 +20,26 @@ import {
   type FieldName,
 } from "./config";
 
+const savedFormKey = (projectId: number) => `tessera.training-form.${projectId}`;
+
+function loadSavedForm(projectId: number): BuilderForm | null {
+  try {
+    const raw = sessionStorage.getItem(savedFormKey(projectId));
+    return raw ? { ...DEFAULT_FORM, ...(JSON.parse(raw) as Partial<BuilderForm>) } : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveForm(projectId: number, form: BuilderForm | null): void {
+  try {
+    if (form) sessionStorage.setItem(savedFormKey(projectId), JSON.stringify(form));
+    else sessionStorage.removeItem(savedFormKey(projectId));
+  } catch {
+    // storage full or disabled: the form just starts from the defaults next time
+  }
+}
+
 interface Props {
   projectId: number;
   initial?: BuilderForm;
@@ -28,7 +49,8 @@ interface Props {
 export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
   const models = useModels();
   const start = useStartTraining(projectId);
-  const [form, setForm] = useState<BuilderForm>(initial ?? DEFAULT_FORM);
+  // The last submitted settings of this project survive a failed run and a reload (tab session).
+  const [form, setForm] = useState<BuilderForm>(() => initial ?? loadSavedForm(projectId) ?? DEFAULT_FORM);
   const [localErrors, setLocalErrors] = useState<[FieldName, string][]>([]);
   useEffect(() => {
     if (initial) setForm(initial);
@@ -46,11 +68,14 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
   const setAug = (key: keyof BuilderForm["augmentations"], value: unknown) =>
     setForm((f) => ({ ...f, augmentations: { ...f.augmentations, [key]: value } }));
 
+  // An empty choice means the model's suggested source: its default when the weights are here.
+  const pretrained = form.pretrained || spec?.suggested_pretrained || "";
   const submit = (e: React.FormEvent) => {
     e.preventDefault();
-    const { body, errors } = formToRequest(form);
+    const { body, errors } = formToRequest({ ...form, pretrained });
     setLocalErrors(errors);
     if (errors.length) return;
+    saveForm(projectId, form);
     start.mutate(body, { onSuccess: onStarted });
   };
 
@@ -146,11 +171,12 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {field(
           "pretrained",
           "Pretrained weights",
-          <select name="pretrained" value={form.pretrained} onChange={(e) => set("pretrained", e.target.value)}>
-            <option value="">default{spec ? ` (${spec.default_pretrained})` : ""}</option>
+          <select name="pretrained" value={pretrained} onChange={(e) => set("pretrained", e.target.value)}>
+            {!spec && <option value="">default</option>}
             {(spec?.pretrained_sources ?? []).map((s) => (
-              <option key={s} value={s}>
+              <option key={s} value={s} data-local={spec?.local_sources?.[s] ? "yes" : "no"}>
                 {s === "none" ? "none (random initialisation)" : `${s} — ${spec?.pretrained[s] ?? ""}`}
+                {s !== "none" && spec?.local_sources && !spec.local_sources[s] ? " (weights not on this server)" : ""}
               </option>
             ))}
           </select>,
@@ -267,11 +293,12 @@ export function WorkflowBuilder({ projectId, initial, onStarted }: Props) {
         {numberInput("num_gpus", "GPUs", undefined, "1")}
       </fieldset>
 
+      <SplitReadiness projectId={projectId} attempt={start.error ?? start.data} />
       <div className="row builder-actions">
         <button type="submit" className="primary" disabled={start.isPending}>
           {start.isPending ? "Starting…" : "Run Training"}
         </button>
-        <button type="button" onClick={() => { setForm(DEFAULT_FORM); setLocalErrors([]); start.reset(); }}>
+        <button type="button" onClick={() => { setForm(DEFAULT_FORM); saveForm(projectId, null); setLocalErrors([]); start.reset(); }}>
           Reset to defaults
         </button>
         {models.error && <span className="error">Could not load the model list: {models.error.message}</span>}

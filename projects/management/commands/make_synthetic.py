@@ -17,11 +17,16 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--width", type=int, default=128)
         parser.add_argument("--height", type=int, default=128)
+        parser.add_argument("--mixed-sizes", action="store_true",
+                            help="cycle through synthetic.MIXED_SIZES (landscape, portrait, small, "
+                                 "12 MP) instead of --width x --height")
 
-    def handle(self, *args, output: Path, count: int, seed: int, width: int, height: int, **opts):
+    def handle(self, *args, output: Path, count: int, seed: int, width: int, height: int,
+               mixed_sizes: bool = False, **opts):
+        sizes = synthetic.MIXED_SIZES if mixed_sizes else [(width, height)]
         (output / "images").mkdir(parents=True, exist_ok=True)
         (output / "masks").mkdir(parents=True, exist_ok=True)
-        for i, sample in enumerate(synthetic.make_dataset(count, seed=seed, sizes=[(width, height)])):
+        for i, sample in enumerate(synthetic.make_dataset(count, seed=seed, sizes=sizes)):
             Image.fromarray(sample.image).save(output / "images" / f"{i:05d}.png")
             Image.fromarray(sample.semantic.astype(np.uint8)).save(output / "masks" / f"{i:05d}.png")
         (output / "classes.txt").write_text("\n".join(synthetic.class_names()) + "\n")

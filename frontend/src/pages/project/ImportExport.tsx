@@ -1,11 +1,21 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { API, ApiError, errorFrom, uploadForm } from "../../api/client";
 import { useJob } from "../../api/hooks";
 import type { Job } from "../../api/types";
+import { ActiveImports, ImportReport } from "./ImportReport";
 
-/** Progress and outcome of a server job (imports, exports). */
-export function JobProgress({ jobId, onDone }: { jobId: number; onDone?: (job: Job) => void }) {
+/** Progress and outcome of a server job (imports, exports). `report` replaces the raw
+ *  errors/result view (the import shows its own). */
+export function JobProgress({
+  jobId,
+  onDone,
+  report,
+}: {
+  jobId: number;
+  onDone?: (job: Job) => void;
+  report?: (job: Job) => ReactNode;
+}) {
   const job = useJob(jobId);
   const j = job.data;
   const finished = j?.status === "succeeded" || j?.status === "failed";
@@ -24,12 +34,13 @@ export function JobProgress({ jobId, onDone }: { jobId: number; onDone?: (job: J
       <span role="status">
         {j.status} {Math.round(j.progress * 100)}% {j.message}
       </span>
-      {j.status === "failed" && (
+      {report?.(j)}
+      {!report && j.status === "failed" && (
         <pre className="error" role="alert">
           {JSON.stringify(j.errors, null, 2)}
         </pre>
       )}
-      {j.status === "succeeded" && j.result && Object.keys(j.result).length > 0 && (
+      {!report && j.status === "succeeded" && j.result && Object.keys(j.result).length > 0 && (
         <pre className="report">{JSON.stringify(j.result, null, 2)}</pre>
       )}
       {j.status === "succeeded" && j.download_url && (
@@ -44,10 +55,10 @@ export function JobProgress({ jobId, onDone }: { jobId: number; onDone?: (job: J
 export function ImportExport({ projectId, canImport }: { projectId: number; canImport: boolean }) {
   const qc = useQueryClient();
   const [file, setFile] = useState<File | null>(null);
-  const [format, setFormat] = useState("coco");
+  const [format, setFormat] = useState("");
   const [upload, setUpload] = useState(0);
   const [importJob, setImportJob] = useState<number | null>(null);
-  const [importError, setImportError] = useState<string | null>(null);
+  const [importError, setImportError] = useState<ApiError | null>(null);
   const [exportFormat, setExportFormat] = useState("coco");
   const [exportJob, setExportJob] = useState<number | null>(null);
   const [exportError, setExportError] = useState<string | null>(null);
@@ -55,21 +66,30 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
   const [withImages, setWithImages] = useState(true);
   const [withUnlabeled, setWithUnlabeled] = useState(false);
 
-  const submitImport = async (e: FormEvent) => {
-    e.preventDefault();
+  const startImport = async (opts: { format?: string; onError?: "skip" } = {}) => {
     if (!file) return;
     setImportError(null);
     setImportJob(null);
     const form = new FormData();
     form.append("file", file, file.name);
-    form.append("format", format);
+    const chosen = opts.format ?? format;
+    if (chosen) form.append("format", chosen);
+    if (opts.onError) form.append("on_error", opts.onError);
     try {
       const res = await uploadForm<Job & { error?: unknown }>(`/projects/${projectId}/imports/`, form, setUpload);
       if (res.status >= 400 || !res.body) throw errorFrom(res.status, res.body, `Import failed (${res.status})`);
       setImportJob(res.body.id);
     } catch (err) {
-      setImportError(err instanceof ApiError ? err.message : String(err));
+      setImportError(err instanceof ApiError ? err : new ApiError(0, "network", String(err)));
     }
+  };
+  const submitImport = (e: FormEvent) => {
+    e.preventDefault();
+    void startImport();
+  };
+  const errorDetails = (importError?.details ?? {}) as {
+    problems?: { code?: string; message?: string; where?: string }[];
+    detected?: { name: string; title: string };
   };
 
   const startExport = async () => {
@@ -111,12 +131,14 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
       {canImport && (
         <form className="card" onSubmit={submitImport} aria-label="Import annotations">
           <h2>Import</h2>
-          <p className="muted">COCO JSON, or LabelMe JSON / a zip with images.</p>
+          <p className="muted">COCO JSON, LabelMe JSON, or a zip with images (COCO, LabelMe, PNG masks).</p>
           <label>
             Format
             <select name="import-format" value={format} onChange={(e) => setFormat(e.target.value)}>
+              <option value="">Detect from the file</option>
               <option value="coco">COCO (mask RLE / polygons)</option>
               <option value="labelme">LabelMe</option>
+              <option value="png">PNG class maps (zip)</option>
             </select>
           </label>
           <label>
@@ -128,17 +150,52 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
           </button>
           {upload > 0 && upload < 1 && <progress max={1} value={upload} aria-label="Import upload progress" />}
           {importError && (
-            <p className="error" role="alert">
-              {importError}
-            </p>
+            <div className="error" role="alert">
+              <p>{importError.message}</p>
+              {errorDetails.problems && errorDetails.problems.length > 0 && (
+                <ul className="import-items">
+                  {errorDetails.problems.map((p, n) => (
+                    <li key={n}>
+                      {p.where && <code className="where">{p.where}</code>} {p.message}
+                    </li>
+                  ))}
+                </ul>
+              )}
+              {importError.code === "wrong_format" && errorDetails.detected && (
+                <button
+                  type="button"
+                  onClick={() => {
+                    setFormat(errorDetails.detected!.name);
+                    void startImport({ format: errorDetails.detected!.name });
+                  }}
+                >
+                  Import as {errorDetails.detected.title}
+                </button>
+              )}
+            </div>
           )}
+          <ActiveImports projectId={projectId} hide={importJob} />
           {importJob !== null && (
             <JobProgress
+              key={importJob}
               jobId={importJob}
               onDone={() => {
                 qc.invalidateQueries({ queryKey: ["assets", projectId] });
                 qc.invalidateQueries({ queryKey: ["classes", projectId] });
               }}
+              report={(job) => (
+                <ImportReport
+                  job={job}
+                  onImportRest={() =>
+                    void startImport({
+                      // a detected format is detected again; a chosen one is kept
+                      format:
+                        job.params?.format_given && typeof job.params.format === "string" ? job.params.format : undefined,
+                      onError: "skip",
+                    })
+                  }
+                />
+              )}
             />
           )}
         </form>

