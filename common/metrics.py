@@ -105,6 +105,8 @@ class StateCollector:
 
     @staticmethod
     def _queues() -> Iterator[GaugeMetricFamily]:
+        from kombu.transport.redis import PRIORITY_STEPS, Channel
+
         from config.celery_app import QUEUES
         from deployments.lane import LANE_QUEUE
         from deployments.registry import redis_client, redis_key
@@ -112,13 +114,17 @@ class StateCollector:
         client = redis_client()
         family = GaugeMetricFamily("tessera_queue_length", "Messages waiting in each queue.",
                                    labels=["queue"])
+        # Celery's Redis transport keeps one list per priority step of a queue.
+        lists = {queue: [queue, *(f"{queue}{Channel.sep}{p}" for p in PRIORITY_STEPS if p)]
+                 for queue in QUEUES}
+        lists["predict-lane"] = [redis_key(LANE_QUEUE)]
         pipe = client.pipeline(transaction=False)
-        for queue in QUEUES:
-            pipe.llen(queue)
-        pipe.llen(redis_key(LANE_QUEUE))
-        lengths = pipe.execute()
-        for queue, length in zip((*QUEUES, "predict-lane"), lengths, strict=True):
-            family.add_metric([queue], length)
+        for keys in lists.values():
+            for key in keys:
+                pipe.llen(key)
+        lengths = iter(pipe.execute())
+        for queue, keys in lists.items():
+            family.add_metric([queue], sum(next(lengths) for _ in keys))
         yield family
 
     @staticmethod
