@@ -24,6 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -224,6 +225,12 @@ def _worker_ready(sender: Any = None, **_: Any) -> None:
 
 
 def _worker_init(**_: Any) -> None:
+    """The worker's main process, before its pool starts: a fresh multiprocess directory
+    (a restarted container keeps its emptyDir; the dead processes' gauges must not count)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink(missing_ok=True)
     port = os.environ.get("TESSERA_METRICS_PORT")
     if port:
         from prometheus_client import start_http_server

@@ -40,7 +40,7 @@ def _png() -> str:
 
 
 def test_metrics_move_with_a_prediction_in_web_and_worker(start_worker, project_with_artifact, client_for,
-                                                           monkeypatch, request):
+                                                           monkeypatch, request, tmp_path):
     project, artifact = project_with_artifact
     owner = client_for(factories.owner_of(project))
     prefix = "metrics-test"
@@ -48,9 +48,12 @@ def test_metrics_move_with_a_prediction_in_web_and_worker(start_worker, project_
     earlier = stop_consuming("inference")
     request.addfinalizer(lambda: resume_consuming("inference", earlier))
     port = free_port()
+    multiproc = tmp_path / "prometheus"  # as in platform/k8s: the pool's processes add up there
+    multiproc.mkdir()
+    (multiproc / "gauge_livesum_1.db").write_bytes(b"stale")  # a dead container's; removed at start
     start_worker("metrics-inference@tessera", queues=("inference",), concurrency=2,
                  env={"TESSERA_CACHE_PREFIX": prefix, "TESSERA_METRICS_PORT": str(port),
-                      "TESSERA_LOG_FORMAT": "json"})
+                      "TESSERA_LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(multiproc)})
     from deployments.registry import inference_workers
 
     wait_until(lambda: inference_workers(), timeout=30)
@@ -87,6 +90,7 @@ def test_metrics_move_with_a_prediction_in_web_and_worker(start_worker, project_
     # The worker's own endpoint: its queues and the lane request it served.
     worker = _samples(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode())
     assert worker[("tessera_celery_worker_queues", (("queue", "inference"),))] == 1
+    assert not (multiproc / "gauge_livesum_1.db").exists() and list(multiproc.glob("counter_*.db"))
     assert worker[("tessera_inference_requests_total", (("artifact", str(artifact.id)), ("outcome", "ok")))] >= 1
     loads = [v for (name, labels), v in worker.items() if name == "tessera_celery_tasks_total"
              and ("task", "deployments.tasks.deployment_load") in labels]
