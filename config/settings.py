@@ -100,6 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 _CELERY_WORKER = "celery" in sys.argv[0] and "worker" in sys.argv[1:]
 _conn_max_age = env("TESSERA_DB_CONN_MAX_AGE", default="60" if _CELERY_WORKER else "0")
 DATABASES["default"]["CONN_MAX_AGE"] = None if _conn_max_age.lower() == "none" else int(_conn_max_age)
+# Celery's Django fixup closes every connection around each task unless CELERY_DB_REUSE_MAX
+# is set: with kept connections it is (never reached), and tasks close theirs the way
+# requests do, by CONN_MAX_AGE and CONN_HEALTH_CHECKS (config/celery_app.py).
+CELERY_DB_REUSE_MAX = 2**62 if DATABASES["default"]["CONN_MAX_AGE"] != 0 else None
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("TESSERA_DB_CONN_HEALTH_CHECKS", default=True)
 # Behind PgBouncer in transaction pooling mode (platform/k8s) a server-side cursor cannot
 # outlive its transaction: QuerySet.iterator() then fetches with client-side cursors.
