@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from common.auth import token_expires_at
 from common.errors import ApplicationError, NotFoundError
-from common.health import health_report
+from common.health import health_report, liveness, readiness
 from common.services import (
     auth_token_get_or_create,
     auth_token_revoke,
@@ -189,3 +189,25 @@ class HealthApi(APIView):
     def get(self, request):
         report = health_report()
         return Response(report, status=200 if report["ok"] else 503)
+
+
+class _ProbeApi(APIView):
+    """A probe: no authentication, no session, no throttling; 503 when not ok."""
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes: list = []
+    check = staticmethod(liveness)
+
+    def get(self, request):
+        report = self.check()
+        return Response(report, status=200 if report["ok"] else 503)
+
+
+class LivenessApi(_ProbeApi):
+    """The process answers HTTP (Kubernetes livenessProbe)."""
+    check = staticmethod(liveness)
+
+
+class ReadinessApi(_ProbeApi):
+    """The database and Redis answer (Kubernetes readinessProbe)."""
+    check = staticmethod(readiness)

@@ -1,5 +1,12 @@
 """Health checks: database, Redis, Celery workers per queue, storage. Each returns
-`{"ok": bool, ...}` and never raises, so one broken part does not hide the others."""
+`{"ok": bool, ...}` and never raises, so one broken part does not hide the others.
+
+Two cheap probes sit beside the full report, for orchestrators that call them every few
+seconds (Kubernetes, a load balancer): `liveness` checks nothing beyond the process
+answering (restarting a web process does not mend a database), `readiness` asks the
+database and Redis one round trip each with short timeouts. Neither pings workers or
+writes to storage; the full report (`health_report`, ~2 s: it waits for worker replies)
+stays at /api/v1/health/."""
 from __future__ import annotations
 
 import time
@@ -61,6 +68,33 @@ def check_storage() -> dict:
     finally:
         default_storage.delete(name)
     return {"backend": type(default_storage._wrapped).__name__}
+
+
+_probe_clients: dict = {}
+
+
+def _probe_redis_client():
+    """One Redis client (and connection pool) per process and URL for the readiness probe."""
+    client = _probe_clients.get(settings.REDIS_URL)
+    if client is None:
+        import redis
+
+        client = _probe_clients[settings.REDIS_URL] = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return client
+
+
+def liveness() -> dict:
+    return {"ok": True}
+
+
+def readiness() -> dict:
+    """Can this process serve requests: the database and Redis each answer one round trip."""
+    checks = {
+        "database": _timed(check_database),
+        "redis": _timed(lambda: {"ping": bool(_probe_redis_client().ping())}),
+    }
+    return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
 def health_report() -> dict:

@@ -19,6 +19,9 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from common.logs import RequestIdMiddleware  # noqa: F401 - listed in settings.MIDDLEWARE
+from common.metrics import MetricsMiddleware  # noqa: F401 - listed in settings.MIDDLEWARE
+
 
 def _sync_only(middleware: type) -> type:
     """``middleware`` with ``async_capable = False`` (same name, same behaviour)."""

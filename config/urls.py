@@ -8,6 +8,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
+from common.metrics import metrics_view
 from common.views import admin_login, frontend_index
 
 api_v1 = [
@@ -27,6 +28,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("admin/login/", admin_login, name="admin-login-throttled"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus (common/metrics.py)
 ]
 # Media is never served directly: files are read through API views that check
 # project membership (e.g. /api/v1/assets/{id}/file/).

@@ -3,6 +3,7 @@ artifact exports (download, report, pruning). One view per resource action; logi
 in services and selectors."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -17,6 +18,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common import metrics
 from common.auth import ExpiringTokenAuthentication
 from common.conf import setting, truthy
 from common.errors import ApplicationError, NotFoundError
@@ -205,6 +207,18 @@ class DeploymentPredictApi(APIView):
                                                   polygons=_flag(request, "polygons"),
                                                   png=_flag(request, "png"))
         return Response(results[0] if single else {"results": results})
+
+    def initial(self, request, *args, **kwargs):
+        self._started = time.perf_counter()
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Every answer, errors included, counts for the deployment's metrics."""
+        started = getattr(self, "_started", None)
+        if started is not None:
+            metrics.prediction_observe(deployment_id=kwargs["deployment_id"], status=response.status_code,
+                                       seconds=time.perf_counter() - started)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def _deployment(self, request, deployment_id: int) -> Deployment:
         if isinstance(request.auth, ApiKey):

@@ -26,6 +26,7 @@ from typing import Any
 
 from common.conf import setting
 from common.errors import ApplicationError
+from common.logs import current_request_id
 from deployments.lane import (
     LANE_QUEUE,
     ServiceUnavailable,
@@ -173,6 +174,7 @@ def deployment_predict(*, deployment: Deployment, images: Sequence[PredictImage]
     start = time.perf_counter()
     answer = _lane_call({"artifact_id": deployment.artifact_id, "runtime": deployment.runtime,
                          "device": deployment.device, "polygons": polygons, "png": png,
+                         "request_id": current_request_id(),
                          "company": _in_flight[deployment.pk] > holders}, images, timeout)
     if not answer.get("ok"):
         raise answer_error(answer)

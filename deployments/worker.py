@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from common.conf import setting
 from common.errors import ApplicationError
+from common.logs import request_id_bound
+from common.metrics import inference_observe
 from deployments.api_keys import api_keys_forget
 from deployments.lane import (
     LANE_QUEUE,
@@ -228,10 +230,16 @@ def predict_lane_serve(stop: threading.Event, *, worker: str, poll_s: float = 1.
             taken = request.get("taken")  # (absent from a web process of an older version)
             if taken:
                 client.set(taken, worker, px=int(left_s * 1000) + 1)
-            answer = predict_run(artifact_id=request["artifact_id"], runtime=request["runtime"],
-                                 device=request["device"], inputs=request["inputs"],
-                                 polygons=request["polygons"], png=request["png"],
-                                 company=request.get("company", False))
+            started = time.perf_counter()
+            with request_id_bound(request.get("request_id")):  # the web's X-Request-ID
+                answer = predict_run(artifact_id=request["artifact_id"], runtime=request["runtime"],
+                                     device=request["device"], inputs=request["inputs"],
+                                     polygons=request["polygons"], png=request["png"],
+                                     company=request.get("company", False))
+                seconds = time.perf_counter() - started
+                inference_observe(artifact_id=request["artifact_id"], ok=answer["ok"], seconds=seconds)
+                logger.info("prediction on artifact %s: %d image(s), %s, %.1f ms", request["artifact_id"],
+                            len(request["inputs"]), "ok" if answer["ok"] else "error", seconds * 1000)
             pipe = client.pipeline(transaction=False)
             pipe.lpush(request["reply"], json.dumps(answer))
             pipe.expire(request["reply"], 60)

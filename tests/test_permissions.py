@@ -35,7 +35,7 @@ BUILDERS: dict[str, Callable] = {
 }
 UNSCOPED = {"auth-token", "auth-login", "auth-logout", "auth-me", "auth-csrf", "auth-password",
             "auth-tokens", "auth-token-detail",  # the signed-in user's own tokens
-            "health", "schema", "docs", "redoc", "project-list",
+            "health", "health-live", "health-ready", "schema", "docs", "redoc", "project-list",
             "intellibrush-decoder",  # the SAM decoder model: same for everyone, no project data
             "training-models"}  # the catalogue of model families
 

@@ -83,10 +83,11 @@ def _restore_rng(state: dict[str, Any]) -> None:
 def save_checkpoint(checkpoints_dir: Path, *, accelerator: Accelerator, model: nn.Module,
                     optimizer: Any, scheduler: Any, state: TrainerState, config: dict[str, Any],
                     keep_last_k: int) -> Path:
-    """Write a checkpoint of ``state.step`` (atomically, every rank its RNG states) and
+    """Write a checkpoint of ``state.step`` (atomically; rank 0 writes every rank's RNG state) and
     prune old ones (``prune_checkpoints``); ``state.checkpoints`` is updated. Every rank
     calls it."""
     import torch
+    from accelerate.utils import gather_object
     from safetensors.torch import save_model
 
     acc = accelerator
@@ -97,9 +98,12 @@ def save_checkpoint(checkpoints_dir: Path, *, accelerator: Accelerator, model: n
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-    acc.wait_for_everyone()
-    torch.save(_capture_rng(), tmp / f"rng-{acc.process_index}.pt")
+    # Every rank's RNG state, written by rank 0: a checkpoint is whole on rank 0's disk
+    # even when the ranks run on several machines (distributed.Rendezvous).
+    rng_states = gather_object([_capture_rng()]) if acc.num_processes > 1 else [_capture_rng()]
     if acc.is_main_process:
+        for rank, rng_state in enumerate(rng_states):
+            torch.save(rng_state, tmp / f"rng-{rank}.pt")
         # The live module's own parameter names (save_pretrained would rewrite them to
         # the published checkpoint layout); artifacts are written with save_pretrained.
         save_model(acc.unwrap_model(model), str(tmp / MODEL_WEIGHTS))

@@ -21,6 +21,13 @@ Job folder (``<output_dir>/job``, rebuilt for every launch)::
     cancel             created by the parent to stop the run (rank 0's should_stop)
     output.log         torchrun's and the ranks' stdout/stderr
 
+Several nodes (``rendezvous=Rendezvous(...)``): each node's launcher starts torchrun with
+``--nnodes N`` and c10d rendezvous at the leader's endpoint (the leader's torchrun serves
+the store, ``is_host``); together they form one process group of N x M ranks. Each node
+writes its own job folder; the node whose ranks include global rank 0 gets the events and
+``outcome.json`` (the others return None). Cancelling at rank 0 stops every rank: the
+Trainer all-reduces the stop flag.
+
 The parent replays the events into ``callbacks`` (on_log / on_eval / on_checkpoint in
 the order rank 0 made them) and polls ``callbacks.should_stop()``; the ranks stop
 together within a step after ``cancel`` appears (the Trainer all-reduces the flag).
@@ -135,11 +142,29 @@ def _read_job(job_dir: Path) -> tuple[TrainingJob, dict[str, Any]]:
     return job, data
 
 
-def launch_command(job_dir: Path, num_processes: int) -> list[str]:
-    """torchrun (torch.distributed.run) on one node, behind the small wrapper below that
-    ties torchrun's life to the launching process."""
-    return [sys.executable, "-m", "training.modeling.distributed", "--torchrun", str(num_processes),
-            str(job_dir)]
+@dataclasses.dataclass(frozen=True)
+class Rendezvous:
+    """One torchrun job over ``nodes`` nodes: c10d rendezvous at ``endpoint`` ("host:port",
+    served by the ``leader``'s torchrun), all nodes under the same ``run_id``."""
+
+    nodes: int
+    endpoint: str
+    run_id: str
+    leader: bool
+    join_timeout_s: int = 600
+
+    def torchrun_args(self) -> list[str]:
+        return [f"--nnodes={self.nodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={self.endpoint}",
+                f"--rdzv_id={self.run_id}",
+                f"--rdzv_conf=is_host={str(self.leader).lower()},join_timeout={self.join_timeout_s}"]
+
+
+def launch_command(job_dir: Path, num_processes: int, rendezvous: Rendezvous | None = None) -> list[str]:
+    """torchrun (torch.distributed.run) on this node (alone, or one of ``rendezvous``'s),
+    behind the small wrapper below that ties torchrun's life to the launching process."""
+    command = [sys.executable, "-m", "training.modeling.distributed", "--torchrun", str(num_processes),
+               str(job_dir)]
+    return command + ([json.dumps(asdict(rendezvous))] if rendezvous else [])
 
 
 def child_env(threads_per_process: int, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -251,8 +276,10 @@ def run_training_distributed(
     threads_per_process: int | None = None,
     poll_s: float = 0.2,
     keep_job_dir: bool = False,
-) -> TrainingOutcome:
-    """``run_training(job)`` on ``num_processes`` DDP processes started by torchrun.
+    rendezvous: Rendezvous | None = None,
+) -> TrainingOutcome | None:
+    """``run_training(job)`` on ``num_processes`` DDP processes started by torchrun (on
+    each node of ``rendezvous`` when given: None on a node without global rank 0).
 
     Callbacks are called in this process, in rank 0's order, while the ranks train.
     Raises TrainConfigError when this machine has fewer GPUs than processes, what
@@ -274,7 +301,7 @@ def run_training_distributed(
     write_job(job_dir, job, threads_per_process=threads)
     reader = _EventReader(job_dir / "events.jsonl")
     with open(job_dir / "output.log", "wb") as log:
-        proc = subprocess.Popen(launch_command(job_dir, num_processes), env=child_env(threads),
+        proc = subprocess.Popen(launch_command(job_dir, num_processes, rendezvous), env=child_env(threads),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     succeeded = False
@@ -289,6 +316,9 @@ def run_training_distributed(
             if not cancel.exists() and callbacks.should_stop():
                 cancel.touch()
             time.sleep(poll_s)
+        if proc.returncode == 0 and rendezvous is not None and not (job_dir / "rank-0.json").exists():
+            succeeded = True
+            return None  # another node held rank 0: it has the outcome
         if proc.returncode != 0 or not (job_dir / "outcome.json").exists():
             _raise_child_failure(job_dir, proc.returncode)
         data = json.loads((job_dir / "outcome.json").read_text())
@@ -396,18 +426,20 @@ def rank_main(job_dir: Path) -> None:
                 torch.distributed.destroy_process_group()
 
 
-def torchrun_main(num_processes: int, job_dir: Path) -> None:
+def torchrun_main(num_processes: int, job_dir: Path, rendezvous: Rendezvous | None = None) -> None:
     """Become torchrun, after asking for SIGTERM when the launching process dies (torchrun
     then stops its ranks)."""
     _die_with_parent(signal.SIGTERM)
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+    nodes = rendezvous.torchrun_args() if rendezvous else ["--standalone"]
+    args = [sys.executable, "-m", "torch.distributed.run", *nodes,
             f"--nproc_per_node={num_processes}", "-m", "training.modeling.distributed", str(job_dir)]
     os.execv(sys.executable, args)
 
 
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--torchrun":
-        torchrun_main(int(argv[1]), Path(argv[2]))
+        rendezvous = Rendezvous(**json.loads(argv[3])) if len(argv) > 3 else None
+        torchrun_main(int(argv[1]), Path(argv[2]), rendezvous)
     else:
         rank_main(Path(argv[0]))
 
