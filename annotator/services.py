@@ -64,6 +64,7 @@ from annotator.sources import (
     s3_client,
 )
 from common.errors import ApplicationError
+from config.celery_app import enqueue_on_commit
 from projects import services as project_services
 from projects.models import Asset, Job, LabelClass, Project
 from projects.validation import UploadRejected, check_image
@@ -267,7 +268,7 @@ def import_start(*, project: Project, user, name: str, data: bytes | BinaryIO,
         job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND, params={
             "format": chosen, "format_given": format is not None, "detected": detection,
             "on_error": on_error, "name": name, "path": path, "crowd_as_ignore": crowd_as_ignore})
-        transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
+        enqueue_on_commit("annotator.tasks.dataset_import", job.id)
     return job
 
 
@@ -314,7 +315,7 @@ def import_start_s3(*, project: Project, user, bucket: str, prefix: str, format:
         job = project_services.job_create(project=project, user=user, kind=IMPORT_KIND, params={
             "format": format, "format_given": True, "source": "s3", "bucket": bucket,
             "prefix": prefix, "name": f"s3://{bucket}/{prefix}", "crowd_as_ignore": crowd_as_ignore})
-        transaction.on_commit(lambda: _enqueue("dataset_import", job.id))
+        enqueue_on_commit("annotator.tasks.dataset_import", job.id)
     return job
 
 
@@ -329,12 +330,6 @@ def _detect_here(files: Mapping[str, bytes]) -> list[Detection] | None:
         return None
     except UploadError as exc:
         raise ApplicationError(str(exc), code="invalid_import") from None
-
-
-def _enqueue(task_name: str, job_id: int) -> None:
-    from annotator import tasks
-
-    getattr(tasks, task_name).delay(job_id)
 
 
 def _open_upload_or_400(name: str, data: bytes | BinaryIO, limits: ArchiveLimits) -> Mapping[str, bytes]:
@@ -762,7 +757,7 @@ def export_start(*, project: Project, user, format: str, include_unlabeled: bool
     with transaction.atomic():
         job = project_services.job_create(project=project, user=user, kind=EXPORT_KIND, params={
             "format": format, "include_unlabeled": include_unlabeled, "include_images": include_images})
-        transaction.on_commit(lambda: _enqueue("dataset_export", job.id))
+        enqueue_on_commit("annotator.tasks.dataset_export", job.id)
     return job
 
 

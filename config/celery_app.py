@@ -38,3 +38,31 @@ def enqueue(name: str, *args: object) -> None:
     settings.CELERY_TASK_ROUTES). Services enqueue by name, so that a services module does
     not import the tasks module that imports it."""
     app.send_task(name, args=args)
+
+
+#: How long work handed to the broker is marked as queued (``queued_key``): the beat's sweep
+#: (projects.services.queued_work_sweep) queues again only waiting rows without a mark, i.e.
+#: those whose enqueue failed or whose queue Redis lost, not those behind a long queue.
+QUEUED_MARK_S = 6 * 3600
+
+
+def queued_key(name: str, object_id: int) -> str:
+    return f"queued:{name}:{object_id}"
+
+
+def enqueue_marked(name: str, object_id: int) -> None:
+    """Queue ``name(object_id)`` now and mark it as queued (see QUEUED_MARK_S)."""
+    from django.core.cache import cache
+
+    app.send_task(name, args=(object_id,))
+    cache.set(queued_key(name, object_id), 1, QUEUED_MARK_S)
+
+
+def enqueue_on_commit(name: str, object_id: int) -> None:
+    """Queue ``name(object_id)`` once the current transaction commits. A broker error
+    (Redis down) is logged, not raised: the row is committed and still waiting, and the
+    beat's sweep queues it again once Redis is back. Every service queues its
+    work for a row this way."""
+    from django.db import transaction
+
+    transaction.on_commit(lambda: enqueue_marked(name, object_id), robust=True)

@@ -163,6 +163,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("TESSERA_TRAINING_RECOVER_EVERY_S", default=15.0),
     },
 }
+# This often, work whose row committed but whose task could not be queued (Redis down) or
+# was lost with Redis's queues is queued again: imports, exports, training runs, thumbnails,
+# video splits waiting longer than this (projects.tasks.queued_work_sweep); 0: never.
+TESSERA_REQUEUE_SWEEP_S = env.float("TESSERA_REQUEUE_SWEEP_S", default=60.0)
+if TESSERA_REQUEUE_SWEEP_S > 0:
+    CELERY_BEAT_SCHEDULE["queued-work-sweep"] = {
+        "task": "projects.tasks.queued_work_sweep", "schedule": TESSERA_REQUEUE_SWEEP_S}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Storage ------------------------------------------------------------------
@@ -230,9 +237,6 @@ TESSERA_IMPORT_PEEK_BYTES = env.int("TESSERA_IMPORT_PEEK_BYTES", default=64 * 10
 # being redelivered again (tasks are acks_late + reject_on_worker_lost).
 TESSERA_TASK_MAX_CRASHES = env.int("TESSERA_TASK_MAX_CRASHES", default=2)
 
-# Default workers queue again, this often, thumbnails and video splits that an upload
-# could not queue (Redis down at the time); 0 turns the sweep off.
-TESSERA_MEDIA_SWEEP_S = env.float("TESSERA_MEDIA_SWEEP_S", default=60.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = [  # larger files go to anonymous temp files (see common.uploads)

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from common.conf import setting
 from common.errors import ApplicationError
-from config.celery_app import enqueue
+from config.celery_app import enqueue_on_commit
 from deployments.models import ArtifactExport
 from projects.models import Asset, Job, Project
 from projects.selectors import asset_pixels
@@ -102,7 +102,7 @@ def artifact_export_get_or_start(*, artifact: Artifact, format: str, user,
                              params={"artifact_id": artifact.pk, "format": format})
             export.status, export.error, export.job = ArtifactExport.Status.BUILDING, "", job
             export.save(update_fields=["status", "error", "job"])
-            transaction.on_commit(lambda: enqueue("deployments.tasks.artifact_export_build", export.pk))
+            enqueue_on_commit("deployments.tasks.artifact_export_build", export.pk)
     return export
 
 
@@ -171,7 +171,7 @@ def artifact_report_start(*, artifact: Artifact, user, formats: Sequence[str] = 
         job = job_create(project=artifact.project, user=user, kind="artifact_report",
                          params={"artifact_id": artifact.pk, "formats": list(formats),
                                  "prune_ratio": prune_ratio})
-        transaction.on_commit(lambda: enqueue("deployments.tasks.artifact_report_run", job.pk))
+        enqueue_on_commit("deployments.tasks.artifact_report_run", job.pk)
     return job
 
 
@@ -218,7 +218,7 @@ def artifact_prune_start(*, artifact: Artifact, user, ratio: float) -> Job:
     with transaction.atomic():
         job = job_create(project=artifact.project, user=user, kind="artifact_prune",
                          params={"artifact_id": artifact.pk, "ratio": ratio})
-        transaction.on_commit(lambda: enqueue("deployments.tasks.artifact_prune_run", job.pk))
+        enqueue_on_commit("deployments.tasks.artifact_prune_run", job.pk)
     return job
 
 

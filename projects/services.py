@@ -22,6 +22,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from common.errors import ApplicationError, is_redis_outage
+from config.celery_app import enqueue_on_commit
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
 from projects.validation import UploadRejected, check_image, looks_like_video
 
@@ -72,14 +73,8 @@ def project_delete_start(*, project: Project, user, confirm_name: str) -> Job:
     project.save(update_fields=["deleting_since"])
     job = job_create(project=project, user=user, kind=PROJECT_DELETE_KIND,
                      params={"project_id": project.pk, "name": project.name})
-    transaction.on_commit(lambda: _enqueue_project_delete(job.id))
+    enqueue_on_commit("projects.tasks.project_delete_execute", job.id)
     return job
-
-
-def _enqueue_project_delete(job_id: int) -> None:
-    from projects.tasks import project_delete_execute
-
-    project_delete_execute.delay(job_id)
 
 
 def project_delete(*, project: Project, job_id: int | None = None) -> None:
@@ -348,57 +343,56 @@ def asset_create_from_bytes(*, project: Project, user, name: str, data: bytes,
     try:
         with _stored(asset.file, f"{stem}{checked.extension}", checked.data), transaction.atomic():
             asset.save()
-            # robust: a Redis outage is logged, not raised; the sweep queues it later.
-            transaction.on_commit(lambda: _enqueue_thumbnail(asset.id), robust=True)
+            _enqueue_thumbnail(asset.id)
     except IntegrityError:  # a concurrent upload of the same bytes won the race
         existing = Asset.objects.filter(project=project, sha256=sha256).values_list("id", flat=True).first()
         raise Duplicate(asset_id=existing) from None
     return asset
 
 
-# Work that was handed to the broker is marked in Redis for a while: the sweep queues
-# again only what has no mark (the enqueue failed, or Redis lost its queues with it), not
-# what merely waits behind a long queue.
-_QUEUED_TTL_S = 6 * 3600
-
-
-def _queued_key(kind: str, object_id: int) -> str:
-    return f"projects:queued:{kind}:{object_id}"
-
-
 def _enqueue_thumbnail(asset_id: int) -> None:
+    enqueue_on_commit("projects.tasks.asset_make_thumbnail", asset_id)
+
+
+# The rows each task works on while they wait for it: (task, model, filter). Every task
+# here takes the row's id and is safe to receive twice (a job or run no longer queued,
+# an asset with its thumbnail, a video split already are left alone).
+_WAITING: tuple[tuple[str, str, dict], ...] = (
+    ("projects.tasks.asset_make_thumbnail", "projects.Asset", {"thumbnail": ""}),
+    ("projects.tasks.video_split_frames", "projects.Video", {"status": "pending"}),
+    ("projects.tasks.project_delete_execute", "projects.Job", {"kind": "project_delete", "status": "queued"}),
+    ("annotator.tasks.dataset_import", "projects.Job", {"kind": "import", "status": "queued"}),
+    ("annotator.tasks.dataset_export", "projects.Job", {"kind": "export", "status": "queued"}),
+    ("deployments.tasks.artifact_report_run", "projects.Job", {"kind": "artifact_report", "status": "queued"}),
+    ("deployments.tasks.artifact_prune_run", "projects.Job", {"kind": "artifact_prune", "status": "queued"}),
+    ("deployments.tasks.artifact_export_build", "deployments.ArtifactExport",
+     {"status": "building", "job__status": "queued"}),
+    ("training.tasks.training_run_execute", "training.TrainingRun", {"status": "queued"}),
+)
+
+
+def queued_work_sweep(*, older_than_s: float, limit: int = 500) -> dict[str, int]:
+    """Queue again the work whose enqueue failed (Redis was down when its row committed,
+    see config.celery_app.enqueue_on_commit) or whose queue Redis lost: rows still waiting
+    for their task after ``older_than_s`` and not marked as queued. Returns how many rows
+    of each task were queued again. Celery beat runs it every ``TESSERA_REQUEUE_SWEEP_S``."""
+    from django.apps import apps
     from django.core.cache import cache
 
-    from projects.tasks import asset_make_thumbnail
+    from config.celery_app import enqueue_marked, queued_key
 
-    asset_make_thumbnail.delay(asset_id)
-    cache.set(_queued_key("thumbnail", asset_id), 1, _QUEUED_TTL_S)
-
-
-def _not_queued(kind: str, ids: list[int]) -> list[int]:
-    from django.core.cache import cache
-
-    marked = cache.get_many([_queued_key(kind, i) for i in ids])
-    return [i for i in ids if _queued_key(kind, i) not in marked]
-
-
-def media_sweep(*, older_than_s: float, limit: int = 500) -> dict[str, int]:
-    """Queue again the work an upload could not queue (Redis was down when it committed):
-    thumbnails of assets that still have none and splits of videos still pending, older
-    than ``older_than_s`` and not marked as queued. Both tasks are idempotent. The
-    default workers run this every ``TESSERA_MEDIA_SWEEP_S`` (projects.tasks)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    asset_ids = _not_queued("thumbnail", list(
-        Asset.objects.filter(thumbnail="", created_at__lt=cutoff)
-        .order_by("id").values_list("id", flat=True)[:limit]))
-    video_ids = _not_queued("video", list(
-        Video.objects.filter(status=Video.Status.PENDING, created_at__lt=cutoff)
-        .order_by("id").values_list("id", flat=True)[:limit]))
-    for asset_id in asset_ids:
-        _enqueue_thumbnail(asset_id)
-    for video_id in video_ids:
-        _enqueue_video_split(video_id)
-    return {"thumbnails": len(asset_ids), "videos": len(video_ids)}
+    queued = {}
+    for task, model, waiting in _WAITING:
+        ids = list(apps.get_model(model).objects.filter(created_at__lt=cutoff, **waiting)
+                   .order_by("id").values_list("id", flat=True)[:limit])
+        marked = cache.get_many([queued_key(task, i) for i in ids])
+        lost = [i for i in ids if queued_key(task, i) not in marked]
+        for object_id in lost:
+            enqueue_marked(task, object_id)
+        if lost:
+            queued[task] = len(lost)
+    return queued
 
 
 def asset_update(*, asset: Asset, user=None, data: dict) -> Asset:
@@ -626,17 +620,8 @@ def video_create(*, project: Project, user, name: str, data: bytes) -> Video:
                   fps=info.fps, duration_s=info.duration_s)
     with _stored(video.file, name, data), transaction.atomic():
         video.save()
-        transaction.on_commit(lambda: _enqueue_video_split(video.id), robust=True)
+        enqueue_on_commit("projects.tasks.video_split_frames", video.id)
     return video
-
-
-def _enqueue_video_split(video_id: int) -> None:
-    from django.core.cache import cache
-
-    from projects.tasks import video_split_frames
-
-    video_split_frames.delay(video_id)
-    cache.set(_queued_key("video", video_id), 1, _QUEUED_TTL_S)
 
 
 def video_split(*, video: Video) -> None:

@@ -1,10 +1,7 @@
 """Celery tasks of the projects app: thin wrappers that load and call a service."""
 import logging
-import threading
-import time
 
 from celery import shared_task
-from celery.signals import worker_ready
 from django.conf import settings
 
 from projects import services
@@ -27,33 +24,22 @@ def video_split_frames(video_id: int) -> None:
         services.video_split(video=video)
 
 
-def _sweep_forever(interval_s: float) -> None:
-    """Every ``interval_s``: queue what uploads could not queue while Redis was down. One
-    sweep at a time across workers (a cache lock); an error (Redis still down) is logged
-    and the next round tries again."""
+@shared_task(name="projects.tasks.queued_work_sweep")
+def queued_work_sweep() -> dict[str, int]:
+    """Queue again the work that could not be queued (Redis down) or that Redis lost. Sent
+    every TESSERA_REQUEUE_SWEEP_S by Celery beat (settings.CELERY_BEAT_SCHEDULE); one sweep
+    at a time (a cache lock), should a backlog deliver several at once."""
     from django.core.cache import cache
-    from django.db import close_old_connections
 
-    while True:
-        time.sleep(interval_s)
-        try:
-            close_old_connections()
-            if cache.add("projects:media-sweep", 1, timeout=max(1, int(interval_s * 0.9))):
-                queued = services.media_sweep(older_than_s=interval_s)
-                if any(queued.values()):
-                    logger.warning("media sweep queued again: %s", queued)
-        except Exception:  # noqa: BLE001 - the sweeper must outlive outages
-            logger.exception("media sweep failed; retrying in %ss", interval_s)
+    every_s = settings.TESSERA_REQUEUE_SWEEP_S
+    if not cache.add("projects:queued-work-sweep", 1, timeout=max(1, int(every_s * 0.9))):
+        return {}
+    queued = services.queued_work_sweep(older_than_s=every_s)
+    if queued:
+        logger.warning("queued again after a broker outage: %s", queued)
+    return queued
 
 
-@worker_ready.connect
-def _start_media_sweeper(sender, **_kwargs) -> None:
-    """Workers of the default queue (thumbnails, video frames) run the sweep thread."""
-    interval_s = settings.TESSERA_MEDIA_SWEEP_S
-    consumed = sender.app.amqp.queues.consume_from  # None: every queue
-    if interval_s > 0 and (consumed is None or "default" in consumed):
-        threading.Thread(target=_sweep_forever, args=(interval_s,), name="media-sweep",
-                         daemon=True).start()
 @shared_task(name="projects.tasks.project_delete_execute")
 def project_delete_execute(job_id: int) -> None:
     from projects.models import Job, Project

@@ -2,13 +2,16 @@
 started again, its web process killed with SIGKILL in the middle of an upload.
 
 The node (tests/browser/server.py: daphne, a Celery worker, a redis-server on a free
-port) is this module's alone; the machine's Redis is never touched."""
+port; here with Celery beat too, for its sweep of work that could not be queued) is this
+module's alone; the machine's Redis is never touched."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.browser.server import ApiClient, TesseraServer, start_server
+from tests.annotator.helpers import zip_bytes
+from tests.browser.server import ROOT, ApiClient, TesseraServer, start_server
 from tests.conftest import wait_until
 from tests.factories import png_bytes
 
@@ -30,10 +34,15 @@ def node(tmp_path_factory) -> Iterator[TesseraServer]:
     var = tmp_path_factory.mktemp("faults")
     tmp = var / "tmp"
     tmp.mkdir()
-    server = start_server(var, extra_env={"TESSERA_MEDIA_SWEEP_S": "2", "TMPDIR": str(tmp),
+    server = start_server(var, extra_env={"TESSERA_REQUEUE_SWEEP_S": "2", "TMPDIR": str(tmp),
                                           "TESSERA_SAM_PRECOMPUTE": "false",
                                           "TESSERA_RETRY_AFTER_S": "7"})
     server.tmp = tmp  # type: ignore[attr-defined]
+    server.procs.append(subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "warning",
+         "-s", str(var / "celerybeat-schedule")], cwd=ROOT, env=server.env,
+        stdout=open(var / "logs" / "beat.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        start_new_session=True))
     yield server
     server.stop()
 
@@ -87,7 +96,7 @@ def test_a_redis_outage_answers_503_and_leaves_no_asset_without_its_file(node):
     finally:
         _redis_start(node)
 
-    # Redis is back: the workers' sweep queues the thumbnail the upload could not.
+    # Redis is back: the beat's sweep queues the thumbnail the upload could not.
     back = time.perf_counter()
     thumbnail = wait_until(lambda: api("GET", f"/assets/{asset['id']}/").json()["thumbnail_url"],
                            timeout=120, interval=1)
@@ -95,6 +104,41 @@ def test_a_redis_outage_answers_503_and_leaves_no_asset_without_its_file(node):
     assert api("GET", thumbnail.removeprefix("/api/v1")).status_code == 200
     assert requests.post(f"{node.url}/api/v1/auth/token/", timeout=60, json={
         "username": "e2e", "password": "e2e-password-1"}).status_code == 200
+
+
+def _job_status(api: ApiClient, job_id: int) -> str:
+    return api("GET", f"/jobs/{job_id}/").json()["status"]
+
+
+def test_an_import_requested_while_redis_is_down_runs_once_it_is_back(node):
+    """The job's row commits, the enqueue after commit fails: the API still answers 202
+    with the job (queued), and the beat's sweep queues it when Redis is back; the worker
+    runs it once."""
+    api = ApiClient(node.url, timeout=60)
+    pid = api("POST", "/projects/", json={"name": "outage-import"}).json()["id"]
+    doc = {"version": "5.5.0", "flags": {}, "imagePath": "a.png", "imageData": None,
+           "imageHeight": 30, "imageWidth": 40, "shapes": [
+               {"label": "cat", "points": [[1, 1], [20, 15]], "group_id": None,
+                "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}]}
+    data = zip_bytes({"a.json": json.dumps(doc).encode(), "a.png": png_bytes(40, 30, seed=6)})
+    _redis_stop(node)
+    try:
+        started = api("POST", f"/projects/{pid}/imports/", data={"format": "labelme"},
+                      files=[("file", ("set.zip", data))])
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        assert _job_status(api, job_id) == "queued"
+    finally:
+        _redis_start(node)
+
+    back = time.perf_counter()
+    wait_until(lambda: _job_status(api, job_id) in ("succeeded", "failed"), timeout=120, interval=0.5)
+    print(f"import finished {time.perf_counter() - back:.1f} s after Redis came back")
+    job = api("GET", f"/jobs/{job_id}/").json()
+    assert job["status"] == "succeeded", job["errors"]
+    assert job["result"]["assets_created"] == 1
+    assets = api("GET", f"/projects/{pid}/assets/").json()
+    assert [a["name"] for a in assets.get("results", assets)] == ["a.png"]
 
 
 def _fds_under(pid: int, folder: Path) -> list[str]:

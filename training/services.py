@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from common.conf import setting
 from common.errors import ApplicationError
-from config.celery_app import enqueue
+from config.celery_app import enqueue_on_commit
 from projects.models import LabelClass, Project
 from projects.selectors import asset_summary, validation_split_check
 from training.events import publish_run_event
@@ -125,7 +125,7 @@ def training_run_start(*, workflow: TrainingWorkflow, user) -> TrainingRun:
             project=project, workflow=workflow, config=config, val_fraction=workflow.val_fraction,
             total_steps=config["steps"], created_by=user, message="Waiting for a GPU worker.",
         )
-        transaction.on_commit(lambda: enqueue("training.tasks.training_run_execute", run.pk))
+        enqueue_on_commit("training.tasks.training_run_execute", run.pk)
     return run
 
 
@@ -195,7 +195,7 @@ def training_runs_recover(*, now=None) -> list[int]:
             else:
                 training_run_status_set(run=run, status=Status.QUEUED, attempts=run.attempts + 1, heartbeat_at=None,
                                         message=f"Resuming from the last checkpoint ({last}).")
-                transaction.on_commit(lambda pk=pk: enqueue("training.tasks.training_run_execute", pk))
+                enqueue_on_commit("training.tasks.training_run_execute", pk)
                 requeued.append(pk)
     return requeued
 
