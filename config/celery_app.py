@@ -51,10 +51,12 @@ def queued_key(name: str, object_id: int) -> str:
 
 
 def enqueue_marked(name: str, object_id: int) -> None:
-    """Queue ``name(object_id)`` now and mark it as queued (see QUEUED_MARK_S)."""
+    """Queue ``name(object_id)`` now and mark it as queued (see QUEUED_MARK_S). Nobody
+    waits for its result: without ``ignore_result`` the producer also subscribes to the
+    result backend, which with Redis down retries for ~19 s before it fails."""
     from django.core.cache import cache
 
-    app.send_task(name, args=(object_id,))
+    app.send_task(name, args=(object_id,), ignore_result=True)
     cache.set(queued_key(name, object_id), 1, QUEUED_MARK_S)
 
 
