@@ -23,6 +23,7 @@ import requests
 
 from tests.annotator.helpers import zip_bytes
 from tests.browser.server import ROOT, ApiClient, TesseraServer, start_server
+from tests.browser.training_fixtures import TINY_CONFIG
 from tests.conftest import wait_until
 from tests.factories import png_bytes
 
@@ -106,6 +107,21 @@ def test_a_redis_outage_answers_503_and_leaves_no_asset_without_its_file(node):
         "username": "e2e", "password": "e2e-password-1"}).status_code == 200
 
 
+def _labelme_zip(paths: list[str]) -> bytes:
+    """A LabelMe zip: one 40x30 image with a labelled rectangle per path (``val/`` ones
+    land in the val split)."""
+    files = {}
+    for i, path in enumerate(paths):
+        name = path.rsplit("/", 1)[-1]
+        files[path.replace(".png", ".json")] = json.dumps({
+            "version": "5.5.0", "flags": {}, "imagePath": name, "imageData": None,
+            "imageHeight": 30, "imageWidth": 40, "shapes": [
+                {"label": "cat", "points": [[1, 1], [20, 15]], "group_id": None,
+                 "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}]}).encode()
+        files[path] = png_bytes(40, 30, seed=10 + i)
+    return zip_bytes(files)
+
+
 def _job_status(api: ApiClient, job_id: int) -> str:
     return api("GET", f"/jobs/{job_id}/").json()["status"]
 
@@ -116,11 +132,7 @@ def test_an_import_requested_while_redis_is_down_runs_once_it_is_back(node):
     runs it once."""
     api = ApiClient(node.url, timeout=60)
     pid = api("POST", "/projects/", json={"name": "outage-import"}).json()["id"]
-    doc = {"version": "5.5.0", "flags": {}, "imagePath": "a.png", "imageData": None,
-           "imageHeight": 30, "imageWidth": 40, "shapes": [
-               {"label": "cat", "points": [[1, 1], [20, 15]], "group_id": None,
-                "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}]}
-    data = zip_bytes({"a.json": json.dumps(doc).encode(), "a.png": png_bytes(40, 30, seed=6)})
+    data = _labelme_zip(["a.png"])
     _redis_stop(node)
     try:
         began = time.perf_counter()
@@ -141,6 +153,33 @@ def test_an_import_requested_while_redis_is_down_runs_once_it_is_back(node):
     assert job["result"]["assets_created"] == 1
     assets = api("GET", f"/projects/{pid}/assets/").json()
     assert [a["name"] for a in assets.get("results", assets)] == ["a.png"]
+
+
+def test_a_training_started_while_redis_is_down_runs_once_it_is_back(node):
+    api = ApiClient(node.url, timeout=60)
+    pid = api("POST", "/projects/", json={"name": "outage-training"}).json()["id"]
+    job_id = api("POST", f"/projects/{pid}/imports/", data={"format": "labelme"},
+                 files=[("file", ("set.zip", _labelme_zip(["train/a.png", "val/b.png"])))]).json()["id"]
+    wait_until(lambda: _job_status(api, job_id) == "succeeded", timeout=120, interval=0.5)
+    workflow = api("POST", f"/projects/{pid}/workflows/", json={
+        "name": "tiny", "config": {**TINY_CONFIG, "steps": 2}, "val_fraction": 0.2}).json()
+    _redis_stop(node)
+    try:
+        began = time.perf_counter()
+        started = api("POST", "/trainings/", json={"workflow": workflow["id"]})
+        print(f"Redis down: training started in {(time.perf_counter() - began) * 1000:.0f} ms (201)")
+        assert started.status_code == 201, started.text
+        run_id = started.json()["id"]
+        assert api("GET", f"/trainings/{run_id}/").json()["status"] == "queued"
+    finally:
+        _redis_start(node)
+
+    back = time.perf_counter()
+    run = wait_until(lambda: (r := api("GET", f"/trainings/{run_id}/").json())["status"] in (
+        "completed", "failed", "cancelled") and r, timeout=300, interval=1)
+    print(f"training finished {time.perf_counter() - back:.1f} s after Redis came back")
+    assert run["status"] == "completed", run
+    assert run["attempts"] == 0, run  # started once, never resumed by the recovery
 
 
 def _fds_under(pid: int, folder: Path) -> list[str]:
