@@ -22,7 +22,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from common.errors import ApplicationError, is_redis_outage
-from config.celery_app import enqueue_on_commit
+from config.celery_app import enqueue_marked, enqueue_on_commit, queued_key
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
 from projects.validation import UploadRejected, check_image, looks_like_video
 
@@ -354,9 +354,10 @@ def _enqueue_thumbnail(asset_id: int) -> None:
     enqueue_on_commit("projects.tasks.asset_make_thumbnail", asset_id)
 
 
-# The rows each task works on while they wait for it: (task, model, filter). Every task
-# here takes the row's id and is safe to receive twice (a job or run no longer queued,
-# an asset with its thumbnail, a video split already are left alone).
+# The rows each task works on while they wait for it: (task, model, filter); each task
+# takes the row's id. The sweep sends a task only for a row still waiting (a job or run
+# still `queued`: no worker took it) with no queued mark, so work that was queued, or that
+# a worker took, is not sent twice.
 _WAITING: tuple[tuple[str, str, dict], ...] = (
     ("projects.tasks.asset_make_thumbnail", "projects.Asset", {"thumbnail": ""}),
     ("projects.tasks.video_split_frames", "projects.Video", {"status": "pending"}),
@@ -378,8 +379,6 @@ def queued_work_sweep(*, older_than_s: float, limit: int = 500) -> dict[str, int
     of each task were queued again. Celery beat runs it every ``TESSERA_REQUEUE_SWEEP_S``."""
     from django.apps import apps
     from django.core.cache import cache
-
-    from config.celery_app import enqueue_marked, queued_key
 
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     queued = {}
