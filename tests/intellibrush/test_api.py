@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from PIL import Image
 
@@ -227,6 +228,31 @@ def test_precompute_job_reports_progress_then_clicks_hit_the_cache(celery_worker
     body = client.post(f"/api/v1/assets/{assets[1].id}/intellibrush/", {"box": [5, 5, 50, 40]},
                        format="json").json()
     assert body["embedding_source"] == "cache" and body["method"] == "sam"
+
+
+def test_uploads_announce_new_assets_and_deletions_remove_embeddings(
+        celery_worker_process, client_for, settings) -> None:
+    # projects announces (projects.signals); IntelliBrush, subscribed in its AppConfig,
+    # precomputes the new images' embeddings and removes them with the assets
+    settings.TESSERA_SAM_PRECOMPUTE = "true"
+    project = factories.project_create()
+    client = client_for(factories.owner_of(project))
+    files = [SimpleUploadedFile(f"u{i}.png", _png(make_sample(9100 + i, width=64, height=48).image))
+             for i in range(2)]
+    response = client.post(f"/api/v1/projects/{project.id}/assets/", {"files": files}, format="multipart")
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(project=project, kind=conf.JOB_KIND)
+    assert job.params == {"model_type": "tiny", "total": 2}
+    job = wait_until(lambda: (j := Job.objects.get(pk=job.pk)).status in ("succeeded", "failed") and j,
+                     timeout=120)
+    assert job.status == "succeeded" and job.result["total"] == 2, (job.status, job.result, job.errors)
+    assets = list(Asset.objects.filter(project=project))
+    keys = [store.embedding_key(asset=a, model_type="tiny") for a in assets]
+    assert len(keys) == 2 and all(default_storage.exists(k) for k in keys)
+
+    project_services.assets_delete(asset_ids=[assets[0].id])
+    assert not default_storage.exists(keys[0]) and default_storage.exists(keys[1])
+    store.embeddings_delete_for_asset(asset_id=assets[1].id)
 
 
 #: Seconds added to each embedding by the slow worker (tests/intellibrush/slow_worker).
