@@ -90,28 +90,27 @@ def embedding_exists(*, asset: Asset, model_type: str) -> bool:
     return default_storage.exists(embedding_key(asset=asset, model_type=model_type))
 
 
-def embeddings_delete_stale(*, asset: Asset, keep: str) -> None:
-    """Remove this asset's embeddings of earlier image versions (best effort)."""
-    folder = f"embeddings/{asset.pk}"
+def _embedding_paths(asset_id: int) -> list[str]:
+    """Storage paths of an asset's embeddings (every model and image version)."""
+    folder = f"embeddings/{asset_id}"
     try:
         _, files = default_storage.listdir(folder)
     except (FileNotFoundError, NotImplementedError, OSError):
-        return
-    for name in files:
-        path = f"{folder}/{name}"
-        if path != keep and not name.startswith(asset.sha256):
+        return []
+    return [f"{folder}/{name}" for name in files]
+
+
+def embeddings_delete_stale(*, asset: Asset, keep: str) -> None:
+    """Remove this asset's embeddings of earlier image versions (best effort)."""
+    for path in _embedding_paths(asset.pk):
+        if path != keep and not path.rpartition("/")[2].startswith(asset.sha256):
             default_storage.delete(path)
 
 
 def embeddings_delete_for_asset(*, asset_id: int) -> None:
     """Delete every stored embedding of an asset (call when the asset is deleted)."""
-    folder = f"embeddings/{asset_id}"
-    try:
-        _, files = default_storage.listdir(folder)
-    except (FileNotFoundError, NotImplementedError, OSError):
-        return
-    for name in files:
-        default_storage.delete(f"{folder}/{name}")
+    for path in _embedding_paths(asset_id):
+        default_storage.delete(path)
 
 
 # --------------------------------------------------------------------------- Redis markers
