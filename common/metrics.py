@@ -156,7 +156,7 @@ class StateCollector:
 
     @staticmethod
     def _embeddings() -> Iterator[GaugeMetricFamily]:
-        from annotator.intellibrush.services import JOB_KIND
+        from annotator.intellibrush.conf import JOB_KIND
         from projects.models import Job
 
         backlog = 0.0

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from common.errors import ApplicationError, is_redis_outage
 from config.celery_app import enqueue_marked, enqueue_on_commit, queued_key
+from projects import signals
 from projects.models import Asset, Job, LabelClass, Membership, Project, Role, Video
 from projects.validation import UploadRejected, check_image, looks_like_video
 
@@ -295,17 +296,19 @@ def assets_upload(*, project: Project, user, files: Iterable[UploadedFile]) -> U
             result.duplicates.append({"file": name, **dup.existing})
             continue
         result.created.append(asset)
-    _precompute_embeddings(project=project, user=user, assets=result.created)
+    _announce_new_assets(project=project, user=user, assets=result.created)
     return result
 
 
-def _precompute_embeddings(*, project: Project, user, assets: list[Asset]) -> None:
-    """New images get their SAM embeddings ahead of time, so the first click is fast."""
-    from annotator.intellibrush.services import embeddings_for_new_assets
-
+def _announce_new_assets(*, project: Project, user, assets: list[Asset]) -> None:
+    """Tell the apps above (``signals.assets_created``) about new images: IntelliBrush
+    computes their SAM embeddings ahead of time, so the first click is fast."""
+    if not assets:
+        return
     try:
         with transaction.atomic():  # a job row is not left behind when Redis fails first
-            embeddings_for_new_assets(project=project, asset_ids=[a.id for a in assets], user=user)
+            signals.assets_created.send(sender=Asset, project=project,
+                                        asset_ids=[a.id for a in assets], user=user)
     except Exception as exc:
         if not is_redis_outage(exc):
             raise
@@ -445,7 +448,8 @@ def asset_delete(*, asset: Asset) -> None:
 
 def assets_delete(*, asset_ids: list[int]) -> int:
     """Delete assets with their masks and revisions (rows, by cascade) and, once that
-    commits, their image files, thumbnails and SAM embeddings in storage."""
+    commits, their image files and thumbnails in storage (and, told by
+    ``signals.assets_deleted``, IntelliBrush its SAM embeddings)."""
     deleted = 0
     for start in range(0, len(asset_ids), _CHUNK):
         rows = list(Asset.objects.filter(id__in=asset_ids[start:start + _CHUNK])
@@ -460,13 +464,11 @@ def assets_delete(*, asset_ids: list[int]) -> int:
 def _asset_files_remove(rows: list[tuple[int, str, str]]) -> None:
     from django.core.files.storage import default_storage
 
-    from annotator.intellibrush.services import embeddings_delete_for_asset
-
-    for asset_id, *names in rows:
+    for _, *names in rows:
         for name in names:
             if name:
                 default_storage.delete(name)
-        embeddings_delete_for_asset(asset_id=asset_id)
+    signals.assets_deleted.send(sender=Asset, asset_ids=[asset_id for asset_id, _, _ in rows])
 
 
 # --- splits ----------------------------------------------------------------------------
@@ -649,7 +651,7 @@ def video_split(*, video: Video) -> None:
         raise
     Video.objects.filter(pk=video.pk).update(status=Video.Status.DONE, progress=1.0,
                                              frame_count=len(created))
-    _precompute_embeddings(project=video.project, user=video.uploaded_by, assets=created)
+    _announce_new_assets(project=video.project, user=video.uploaded_by, assets=created)
 
 
 # --- jobs ----------------------------------------------------------------------------

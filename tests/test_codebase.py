@@ -41,7 +41,6 @@ APPS = ("common", "config", "projects", "annotator", "training", "deployments")
 KNOWN_CIRCLES = {
     frozenset({"projects.services", "projects.tasks"}),
     frozenset({"annotator.services", "annotator.tasks"}),
-    frozenset({"annotator.intellibrush.services", "annotator.intellibrush.tasks"}),
 }
 
 

@@ -169,6 +169,8 @@ def encode(mask: np.ndarray) -> RLE:
     """bool/uint8 (H, W) mask -> ``{"size": [H, W], "counts": str}``."""
     if mask.ndim != 2:
         raise ValueError(f"a mask is 2-D (H, W), got shape {mask.shape}.")
+    if mask.dtype == bool and mask.flags.f_contiguous:
+        mask = mask.view(np.uint8)  # already what pycocotools reads: no copy
     encoded = cocomask.encode(np.asfortranarray(mask, dtype=np.uint8))
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": encoded["counts"].decode("ascii")}
 

@@ -18,7 +18,8 @@ from common.errors import ApplicationError
 from projects import selectors
 from projects.models import Role
 
-from . import services
+from . import clicks, conf, services
+from . import selectors as intellibrush_selectors
 
 
 class IntelliBrushRle(serializers.Serializer):
@@ -68,7 +69,7 @@ class IntelliBrushApi(APIView):
         data = self.IntelliBrushInput(data=request.data)
         data.is_valid(raise_exception=True)
         prompt = _prompt(data.validated_data, width=asset.width, height=asset.height)
-        result = services.intellibrush_predict(
+        result = clicks.intellibrush_predict(
             asset=asset, prompt=prompt, return_logits=data.validated_data["return_logits"]
         )
         return Response(self.IntelliBrushOutput(result).data)
@@ -78,7 +79,7 @@ def _invalid(field: str, message: str) -> ApplicationError:
     return ApplicationError("Invalid input.", code="validation_error", details={field: [message]})
 
 
-def _prompt(data: dict, *, width: int, height: int) -> services.Prompt:
+def _prompt(data: dict, *, width: int, height: int) -> clicks.Prompt:
     points = np.asarray(data["points"], np.float64).reshape(-1, 3)
     if len(points):
         if not np.isin(points[:, 2], (0, 1)).all():
@@ -113,7 +114,7 @@ def _prompt(data: dict, *, width: int, height: int) -> services.Prompt:
     has_include = bool(len(points)) and bool((points[:, 2] == 1).any())
     if not (has_include or box is not None or mask_input is not None or previous_mask is not None):
         raise _invalid("points", "Give at least one include point, a box or a non-empty previous mask.")
-    return services.Prompt(
+    return clicks.Prompt(
         points=points[:, :2],
         labels=points[:, 2].astype(np.int64),
         box=box,
@@ -145,7 +146,7 @@ class AssetEmbeddingApi(APIView):
     )
     def get(self, request, asset_id: int):
         asset = selectors.asset_get_for_user(user=request.user, asset_id=asset_id)
-        lookup, decoder_url = services.embedding_payload(asset=asset)
+        lookup, decoder_url = clicks.embedding_payload(asset=asset)
         record = lookup.record
         raw = np.ascontiguousarray(record.embedding, dtype="<f2").tobytes()
         info = record.transform_info()
@@ -179,7 +180,7 @@ class DecoderOnnxApi(APIView):
         responses={(200, "application/octet-stream"): bytes},
     )
     def get(self, request):
-        path = services.decoder_onnx_file(model_type=request.query_params.get("model_type"))
+        path = clicks.decoder_onnx_file(model_type=request.query_params.get("model_type"))
         response = FileResponse(open(path, "rb"), content_type="application/octet-stream")  # noqa: SIM115
         response["Content-Disposition"] = f'attachment; filename="{path.name}"'
         response["ETag"] = f'"{path.stem}"'
@@ -203,7 +204,7 @@ class ProjectEmbeddingsApi(APIView):
     ))
     def get(self, request, project_id: int):
         project = selectors.project_get_for_user(user=request.user, project_id=project_id)
-        return Response(services.embeddings_status(project=project))
+        return Response(intellibrush_selectors.embeddings_status(project=project))
 
     @extend_schema(request=None, responses={202: inline_serializer(
         "EmbeddingsJob", {"job_id": serializers.IntegerField()})})
@@ -211,8 +212,8 @@ class ProjectEmbeddingsApi(APIView):
         project = selectors.project_get_for_user(
             user=request.user, project_id=project_id, min_role=Role.ANNOTATOR
         )
-        model_type = services.sam_model_type()
+        model_type = conf.sam_model_type()
         job = services.embeddings_precompute_start(project=project, user=request.user)
         if job is None:
-            raise services.sam_unavailable_error(model_type)
+            raise conf.sam_unavailable_error(model_type)
         return Response({"job_id": job.pk}, status=status.HTTP_202_ACCEPTED)

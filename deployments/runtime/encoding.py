@@ -1,4 +1,7 @@
-"""Turning class maps into API payloads: COCO RLE per class, polygons, palette PNG."""
+"""Turning class maps into API payloads: COCO RLE per class, polygons, palette PNG.
+
+The RLE codec is the project's one, :mod:`annotator.formats.rle` (Django-free, like
+this package); ``rle_encode`` / ``rle_decode`` are its ``encode`` / ``decode``."""
 
 from __future__ import annotations
 
@@ -9,37 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from annotator.formats.rle import decode as rle_decode
+from annotator.formats.rle import encode as rle_encode
 
-def rle_encode(mask: np.ndarray) -> dict[str, Any]:
-    """COCO compressed RLE of a binary mask.
-
-    Args:
-        mask: bool or uint8 (H, W).
-
-    Returns:
-        ``{"size": [H, W], "counts": "<compressed RLE string>"}``.
-    """
-    from pycocotools import mask as mask_utils
-
-    if mask.dtype == bool and mask.flags.f_contiguous:
-        mask = mask.view(np.uint8)  # already what pycocotools wants: no copy
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {
-        "size": [int(rle["size"][0]), int(rle["size"][1])],
-        "counts": rle["counts"].decode("ascii"),
-    }
-
-
-def rle_decode(rle: dict[str, Any]) -> np.ndarray:
-    """Inverse of :func:`rle_encode`: bool (H, W)."""
-    from pycocotools import mask as mask_utils
-
-    counts = rle["counts"]
-    data = {
-        "size": list(rle["size"]),
-        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
-    }
-    return mask_utils.decode(data).astype(bool)
+__all__ = ["class_map_png", "encode_class_map", "hex_to_rgb", "mask_polygons", "rle_decode", "rle_encode"]
 
 
 def mask_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]:

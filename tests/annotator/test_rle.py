@@ -27,6 +27,19 @@ def test_string_codec_matches_pycocotools(mask):
 
 
 @settings(max_examples=100, deadline=None)
+@given(masks)
+def test_encode_reads_every_memory_layout_the_same(mask):
+    # column-major bool masks are read in place (the predict path's per-class masks);
+    # row-major, uint8, transposed and strided ones are copied: all give one RLE
+    expected = cocomask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+    padded = np.zeros((mask.shape[0], 2 * mask.shape[1]), bool)
+    padded[:, ::2] = mask
+    for layout in (mask, np.asfortranarray(mask), mask.astype(np.uint8),
+                   np.ascontiguousarray(mask.T).T, padded[:, ::2]):
+        assert rlelib.encode(layout) == {"size": list(mask.shape), "counts": expected}
+
+
+@settings(max_examples=100, deadline=None)
 @given(masks, st.data())
 def test_uncompressed_and_non_canonical_counts_normalize_to_the_same_rle(mask, data):
     runs = rlelib.parse_counts(rlelib.encode(mask))

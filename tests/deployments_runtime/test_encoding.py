@@ -79,3 +79,16 @@ def test_png_is_a_palette_image_of_the_class_map() -> None:
     assert np.array_equal(np.asarray(image), class_map)
     palette = image.getpalette()
     assert palette[3:6] == [255, 0, 0] and palette[9:12] == [0, 0, 255]
+
+
+def test_the_runtime_uses_the_one_checked_codec_and_stays_django_free() -> None:
+    import subprocess
+    import sys
+
+    from annotator.formats import rle as rlelib
+
+    assert (rle_encode, rle_decode) == (rlelib.encode, rlelib.decode)
+    code = ("import sys, deployments.runtime.encoding; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework', 'celery')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from PIL import Image
 
-from annotator.intellibrush import services
+from annotator.formats import rle as rlelib
+from annotator.intellibrush import clicks, conf, services, store, worker
 from annotator.intellibrush.onnx_export import OnnxDecoder
 from annotator.intellibrush.sam import EmbeddingRecord, SamEngine, build_sam, clear_engines
 from projects import services as project_services
@@ -40,10 +42,10 @@ def _tiny_sam(settings, tmp_path, monkeypatch):
     settings.TESSERA_SAM_ONNX_DIR = str(tmp_path / "onnx")
     settings.TESSERA_SAM_PRECOMPUTE = "false"
     monkeypatch.delenv("TESSERA_SAM_CHECKPOINT", raising=False)
-    services.hot_cache.clear()
+    store.hot_cache.clear()
     clear_engines()
     yield
-    services.hot_cache.clear()
+    store.hot_cache.clear()
     clear_engines()
 
 
@@ -59,16 +61,16 @@ def _asset(project, seed: int, width: int = 120, height: int = 90) -> tuple[Asse
         project=project, user=None, name=f"s{seed}.png", data=_png(sample.image)
     )
     # The media root outlives the test database, whose ids restart: start clean.
-    services.embeddings_delete_for_asset(asset_id=asset.id)
+    store.embeddings_delete_for_asset(asset_id=asset.id)
     return asset, sample
 
 
 def _mask(rle: dict) -> np.ndarray:
-    return services.rle_decode(rle)
+    return rlelib.decode(rle)
 
 
 def _stored_record(asset: Asset) -> EmbeddingRecord:
-    with default_storage.open(services.embedding_key(asset=asset, model_type="tiny"), "rb") as fh:
+    with default_storage.open(store.embedding_key(asset=asset, model_type="tiny"), "rb") as fh:
         return EmbeddingRecord.from_npz_bytes(fh.read())
 
 
@@ -93,7 +95,7 @@ def test_click_computes_once_then_reuses_and_matches_sam(celery_worker_process, 
     assert np.array_equal(_mask(body["rle"]), expected.mask)
     assert body["score"] == pytest.approx(expected.score, abs=1e-5)
 
-    services.hot_cache.clear()  # second click from storage, then from the hot cache
+    store.hot_cache.clear()  # second click from storage, then from the hot cache
     for _ in range(2):
         again = client.post(url, {"points": [[60, 40, 1], [5, 5, 0]], "return_logits": True},
                             format="json").json()
@@ -165,7 +167,7 @@ def test_browser_path_embedding_and_onnx_decoder(celery_worker_process, client_f
     decoder = client.get(payload["decoder_url"])
     assert decoder.status_code == 200
     onnx_bytes = b"".join(decoder.streaming_content)
-    path = services.decoder_onnx_file(model_type="tiny")
+    path = clicks.decoder_onnx_file(model_type="tiny")
     assert path.read_bytes() == onnx_bytes
     again = client.get(payload["decoder_url"])
     assert again["ETag"] == decoder["ETag"]
@@ -187,7 +189,7 @@ def test_changed_image_gets_a_new_embedding(celery_worker_process, client_for) -
     asset, _ = _asset(project, seed=9004)
     url = f"/api/v1/assets/{asset.id}/intellibrush/"
     assert client.post(url, {"points": [[20, 20, 1]]}, format="json").json()["embedding_source"] == "computed"
-    old_key = services.embedding_key(asset=asset, model_type="tiny")
+    old_key = store.embedding_key(asset=asset, model_type="tiny")
 
     # The image is edited in place: new pixels, new sha256, same asset.
     import hashlib
@@ -200,7 +202,7 @@ def test_changed_image_gets_a_new_embedding(celery_worker_process, client_for) -
     asset.save()
     body = client.post(url, {"points": [[20, 20, 1]]}, format="json").json()
     assert body["embedding_source"] == "computed" and body["embedding_computed_on_demand"]
-    new_key = services.embedding_key(asset=asset, model_type="tiny")
+    new_key = store.embedding_key(asset=asset, model_type="tiny")
     assert new_key != old_key and default_storage.exists(new_key)
     assert not default_storage.exists(old_key)  # stale embedding removed by the worker
 
@@ -226,6 +228,31 @@ def test_precompute_job_reports_progress_then_clicks_hit_the_cache(celery_worker
     body = client.post(f"/api/v1/assets/{assets[1].id}/intellibrush/", {"box": [5, 5, 50, 40]},
                        format="json").json()
     assert body["embedding_source"] == "cache" and body["method"] == "sam"
+
+
+def test_uploads_announce_new_assets_and_deletions_remove_embeddings(
+        celery_worker_process, client_for, settings) -> None:
+    # projects announces (projects.signals); IntelliBrush, subscribed in its AppConfig,
+    # precomputes the new images' embeddings and removes them with the assets
+    settings.TESSERA_SAM_PRECOMPUTE = "true"
+    project = factories.project_create()
+    client = client_for(factories.owner_of(project))
+    files = [SimpleUploadedFile(f"u{i}.png", _png(make_sample(9100 + i, width=64, height=48).image))
+             for i in range(2)]
+    response = client.post(f"/api/v1/projects/{project.id}/assets/", {"files": files}, format="multipart")
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(project=project, kind=conf.JOB_KIND)
+    assert job.params == {"model_type": "tiny", "total": 2}
+    job = wait_until(lambda: (j := Job.objects.get(pk=job.pk)).status in ("succeeded", "failed") and j,
+                     timeout=120)
+    assert job.status == "succeeded" and job.result["total"] == 2, (job.status, job.result, job.errors)
+    assets = list(Asset.objects.filter(project=project))
+    keys = [store.embedding_key(asset=a, model_type="tiny") for a in assets]
+    assert len(keys) == 2 and all(default_storage.exists(k) for k in keys)
+
+    project_services.assets_delete(asset_ids=[assets[0].id])
+    assert not default_storage.exists(keys[0]) and default_storage.exists(keys[1])
+    store.embeddings_delete_for_asset(asset_id=assets[1].id)
 
 
 #: Seconds added to each embedding by the slow worker (tests/intellibrush/slow_worker).
@@ -285,7 +312,7 @@ def test_click_goes_ahead_of_a_precompute_backlog(slow_gpu_worker, client_for) -
     )
     assert finished.status == Job.Status.SUCCEEDED, finished.errors
     assert finished.result["computed"] == 20 and finished.result["already_stored"] == 0
-    assert all(default_storage.exists(services.embedding_key(asset=a, model_type="tiny"))
+    assert all(default_storage.exists(store.embedding_key(asset=a, model_type="tiny"))
                for a in [*backlog, clicked])
 
 
@@ -294,21 +321,21 @@ def test_precompute_slice_stops_after_the_embedding_in_progress(monkeypatch) -> 
     slice after it; the next slice is not cut short by that same, already-served click."""
     project = factories.project_create()
     ids = [_asset(project, seed=9130 + i, width=32, height=24)[0].id for i in range(4)]
-    job = project_services.job_create(project=project, user=None, kind=services.JOB_KIND)
+    job = project_services.job_create(project=project, user=None, kind=conf.JOB_KIND)
     computed: list[int] = []
 
     def compute(*, asset, model_type):
         computed.append(asset.id)
         if len(computed) == 2:
-            services._on_demand_enqueued()  # a click arrives while the 2nd one is computed
+            store.on_demand_enqueued()  # a click arrives while the 2nd one is computed
         return None, True
 
-    monkeypatch.setattr(services, "embedding_compute", compute)
+    monkeypatch.setattr(worker, "embedding_compute", compute)
     state = {"remaining": ids, "done": 0, "total": 4, "computed": 0, "errors": [],
-             "on_demand_seen": services._on_demand_seq()}
-    state = services.embeddings_project_step(job_id=job.pk, model_type="tiny", state=state)
+             "on_demand_seen": store.on_demand_seq()}
+    state = worker.embeddings_project_step(job_id=job.pk, model_type="tiny", state=state)
     assert computed == ids[:2] and state["remaining"] == ids[2:]
-    state = services.embeddings_project_step(job_id=job.pk, model_type="tiny", state=state)
+    state = worker.embeddings_project_step(job_id=job.pk, model_type="tiny", state=state)
     assert computed == ids and state["remaining"] == []
     assert Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED
 

@@ -152,7 +152,7 @@ def test_delete_needs_the_owner_and_the_typed_name(client_for):
 
 @pytest.mark.django_db(transaction=True)
 def test_delete_runs_as_a_job_and_leaves_nothing(client_for, celery_worker_process):
-    from annotator.intellibrush.services import embedding_key
+    from annotator.intellibrush.store import embedding_key
     from annotator.models import MaskRevision
 
     project, users = _team()

@@ -178,7 +178,7 @@ def test_a_run_is_refused_while_the_val_split_is_empty_or_tiny(client_for, setti
 def _asset_with_everything(project, label_class, seed: int) -> tuple[Asset, set[str]]:
     """An asset with masks (two revisions), a thumbnail and a stored embedding; returns
     it and the storage names of its files."""
-    from annotator.intellibrush.services import embedding_key
+    from annotator.intellibrush.store import embedding_key
 
     asset = factories.asset_create(project, width=20, height=16, seed=seed)
     _label(asset, label_class)
