@@ -75,3 +75,46 @@ def test_each_annotator_sees_the_others_and_strangers_are_refused():
             await c.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_an_open_socket_keeps_the_asset_out_of_next_to_label(client_for, settings):
+    """While an annotator's socket is open, "Next to label" hands others the next asset; the
+    key is refreshed while connected and released on disconnect. A viewer's socket holds nothing."""
+    from asgiref.sync import sync_to_async
+    from django.core.cache import cache
+
+    from projects.selectors import asset_open_key
+
+    settings.TESSERA_ASSET_OPEN_TTL_S = 3  # refreshed every second while connected
+    project = factories.project_create(alice="annotator", bob="annotator", vic="viewer")
+    first, second = factories.asset_create(project), factories.asset_create(project)
+    users = get_user_model().objects
+    alice, bob, vic = (users.get(username=n) for n in ("alice", "bob", "vic"))
+    cache.delete_many([asset_open_key(first.id), asset_open_key(second.id)])
+    url = f"/api/v1/projects/{project.id}/assets/next/"
+    vic_path, alice_path = _path(first.id, vic), _path(first.id, alice)
+
+    @sync_to_async
+    def next_for(user) -> int | None:
+        res = client_for(user).post(url, {"purpose": "label"}, format="json")
+        assert res.status_code == 200, res.content
+        asset = res.json()["asset"]
+        if asset:  # give it back: only the socket should hold assets here
+            cache.delete(asset_open_key(asset["id"]))
+        return asset and asset["id"]
+
+    async def scenario():
+        viewer = await _open(vic_path)
+        await _others_until(viewer, [])
+        assert await next_for(bob) == first.id  # a viewer holds nothing
+        a = await _open(alice_path)
+        await _others_until(a, [])
+        assert await next_for(bob) == second.id
+        await asyncio.sleep(4)  # past the TTL: the open socket has refreshed it
+        assert await next_for(bob) == second.id
+        assert await next_for(alice) == first.id  # her own open asset is hers to get
+        await a.disconnect()
+        assert await next_for(bob) == first.id
+        await viewer.disconnect()
+
+    asyncio.run(scenario())
