@@ -62,6 +62,11 @@ export function AnnotatorHeader(p: {
           <option value="unlabeled">Unlabeled</option>
           <option value="labeled">Labeled</option>
           <option value="reviewed">Reviewed</option>
+          {(p.status === "in_progress" || p.status === "rejected") && (
+            <option value={p.status} disabled>
+              {p.status === "rejected" ? "Rejected" : "In progress"}
+            </option>
+          )}
         </select>
       </label>
       <span className={`save-state ${p.saveState}`} title={label} role="status" aria-live="polite" data-save-state={p.saveState}>
