@@ -9,7 +9,8 @@ with 4403.
 
 The socket of an owner or annotator also marks the asset open by them (the Redis key that
 "Next to label / review" skips, see ``projects.services.asset_open_mark``): set on connect,
-refreshed every third of TESSERA_ASSET_OPEN_TTL_S while connected, released on disconnect.
+refreshed every third of TESSERA_ASSET_OPEN_TTL_S while connected, released on disconnect
+(and taken again at once by another open socket of the asset, which hears the goodbye).
 A socket that dies without a goodbye leaves the key to expire with its TTL."""
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ class AssetPresenceConsumer(AsyncJsonWebsocketConsumer):
         await self._send_list()
 
     async def presence_bye(self, event: dict) -> None:
+        if hasattr(self, "keeper"):
+            # The leaver released the open-by key (theirs, or ours from another tab): take it now.
+            await self._open_mark()
         if self.others.pop(event["channel"], None) is not None:
             await self._send_list()
 
