@@ -2,7 +2,6 @@
 
 One view per resource action; input/output serializers are nested; logic lives in
 services (writes) and selectors (reads and permission checks)."""
-from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -511,7 +510,7 @@ class AssetNextApi(APIView):
     @extend_schema(request=Input, responses=dict)
     def post(self, request, project_id: int):
         """The next asset to label or review that nobody else has open; it is marked open
-        by you (send heartbeats to /assets/{id}/presence/ while you work on it)."""
+        by you (the annotator and review pages keep it so through ws /ws/assets/{id}/presence/)."""
         project = selectors.project_get_for_user(user=request.user, project_id=project_id,
                                                  min_role=Role.ANNOTATOR)
         data = self.Input(data=request.data)
@@ -520,24 +519,6 @@ class AssetNextApi(APIView):
                                     purpose=data.validated_data["purpose"],
                                     after_id=data.validated_data.get("after", 0))
         return Response({"asset": AssetOutput(asset).data if asset else None})
-
-
-class AssetPresenceApi(APIView):
-    @extend_schema(request=None, responses=dict)
-    def post(self, request, asset_id: int):
-        """Heartbeat while the asset is open (every ~15 s); 409 when someone else has it."""
-        asset = selectors.asset_get_for_user(user=request.user, asset_id=asset_id,
-                                             min_role=Role.ANNOTATOR)
-        if not services.asset_open_mark(asset=asset, user=request.user):
-            raise ApplicationError("Someone else has this asset open.", code="open_elsewhere",
-                                   status_code=409)
-        return Response({"open": True, "ttl_s": settings.TESSERA_ASSET_OPEN_TTL_S})
-
-    def delete(self, request, asset_id: int):
-        asset = selectors.asset_get_for_user(user=request.user, asset_id=asset_id,
-                                             min_role=Role.ANNOTATOR)
-        services.asset_open_release(asset=asset, user=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AssetReviewApi(APIView):

@@ -19,7 +19,6 @@ urlpatterns = [
     path("projects/<id:project_id>/assets/bulk/", apis.AssetBulkApi.as_view(), name="asset-bulk"),
     path("projects/<id:project_id>/assets/next/", apis.AssetNextApi.as_view(), name="asset-next"),
     path("projects/<id:project_id>/splits/auto/", apis.AutoSplitApi.as_view(), name="auto-split"),
-    path("assets/<id:asset_id>/presence/", apis.AssetPresenceApi.as_view(), name="asset-presence"),
     path("assets/<id:asset_id>/review/", apis.AssetReviewApi.as_view(), name="asset-review"),
     path("assets/<id:asset_id>/", apis.AssetDetailApi.as_view(), name="asset-detail"),
     path("assets/<id:asset_id>/file/", apis.AssetFileApi.as_view(), name="asset-file"),

@@ -218,9 +218,16 @@ def test_review_flow_with_overlays_and_open_assets_skipped(page, login, shot, te
                       for i in range(4)))
     shot(pg, "grid-with-mask-overlays")
 
-    beat = requests.post(f"{tessera.url}/api/v1/assets/{first}/presence/",
-                         headers={"Authorization": f"Token {token}"})
-    assert beat.status_code == 200, beat.text
+    # The colleague's page: a real presence socket on the first asset, kept open meanwhile.
+    colleague = pg.context.new_page()
+    colleague.goto("/")
+    colleague.evaluate(
+        """([id, token]) => new Promise((resolve, reject) => {
+             const ws = new WebSocket(`ws://${location.host}/ws/assets/${id}/presence/?token=${token}`);
+             ws.onmessage = () => resolve(true);
+             ws.onclose = (e) => reject(new Error(`closed ${e.code}`));
+             window.colleagueSocket = ws;
+           })""", [first, token])
     pg.get_by_role("button", name="Next to review").click()
     pg.wait_for_url(f"**/projects/{pid}/review/{second}")  # the first is open elsewhere
     panel = pg.get_by_role("complementary", name="Review")
@@ -236,6 +243,11 @@ def test_review_flow_with_overlays_and_open_assets_skipped(page, login, shot, te
     pg.get_by_role("button", name="Accept").click()
     pg.get_by_text("Nothing else is waiting for review.").wait_for()
     shot(pg, "review-done")
+    # The colleague leaves: the first asset is free for review again.
+    colleague.close()
+    pg.goto(f"/projects/{pid}")
+    pg.get_by_role("button", name="Next to review").click()
+    pg.wait_for_url(f"**/projects/{pid}/review/{first}")
 
     statuses = {a["id"]: (a["status"], a["review_comment"]) for a in _assets(pg, pid)}
     assert statuses == {first: ("labeled", ""), second: ("rejected", "The circle's edge is off"),

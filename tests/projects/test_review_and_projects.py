@@ -69,7 +69,7 @@ def test_review_accepts_or_rejects_with_a_comment(client_for):
     assert stranger.post(url, {"decision": "reviewed"}, format="json").status_code == 404
 
 
-def test_next_to_label_and_review_skip_assets_open_elsewhere(client_for, settings):
+def test_next_to_label_and_review_skip_assets_open_elsewhere(client_for):
     project, users = _team()
     one, two = client_for(users["annotator1"]), client_for(users["annotator2"])
     label_class = factories.label_class_create(project)
@@ -87,16 +87,12 @@ def test_next_to_label_and_review_skip_assets_open_elsewhere(client_for, setting
     assert two.post(url, {"purpose": "review"}, format="json").json()["asset"]["id"] == c.id
     assert one.post(url, {"purpose": "review"}, format="json").json()["asset"] is None
 
-    # Heartbeats: 409 on someone else's asset; released, it is free again.
-    assert one.post(f"/api/v1/assets/{b.id}/presence/").status_code == 409
-    assert two.post(f"/api/v1/assets/{b.id}/presence/").json() == {
-        "open": True, "ttl_s": settings.TESSERA_ASSET_OPEN_TTL_S}
-    assert two.delete(f"/api/v1/assets/{b.id}/presence/").status_code == 204
-    assert one.post(f"/api/v1/assets/{b.id}/presence/").status_code == 200
+    # The heartbeat endpoint is gone: the presence socket keeps assets open (see
+    # tests/annotator/test_presence_websocket.py).
+    assert one.post(f"/api/v1/assets/{b.id}/presence/").status_code == 404
 
     viewer = client_for(users["viewer"])
     assert viewer.post(url, {"purpose": "label"}, format="json").status_code == 403
-    assert viewer.post(f"/api/v1/assets/{a.id}/presence/").status_code == 403
     assert one.post(url, {"purpose": "sleep"}, format="json").status_code == 400
 
 

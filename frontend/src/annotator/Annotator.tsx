@@ -12,6 +12,7 @@ import type { MaskDocument, MaskObject } from "./maskDocument";
 import { drawBitmapCanvas, MaskRenderer, packColor } from "./renderer";
 import { AnnotatorHeader, ClassesPanel, ObjectsPanel, Toolbox } from "./panels";
 import { usePresence } from "./presence";
+import { ReviewPanel } from "./ReviewPanel";
 import { RevisionPanel, type Revision } from "./RevisionPanel";
 import { useAssetNavigation } from "./useAssetNavigation";
 import { useIntelliBrush } from "./useIntelliBrush";
@@ -755,6 +756,13 @@ export function Annotator({ projectId, asset, image, classes, initialDoc, initia
             onPick={pickClass}
             hidden={hiddenClasses}
             onToggle={(id) => setHiddenClasses((s) => toggle(s, id))}
+          />
+          <ReviewPanel
+            key={asset.id}
+            asset={asset}
+            status={status}
+            flush={() => saver.flush()}
+            onDecided={(a) => setStatus(a.status)}
           />
           <RevisionPanel
             assetId={asset.id}

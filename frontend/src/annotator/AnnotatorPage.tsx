@@ -1,7 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router";
-import { useAssetPresence } from "../api/assets";
 import { useClasses, useProject } from "../api/hooks";
 import { ErrorBoundary } from "../components/ErrorBoundary";
 import { useTitle } from "../components/useTitle";
@@ -17,8 +16,6 @@ export function AnnotatorPage() {
   const aid = Number(assetId);
   const classes = useClasses(pid);
   const project = useProject(pid);
-  // "Next to label / review" skip assets open here; viewers do not count.
-  useAssetPresence(aid, project.data ? project.data.role !== "viewer" : false);
   const bundle = useQuery({
     queryKey: ["annotate", aid],
     queryFn: ({ signal }) => loadAssetBundle(aid, signal),

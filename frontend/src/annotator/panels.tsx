@@ -62,6 +62,11 @@ export function AnnotatorHeader(p: {
           <option value="unlabeled">Unlabeled</option>
           <option value="labeled">Labeled</option>
           <option value="reviewed">Reviewed</option>
+          {(p.status === "in_progress" || p.status === "rejected") && (
+            <option value={p.status} disabled>
+              {p.status === "rejected" ? "Rejected" : "In progress"}
+            </option>
+          )}
         </select>
       </label>
       <span className={`save-state ${p.saveState}`} title={label} role="status" aria-live="polite" data-save-state={p.saveState}>
@@ -110,6 +115,13 @@ export function AnnotatorHeader(p: {
   );
 }
 
+/** A class's swatch: its colour, hatched for the ignore (void) class. */
+export function swatchFill(c: LabelClass): string {
+  return c.is_ignore
+    ? `repeating-linear-gradient(45deg, ${c.color} 0 3px, transparent 3px 6px)`
+    : c.color;
+}
+
 export function ClassesPanel(p: {
   projectId: number;
   classes: LabelClass[];
@@ -130,8 +142,13 @@ export function ClassesPanel(p: {
         {p.classes.map((c, i) => (
           <li key={c.id} className={i === p.current ? "active" : ""}>
             <button type="button" className="class-pick" aria-pressed={i === p.current} onClick={() => p.onPick(i)}>
-              <span className="swatch" style={{ background: c.color }} />
+              <span className={`swatch${c.is_ignore ? " ignore" : ""}`} style={{ background: swatchFill(c) }} />
               {i < 9 && <kbd>{i + 1}</kbd>} {c.name}
+              {c.is_ignore && (
+                <span className="ignore-tag" title="Ignore (void): left out of training and evaluation">
+                  ignore
+                </span>
+              )}
             </button>
             <button
               type="button"
@@ -170,7 +187,7 @@ export function ObjectsPanel(p: {
           return (
             <li key={o.id} className={o.id === p.selected ? "active" : ""}>
               <button type="button" className="object-pick" aria-pressed={o.id === p.selected} onClick={() => p.onSelect(o)}>
-                <span className="swatch" style={{ background: c?.color ?? "#f0f" }} />
+                <span className="swatch" style={{ background: c ? swatchFill(c) : "#f0f" }} />
                 {c?.name ?? `class ${o.classId}`} #{o.id}
               </button>
               <select

@@ -1,6 +1,5 @@
-/** Splits, bulk actions, review and "who has an asset open" (projects app endpoints). */
+/** Splits, bulk actions, review and "next to label / review" (projects app endpoints). */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect } from "react";
 import { api } from "./client";
 import { keys } from "./hooks";
 import type { Asset, AssetSplit, AssetStatus, Job } from "./types";
@@ -113,25 +112,6 @@ export function useReview(assetId: number) {
       void qc.invalidateQueries({ queryKey: summaryKey(asset.project_id) });
     },
   });
-}
-
-export const PRESENCE_INTERVAL_MS = 15_000;
-
-/**
- * Tell the server this asset is open here (a heartbeat every 15 s, released on leaving), so
- * "Next to label / review" skip it for others. `enabled`: only members who may edit send it.
- */
-export function useAssetPresence(assetId: number, enabled = true) {
-  useEffect(() => {
-    if (!enabled || !assetId) return;
-    const beat = () => void api(`/assets/${assetId}/presence/`, { method: "POST" }).catch(() => undefined);
-    beat();
-    const timer = window.setInterval(beat, PRESENCE_INTERVAL_MS);
-    return () => {
-      window.clearInterval(timer);
-      void api(`/assets/${assetId}/presence/`, { method: "DELETE" }).catch(() => undefined);
-    };
-  }, [assetId, enabled]);
 }
 
 export function useRenameProject(projectId: number) {

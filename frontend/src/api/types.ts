@@ -46,6 +46,8 @@ export interface LabelClass {
   name: string;
   color: string;
   index: number;
+  /** The project's void / ignore class (at most one): left out of training and evaluation. */
+  is_ignore?: boolean;
 }
 
 export type AssetStatus = "unlabeled" | "in_progress" | "labeled" | "reviewed" | "rejected";

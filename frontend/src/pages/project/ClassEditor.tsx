@@ -6,7 +6,11 @@ import type { LabelClass } from "../../api/types";
 
 const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990"];
 
-/** List, add, rename, recolour and delete a project's label classes. */
+export const IGNORE_EXPLANATION =
+  "Ignore (void): pixels of this class are left out of training and evaluation. Use it for regions " +
+  "nobody can label reliably (blur, occlusion, edges). One per project.";
+
+/** List, add, rename, recolour and delete a project's label classes; mark one as ignore (void). */
 export function ClassEditor({ projectId, editable }: { projectId: number; editable: boolean }) {
   const classes = useClasses(projectId);
   const qc = useQueryClient();
@@ -27,10 +31,10 @@ export function ClassEditor({ projectId, editable }: { projectId: number; editab
     },
   });
   const update = useMutation({
-    mutationFn: (v: { id: number; name?: string; color?: string }) =>
+    mutationFn: (v: { id: number; name?: string; color?: string; is_ignore?: boolean }) =>
       api<LabelClass>(`/projects/${projectId}/classes/${v.id}/`, {
         method: "PATCH",
-        body: { name: v.name, color: v.color },
+        body: { name: v.name, color: v.color, is_ignore: v.is_ignore },
       }),
     onSettled: invalidate,
   });
@@ -43,6 +47,7 @@ export function ClassEditor({ projectId, editable }: { projectId: number; editab
     if (name.trim()) create.mutate();
   };
   const error = create.error ?? update.error ?? remove.error;
+  const ignoreClass = classes.data?.find((c) => c.is_ignore);
   return (
     <div className="class-editor">
       {classes.isPending && <p role="status">Loading classes…</p>}
@@ -69,6 +74,19 @@ export function ClassEditor({ projectId, editable }: { projectId: number; editab
               }}
               onKeyDown={(e) => e.key === "Enter" && (e.target as HTMLInputElement).blur()}
             />
+            <label
+              className={`check ignore-toggle${c.is_ignore ? " on" : ""}`}
+              title={ignoreClass && !c.is_ignore ? `${ignoreClass.name} is the ignore class` : IGNORE_EXPLANATION}
+            >
+              <input
+                type="checkbox"
+                aria-label={`Ignore class ${c.name} (void)`}
+                checked={!!c.is_ignore}
+                disabled={!editable || update.isPending || (!!ignoreClass && !c.is_ignore)}
+                onChange={(e) => update.mutate({ id: c.id, is_ignore: e.target.checked })}
+              />
+              ignore (void)
+            </label>
             {editable && (
               <button
                 type="button"
@@ -83,6 +101,11 @@ export function ClassEditor({ projectId, editable }: { projectId: number; editab
         ))}
       </ol>
       {classes.data?.length === 0 && <p className="muted">No classes yet.</p>}
+      {!!classes.data?.length && (
+        <p className="muted small" data-testid="ignore-explanation">
+          {IGNORE_EXPLANATION}
+        </p>
+      )}
       {editable && (
         <form className="inline-form" onSubmit={submit} aria-label="New class">
           <label>

@@ -5,7 +5,8 @@
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
-import { STATUS_LABEL, useAssetPresence, useNextAsset, useReview } from "../../api/assets";
+import { STATUS_LABEL, useNextAsset, useReview } from "../../api/assets";
+import { usePresence } from "../../annotator/presence";
 import { api } from "../../api/client";
 import { useAsset, useClasses, useProject } from "../../api/hooks";
 import type { LabelClass, MaskEntry } from "../../api/types";
@@ -52,7 +53,8 @@ export function ReviewPage() {
     staleTime: 0,
   });
   const canReview = project.data ? project.data.role !== "viewer" : false;
-  useAssetPresence(aid, canReview);
+  // The presence socket marks the asset open (owners, annotators), so "Next" skips it for others.
+  usePresence(aid);
   const review = useReview(aid);
   const next = useNextAsset(pid);
   const navigate = useNavigate();
