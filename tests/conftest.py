@@ -99,13 +99,27 @@ def celery_worker_process(start_celery_worker) -> subprocess.Popen:
     return start_celery_worker(name="shared@tessera")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each websocket test runs its own event loop (asyncio.run, WebsocketCommunicator): give
+    it its own channel layer, as channels_redis keeps per-loop state (locks, receive
+    buffers) on the layer object ("Lock ... is bound to a different event loop")."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 def stop_consuming(queue: str) -> list[str]:
-    """Make every worker running now stop taking tasks from ``queue`` (Celery's remote
+    """Make every worker now taking tasks from ``queue`` stop (Celery's remote
     cancel_consumer), so that a worker started next is the one that gets them. Returns
-    the names, for resume_consuming."""
+    their names, for resume_consuming (workers that had already stopped are left out, so
+    resuming does not bring them back)."""
     from config.celery_app import app
 
-    names = [name for reply in app.control.ping(timeout=1.0) or [] for name in reply]
+    active = app.control.inspect(timeout=1.0).active_queues() or {}
+    names = [name for name, queues in active.items() if any(q["name"] == queue for q in queues)]
     if names:
         app.control.cancel_consumer(queue, destination=names, reply=True, timeout=2.0)
     return names

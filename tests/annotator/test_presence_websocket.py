@@ -16,17 +16,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_channel_layer():
-    """Each test runs its own event loop (asyncio.run): give it its own channel layer, as
-    channels_redis keeps per-loop receive state on the layer object."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
 def _path(asset_id: int, user) -> str:
     token = Token.objects.get_or_create(user=user)[0].key
     return f"/ws/assets/{asset_id}/presence/?token={token}"

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.embedded import free_port
 from tests import factories
 from tests.conftest import resume_consuming, stop_consuming, wait_until
+from tests.processes import stop_process_groups
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -51,9 +52,11 @@ def test_metrics_move_with_a_prediction_in_web_and_worker(start_worker, project_
     multiproc = tmp_path / "prometheus"  # as in platform/k8s: the pool's processes add up there
     multiproc.mkdir()
     (multiproc / "gauge_livesum_1.db").write_bytes(b"stale")  # a dead container's; removed at start
-    start_worker("metrics-inference@tessera", queues=("inference",), concurrency=2,
-                 env={"TESSERA_CACHE_PREFIX": prefix, "TESSERA_METRICS_PORT": str(port),
-                      "TESSERA_LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(multiproc)})
+    proc = start_worker("metrics-inference@tessera", queues=("inference",), concurrency=2,
+                        env={"TESSERA_CACHE_PREFIX": prefix, "TESSERA_METRICS_PORT": str(port),
+                             "TESSERA_LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(multiproc)})
+    # stopped when the test ends: later tests expect their own inference worker to take loads
+    request.addfinalizer(lambda: stop_process_groups([proc]))
     from deployments.registry import inference_workers
 
     wait_until(lambda: inference_workers(), timeout=30)
