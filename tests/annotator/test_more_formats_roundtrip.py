@@ -28,7 +28,6 @@ from tests.annotator.test_roundtrip import (
     _export_import,
     _instances,
     _make_source,
-    _semantic_by_name,
     image_spec,
 )
 
@@ -61,19 +60,6 @@ def test_instance_formats_round_trip_exactly(user, format, specs):
     # Roboflow's root category is no class
     assert set(LabelClass.objects.filter(project=target).values_list("name", flat=True)) <= {
         n for n, _ in CLASS_NAMES}
-
-
-@HYPOTHESIS
-@given(specs=st.lists(image_spec(), min_size=1, max_size=3))
-def test_semantic_png_round_trips_the_class_map(user, specs):
-    source, assets = _make_source(user, specs)
-    target, _ = _export_import(user, source, "semantic_png")
-    for asset, (h, w, split, _) in zip(assets, specs, strict=True):
-        copy = Asset.objects.get(project=target, name=asset.name)
-        assert (copy.width, copy.height, copy.split) == (w, h, split)
-        assert np.array_equal(_semantic_by_name(copy), _semantic_by_name(asset))
-    colors = dict(LabelClass.objects.filter(project=target).values_list("name", "color"))
-    assert all(colors[name] == dict(CLASS_NAMES)[name] for name in colors)
 
 
 @pytest.mark.parametrize("format", ["cvat", "label_studio", "roboflow_coco", "semantic_png"])

@@ -131,11 +131,12 @@ def test_instance_formats_round_trip_exactly(user, format, specs):
             assert colors.get(name, color) == color
 
 
+@pytest.mark.parametrize("format", ["png", "semantic_png"])  # index PNGs; VOC-style palette PNGs
 @HYPOTHESIS
 @given(specs=st.lists(image_spec(), min_size=1, max_size=3))
-def test_png_index_masks_round_trip_the_class_map(user, specs):
+def test_class_map_formats_round_trip_the_class_map(user, format, specs):
     source, assets = _make_source(user, specs)
-    target, _ = _export_import(user, source, "png")
+    target, _ = _export_import(user, source, format)
     for asset, (h, w, split, _) in zip(assets, specs, strict=True):
         copy = Asset.objects.get(project=target, name=asset.name)
         assert (copy.width, copy.height, copy.split) == (w, h, split)
