@@ -17,8 +17,9 @@ from config.embedded import redis_url_ensured  # noqa: E402
 
 def main() -> int:
     os.chdir(ROOT)
-    var_dir = ROOT / "var" / "test-run"
-    os.environ.setdefault("TESSERA_VAR_DIR", str(var_dir))
+    # A suite's own state (SQLite, media, embedded Redis, logs) lives under its var dir, so
+    # two suites with different TESSERA_VAR_DIR never see each other's files.
+    var_dir = Path(os.environ.setdefault("TESSERA_VAR_DIR", str(ROOT / "var" / "test-run")))
     os.environ.setdefault("TESSERA_MEDIA_ROOT", str(var_dir / "media"))
     os.environ.setdefault("TESSERA_CACHE_PREFIX", "tessera-test")
     os.environ.setdefault("TESSERA_CHANNELS_PREFIX", "asgi-test")
