@@ -131,7 +131,10 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
       {canImport && (
         <form className="card" onSubmit={submitImport} aria-label="Import annotations">
           <h2>Import</h2>
-          <p className="muted">COCO JSON, LabelMe JSON, or a zip with images (COCO, LabelMe, PNG masks).</p>
+          <p className="muted">
+            A label file (COCO or Label Studio JSON, LabelMe JSON, CVAT XML) or a zip with images and labels
+            (also VOC / Cityscapes / ADE20K class-map PNGs and Roboflow or Datature COCO exports).
+          </p>
           <label>
             Format
             <select name="import-format" value={format} onChange={(e) => setFormat(e.target.value)}>
@@ -139,11 +142,15 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
               <option value="coco">COCO (mask RLE / polygons)</option>
               <option value="labelme">LabelMe</option>
               <option value="png">PNG class maps (zip)</option>
+              <option value="semantic_png">VOC / Cityscapes / ADE20K class maps (zip)</option>
+              <option value="cvat">CVAT for images 1.1 (XML)</option>
+              <option value="label_studio">Label Studio JSON</option>
+              <option value="roboflow_coco">COCO from Roboflow / Datature</option>
             </select>
           </label>
           <label>
             File
-            <input name="import-file" type="file" accept=".json,.zip" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+            <input name="import-file" type="file" accept=".json,.zip,.xml" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
           </label>
           <button type="submit" className="primary" disabled={!file}>
             Import
@@ -208,6 +215,10 @@ export function ImportExport({ projectId, canImport }: { projectId: number; canI
             <option value="coco">COCO (RLE masks)</option>
             <option value="labelme">LabelMe</option>
             <option value="png">PNG class maps</option>
+            <option value="semantic_png">VOC-style class-map PNGs</option>
+            <option value="cvat">CVAT for images 1.1</option>
+            <option value="label_studio">Label Studio JSON</option>
+            <option value="roboflow_coco">COCO (Roboflow layout)</option>
           </select>
         </label>
         <label className="check">
