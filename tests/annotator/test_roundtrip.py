@@ -108,7 +108,7 @@ HYPOTHESIS = settings(max_examples=25, deadline=None,
                                              HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("format", ["coco", "labelme"])
+@pytest.mark.parametrize("format", ["coco", "labelme", "cvat", "label_studio", "roboflow_coco"])
 @HYPOTHESIS
 @given(specs=st.lists(image_spec(), min_size=1, max_size=3))
 def test_instance_formats_round_trip_exactly(user, format, specs):
@@ -118,13 +118,16 @@ def test_instance_formats_round_trip_exactly(user, format, specs):
     for asset, (h, w, split, instances) in zip(assets, specs, strict=True):
         copy = Asset.objects.get(project=target, name=asset.name)
         assert (copy.width, copy.height, copy.split, copy.sha256) == (w, h, split, asset.sha256)
-        if not instances:  # COCO has no way to say "labeled, nothing here"; LabelMe has
-            assert MaskSet.objects.filter(asset=copy).exists() == (format == "labelme")
+        if not instances:  # COCO cannot say "labeled, nothing here"; LabelMe, CVAT, Label Studio can
+            assert MaskSet.objects.filter(asset=copy).exists() == (format not in ("coco", "roboflow_coco"))
             continue
         got = _instances(copy)
         assert [n for n, _ in got] == [CLASS_NAMES[c][0] for c, _ in instances]
         for (_, mask), (_, expected) in zip(got, instances, strict=True):
             assert np.array_equal(mask, expected)
+    # no class comes from nowhere (Roboflow's root category is none)
+    assert set(LabelClass.objects.filter(project=target).values_list("name", flat=True)) <= {
+        n for n, _ in CLASS_NAMES}
     if format == "coco":  # COCO categories carry the colour; LabelMe has no place for it
         colors = dict(LabelClass.objects.filter(project=target).values_list("name", "color"))
         for name, color in CLASS_NAMES:
